@@ -1,0 +1,1 @@
+//! A headless OpenFX host: loads a bundle, describes its plugins, and renders.

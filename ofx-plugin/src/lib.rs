@@ -1,0 +1,2 @@
+//! GenFX as an OpenFX plugin: the three effects, the host wrappers and the
+//! shot cache.

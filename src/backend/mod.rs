@@ -1,0 +1,1 @@
+//! Compute backends: `cpu` is the f32 reference, `cuda` runs our kernels.

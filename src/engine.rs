@@ -1,0 +1,169 @@
+//! The interface between a host integration (the OpenFX plugin, the command
+//! line) and the generative engine.
+//!
+//! A request describes one whole shot: a generation is never per frame. The
+//! caller owns colour management and framing; the engine sees display-referred
+//! RGB at the working resolution and gives the same back.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Interleaved RGB, display-referred, nominally in [0, 1], at the working
+/// resolution. Row 0 is the top of the picture.
+#[derive(Clone, PartialEq)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<f32>,
+}
+
+impl Frame {
+    pub fn new(width: u32, height: u32, rgb: Vec<f32>) -> Result<Self, EngineError> {
+        let expected = width as usize * height as usize * 3;
+        if rgb.len() != expected {
+            return Err(EngineError::InvalidRequest(format!(
+                "frame of {width}x{height} needs {expected} RGB values, got {}",
+                rgb.len()
+            )));
+        }
+        Ok(Self { width, height, rgb })
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Frame({}x{})", self.width, self.height)
+    }
+}
+
+/// Real frames that condition a job, in clip order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Clip {
+    pub frames: Vec<Frame>,
+}
+
+/// What the shot is made from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Job {
+    /// A new shot from the prompt, optionally starting from a still or clip.
+    Generate { reference: Option<Clip> },
+    /// New frames after `context` (the last real frames of the source).
+    ExtendForward { context: Clip },
+    /// New frames before `context` (the first real frames of the source).
+    ExtendBackward { context: Clip },
+    /// New frames between the end of `before` and the start of `after`.
+    Fill { before: Clip, after: Clip },
+}
+
+/// Sampling effort. Presets map to the schedules the model ships with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Quality {
+    Draft,
+    Standard,
+    High,
+    /// An explicit number of denoising steps.
+    Steps(u32),
+}
+
+/// Everything that determines a shot. Two equal requests give equal frames.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShotRequest {
+    /// Folder of weights (diffusers layout) or a Hugging Face repository name.
+    pub model: PathBuf,
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub quality: Quality,
+    pub guidance: f32,
+    /// Working resolution; multiples of 32.
+    pub width: u32,
+    pub height: u32,
+    /// Number of generated frames of the shot (8k+1 for LTX).
+    pub num_frames: u32,
+    /// Frames per second of the clip; LTX's positions depend on it.
+    pub frame_rate: f64,
+    /// Conditioning strength of real frames, in [0, 1].
+    pub strength: f32,
+    pub job: Job,
+}
+
+/// A finished shot: `frames.len() == request.num_frames`.
+#[derive(Clone, Debug)]
+pub struct Shot {
+    pub frames: Vec<Frame>,
+}
+
+/// Where a job is, for progress bars.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    LoadingModel,
+    EncodingPrompt,
+    EncodingFrames,
+    Denoising,
+    Decoding,
+}
+
+/// Receives progress and answers whether to stop. Called from the job's
+/// thread; must be cheap.
+pub trait JobObserver: Send + Sync {
+    /// `done` of `total` units of `stage` are finished.
+    fn progress(&self, stage: Stage, done: u32, total: u32);
+    /// True when the user asked to stop; the job ends at the next step.
+    fn should_abort(&self) -> bool;
+}
+
+/// An observer that reports nowhere and never aborts.
+pub struct Silent;
+
+impl JobObserver for Silent {
+    fn progress(&self, _: Stage, _: u32, _: u32) {}
+    fn should_abort(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum EngineError {
+    /// No usable model: missing folder, files, or an unsupported version.
+    #[error("no model available: {0}")]
+    NoModel(String),
+    /// The request itself cannot be served (shapes, parameters, inputs).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The observer asked to stop.
+    #[error("aborted")]
+    Aborted,
+    /// Out of memory on the device doing the work.
+    #[error("out of memory: {0}")]
+    OutOfMemory(String),
+    /// Anything else, with the reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Generates whole shots. Implementations are shared by every plugin
+/// instance and render thread of a process.
+pub trait ShotEngine: Send + Sync {
+    fn generate(
+        &self,
+        request: &ShotRequest,
+        observer: &dyn JobObserver,
+    ) -> Result<Shot, EngineError>;
+}
+
+/// The engine a host integration should use in this build.
+pub fn default_engine() -> Arc<dyn ShotEngine> {
+    Arc::new(Unavailable)
+}
+
+/// Stands in until a model family is wired: it says so and renders nothing.
+struct Unavailable;
+
+impl ShotEngine for Unavailable {
+    fn generate(&self, _: &ShotRequest, _: &dyn JobObserver) -> Result<Shot, EngineError> {
+        Err(EngineError::NoModel(
+            "this build of GenFX has no generative model wired in yet".into(),
+        ))
+    }
+}

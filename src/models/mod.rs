@@ -1,0 +1,1 @@
+//! Model families. Each mirrors its reference module tree so weight names map one to one.

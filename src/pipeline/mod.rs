@@ -1,0 +1,1 @@
+//! Generation jobs (generate, extend, fill) built on the conditioned sampler.

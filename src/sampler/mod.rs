@@ -1,0 +1,1 @@
+//! Flow-matching samplers and their schedules.

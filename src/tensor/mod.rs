@@ -1,0 +1,1 @@
+//! Tensors: shape, strides, dtype and storage on a device.

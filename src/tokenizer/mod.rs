@@ -1,0 +1,1 @@
+//! Text tokenizers (SentencePiece unigram for T5).

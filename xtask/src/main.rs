@@ -1,0 +1,44 @@
+//! `cargo xtask <task>`: the project's commands, so that a fresh machine needs
+//! nothing but cargo.
+
+mod bench;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test            install what tests need, then fmt --check, clippy -D warnings, every test
+  test-gpu        CUDA-vs-CPU tests (reports 'skipped' without a GPU)
+  demo            build the bundle and render a shot through the plugin, headless
+  bundle          build target/bundle/GenFX.ofx.bundle
+  install [--prefix DIR]  copy the bundle to the OFX plugin folder or DIR
+  bench NAME      run a benchmark; the last line printed is JSON";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "test" => test::run(rest),
+        "bench" => bench::run(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown task '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Installs what the tests need on a fresh machine, into `.tools/` (ignored).
