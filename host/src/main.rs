@@ -1,4 +1,4 @@
+//! `genfx`: list and render OpenFX bundles headless; run GenFX jobs directly.
 fn main() {
-    eprintln!("genfx: not built yet");
-    std::process::exit(2);
+    std::process::exit(genfx_host::cli::main(std::env::args().skip(1).collect()));
 }
