@@ -96,7 +96,11 @@ impl Bundle {
         let key = binary.canonicalize().unwrap_or_else(|_| binary.clone());
         let mut open = OPEN_BUNDLES.lock();
         open.retain(|(_, b)| b.strong_count() > 0);
-        if let Some(existing) = open.iter().find(|(p, _)| *p == key).and_then(|(_, b)| b.upgrade()) {
+        if let Some(existing) = open
+            .iter()
+            .find(|(p, _)| *p == key)
+            .and_then(|(_, b)| b.upgrade())
+        {
             if existing.kind != kind {
                 return Err(HostError::Bundle(format!(
                     "{} is already loaded in this process as {:?}; one process hosts a binary as one host",
@@ -263,10 +267,22 @@ impl Bundle {
             self.shared.clone(),
             false,
         );
-        let status = self.call(plugin, kOfxActionDescribe, descriptor.handle(), None, None, &Misbehave::default());
+        let status = self.call(
+            plugin,
+            kOfxActionDescribe,
+            descriptor.handle(),
+            None,
+            None,
+            &Misbehave::default(),
+        );
         if status != stat::OK && status != stat::REPLY_DEFAULT {
             let messages = descriptor.messages.lock().clone();
-            return Err(action_error(&self.plugins[plugin].id, kOfxActionDescribe, status, messages));
+            return Err(action_error(
+                &self.plugins[plugin].id,
+                kOfxActionDescribe,
+                status,
+                messages,
+            ));
         }
         Ok(descriptor)
     }
@@ -323,7 +339,14 @@ impl Drop for Bundle {
     fn drop(&mut self) {
         for (index, info) in self.plugins.iter().enumerate() {
             if *info.loaded.lock() {
-                let status = self.call(index, kOfxActionUnload, 0, None, None, &Misbehave::default());
+                let status = self.call(
+                    index,
+                    kOfxActionUnload,
+                    0,
+                    None,
+                    None,
+                    &Misbehave::default(),
+                );
                 if status != stat::OK && status != stat::REPLY_DEFAULT {
                     log::warn!("{}: Unload answered {}", info.id, status_name(status));
                 }

@@ -83,7 +83,10 @@ pub fn host_props(kind: HostKind) -> Arc<PropertySet> {
             n(kOfxImageEffectContextTransition),
         ],
     };
-    p.define(n(kOfxImageEffectPropSupportedContexts), Value::strs(&contexts));
+    p.define(
+        n(kOfxImageEffectPropSupportedContexts),
+        Value::strs(&contexts),
+    );
     p.define(
         n(kOfxImageEffectPropSupportedPixelDepths),
         Value::strs(&[
@@ -111,7 +114,10 @@ pub fn host_props(kind: HostKind) -> Arc<PropertySet> {
     p.define(n(kOfxParamHostPropSupportsParametricAnimation), i(0));
     p.define(n(kOfxParamHostPropMaxParameters), i(-1));
     p.define(n(kOfxParamHostPropMaxPages), i(0));
-    p.define(n(kOfxParamHostPropPageRowColumnCount), Value::Int(vec![0, 0]));
+    p.define(
+        n(kOfxParamHostPropPageRowColumnCount),
+        Value::Int(vec![0, 0]),
+    );
     p
 }
 
@@ -128,7 +134,10 @@ pub fn effect_descriptor(file_path: &str) -> Arc<PropertySet> {
     p.define(n(kOfxPropIcon), Value::strs(&["", ""]));
     p.define(n(kOfxImageEffectPluginPropGrouping), s(""));
     p.define(n(kOfxImageEffectPropSupportedContexts), Value::Str(vec![]));
-    p.define(n(kOfxImageEffectPropSupportedPixelDepths), Value::Str(vec![]));
+    p.define(
+        n(kOfxImageEffectPropSupportedPixelDepths),
+        Value::Str(vec![]),
+    );
     p.define(n(kOfxImageEffectPluginPropSingleInstance), i(0));
     p.define(
         n(kOfxImageEffectPluginRenderThreadSafety),
@@ -141,9 +150,18 @@ pub fn effect_descriptor(file_path: &str) -> Arc<PropertySet> {
     p.define(n(kOfxImageEffectPluginPropFieldRenderTwiceAlways), i(1));
     p.define(n(kOfxImageEffectPropSupportsMultipleClipDepths), i(0));
     p.define(n(kOfxImageEffectPropSupportsMultipleClipPARs), i(0));
-    p.define(n(kOfxImageEffectPluginPropOverlayInteractV1), Value::Pointer(vec![0]));
-    p.define(n(kOfxImageEffectPluginPropOverlayInteractV2), Value::Pointer(vec![0]));
-    p.define(n(kOfxImageEffectPropClipPreferencesSlaveParam), Value::Str(vec![]));
+    p.define(
+        n(kOfxImageEffectPluginPropOverlayInteractV1),
+        Value::Pointer(vec![0]),
+    );
+    p.define(
+        n(kOfxImageEffectPluginPropOverlayInteractV2),
+        Value::Pointer(vec![0]),
+    );
+    p.define(
+        n(kOfxImageEffectPropClipPreferencesSlaveParam),
+        Value::Str(vec![]),
+    );
     p.define(n(kOfxImageEffectPluginPropFilePath), s(file_path));
     p.define(n(kOfxImageEffectPropOpenGLRenderSupported), s("false"));
     p.define(n(kOfxImageEffectPropCudaRenderSupported), s("false"));
@@ -162,13 +180,19 @@ pub fn add_instance_props(p: &PropertySet, context: &str, project: Project) {
         n(kOfxImageEffectPropProjectSize),
         Value::Double(vec![project.width, project.height]),
     );
-    p.put(n(kOfxImageEffectPropProjectOffset), Value::Double(vec![0.0, 0.0]));
+    p.put(
+        n(kOfxImageEffectPropProjectOffset),
+        Value::Double(vec![0.0, 0.0]),
+    );
     p.put(
         n(kOfxImageEffectPropProjectExtent),
         Value::Double(vec![project.width, project.height]),
     );
     p.put(n(kOfxImageEffectPropProjectPixelAspectRatio), d(1.0));
-    p.put(n(kOfxImageEffectInstancePropEffectDuration), d(project.duration));
+    p.put(
+        n(kOfxImageEffectInstancePropEffectDuration),
+        d(project.duration),
+    );
     p.put(n(kOfxImageEffectInstancePropSequentialRender), i(0));
     p.put(n(kOfxImageEffectPropFrameRate), d(project.fps));
     p.put(n(kOfxPropIsInteractive), i(0));
@@ -193,10 +217,16 @@ pub fn clip_descriptor(name: &str) -> Arc<PropertySet> {
     p.define(n(kOfxPropLabel), s(name));
     p.define(n(kOfxPropShortLabel), s(name));
     p.define(n(kOfxPropLongLabel), s(name));
-    p.define(n(kOfxImageEffectPropSupportedComponents), Value::Str(vec![]));
+    p.define(
+        n(kOfxImageEffectPropSupportedComponents),
+        Value::Str(vec![]),
+    );
     p.define(n(kOfxImageEffectPropTemporalClipAccess), i(0));
     p.define(n(kOfxImageClipPropOptional), i(0));
-    p.define(n(kOfxImageClipPropFieldExtraction), s("OfxImageFieldDoubled"));
+    p.define(
+        n(kOfxImageClipPropFieldExtraction),
+        s("OfxImageFieldDoubled"),
+    );
     p.define(n(kOfxImageClipPropIsMask), i(0));
     p.define(n(kOfxImageEffectPropSupportsTiles), i(1));
     p
@@ -205,16 +235,34 @@ pub fn clip_descriptor(name: &str) -> Arc<PropertySet> {
 /// Adds what a clip instance has beyond its descriptor.
 pub fn add_clip_instance_props(p: &PropertySet, fps: f64) {
     p.put(n(kOfxImageEffectPropPixelDepth), s(n(kOfxBitDepthFloat)));
-    p.put(n(kOfxImageEffectPropComponents), s(n(kOfxImageComponentRGBA)));
-    p.put(n(kOfxImageClipPropUnmappedPixelDepth), s(n(kOfxBitDepthFloat)));
-    p.put(n(kOfxImageClipPropUnmappedComponents), s(n(kOfxImageComponentRGBA)));
-    p.put(n(kOfxImageEffectPropPreMultiplication), s(n(kOfxImagePreMultiplied)));
+    p.put(
+        n(kOfxImageEffectPropComponents),
+        s(n(kOfxImageComponentRGBA)),
+    );
+    p.put(
+        n(kOfxImageClipPropUnmappedPixelDepth),
+        s(n(kOfxBitDepthFloat)),
+    );
+    p.put(
+        n(kOfxImageClipPropUnmappedComponents),
+        s(n(kOfxImageComponentRGBA)),
+    );
+    p.put(
+        n(kOfxImageEffectPropPreMultiplication),
+        s(n(kOfxImagePreMultiplied)),
+    );
     p.put(n(kOfxImagePropPixelAspectRatio), d(1.0));
     p.put(n(kOfxImageEffectPropFrameRate), d(fps));
-    p.put(n(kOfxImageEffectPropFrameRange), Value::Double(vec![0.0, 0.0]));
+    p.put(
+        n(kOfxImageEffectPropFrameRange),
+        Value::Double(vec![0.0, 0.0]),
+    );
     p.put(n(kOfxImageClipPropFieldOrder), s(n(kOfxImageFieldNone)));
     p.put(n(kOfxImageClipPropConnected), i(0));
-    p.put(n(kOfxImageEffectPropUnmappedFrameRange), Value::Double(vec![0.0, 0.0]));
+    p.put(
+        n(kOfxImageEffectPropUnmappedFrameRange),
+        Value::Double(vec![0.0, 0.0]),
+    );
     p.put(n(kOfxImageEffectPropUnmappedFrameRate), d(fps));
     p.put(n(kOfxImageClipPropContinuousSamples), i(0));
 }
@@ -239,8 +287,14 @@ pub fn param_descriptor(name: &str, type_name: &str, kind: ParamKind) -> Arc<Pro
     p.define(n(kOfxParamPropInteractV1), Value::Pointer(vec![0]));
     p.define(n(kOfxParamPropInteractSize), Value::Double(vec![0.0, 0.0]));
     p.define(n(kOfxParamPropInteractSizeAspect), d(1.0));
-    p.define(n(kOfxParamPropInteractMinimumSize), Value::Int(vec![10, 10]));
-    p.define(n(kOfxParamPropInteractPreferedSize), Value::Int(vec![10, 10]));
+    p.define(
+        n(kOfxParamPropInteractMinimumSize),
+        Value::Int(vec![10, 10]),
+    );
+    p.define(
+        n(kOfxParamPropInteractPreferedSize),
+        Value::Int(vec![10, 10]),
+    );
     p.define(n(kOfxParamPropHasHostOverlayHandle), i(0));
     p.define(n(kOfxParamPropUseHostOverlayHandle), i(0));
     let valued = kind.shape().is_some();
@@ -248,7 +302,10 @@ pub fn param_descriptor(name: &str, type_name: &str, kind: ParamKind) -> Arc<Pro
         p.define(n(kOfxParamPropPersistant), i(1));
         p.define(n(kOfxParamPropEvaluateOnChange), i(1));
         p.define(n(kOfxParamPropPluginMayWrite), i(0));
-        p.define(n(kOfxParamPropCacheInvalidation), s("OfxParamInvalidateValueChange"));
+        p.define(
+            n(kOfxParamPropCacheInvalidation),
+            s("OfxParamInvalidateValueChange"),
+        );
         p.define(n(kOfxParamPropAnimates), i(1));
         p.define(n(kOfxParamPropIsAnimating), i(0));
         p.define(n(kOfxParamPropIsAutoKeying), i(0));
@@ -261,21 +318,30 @@ pub fn param_descriptor(name: &str, type_name: &str, kind: ParamKind) -> Arc<Pro
             p.define(n(kOfxParamPropDisplayMin), Value::Int(vec![i32::MIN; dim]));
             p.define(n(kOfxParamPropDisplayMax), Value::Int(vec![i32::MAX; dim]));
             if dim > 1 {
-                p.define(n(kOfxParamPropDimensionLabel), Value::strs(&["x", "y", "z"][..dim]));
+                p.define(
+                    n(kOfxParamPropDimensionLabel),
+                    Value::strs(&["x", "y", "z"][..dim]),
+                );
             }
         }
         ParamKind::Double(dim) => {
             p.define(n(kOfxParamPropDefault), Value::Double(vec![0.0; dim]));
             p.define(n(kOfxParamPropMin), Value::Double(vec![-f64::MAX; dim]));
             p.define(n(kOfxParamPropMax), Value::Double(vec![f64::MAX; dim]));
-            p.define(n(kOfxParamPropDisplayMin), Value::Double(vec![-f64::MAX; dim]));
-            p.define(n(kOfxParamPropDisplayMax), Value::Double(vec![f64::MAX; dim]));
+            p.define(
+                n(kOfxParamPropDisplayMin),
+                Value::Double(vec![-f64::MAX; dim]),
+            );
+            p.define(
+                n(kOfxParamPropDisplayMax),
+                Value::Double(vec![f64::MAX; dim]),
+            );
             p.define(n(kOfxParamPropIncrement), d(1.0));
             p.define(n(kOfxParamPropDigits), i(2));
             p.define(n(kOfxParamPropDoubleType), s(n(kOfxParamDoubleTypePlain)));
             p.define(
                 n(kOfxParamPropDefaultCoordinateSystem),
-                s(n(kOfxCoordinatesCanonical)),
+                s(n(kOfxParamCoordinatesCanonical)),
             );
             if dim > 1 {
                 let labels: &[&str] = if dim == 4 {
@@ -299,12 +365,18 @@ pub fn param_descriptor(name: &str, type_name: &str, kind: ParamKind) -> Arc<Pro
         }
         ParamKind::String => {
             p.define(n(kOfxParamPropDefault), s(""));
-            p.define(n(kOfxParamPropStringMode), s(n(kOfxParamStringIsSingleLine)));
+            p.define(
+                n(kOfxParamPropStringMode),
+                s(n(kOfxParamStringIsSingleLine)),
+            );
             p.define(n(kOfxParamPropStringFilePathExists), i(1));
         }
         ParamKind::Custom => {
             p.define(n(kOfxParamPropDefault), s(""));
-            p.define(n(kOfxParamPropCustomInterpCallbackV1), Value::Pointer(vec![0]));
+            p.define(
+                n(kOfxParamPropCustomInterpCallbackV1),
+                Value::Pointer(vec![0]),
+            );
         }
         ParamKind::NoValue => {
             if type_name == n(kOfxParamTypePage) {

@@ -72,7 +72,11 @@ pub fn full_context(name: &str) -> String {
     let mut chars = name.chars();
     let capital: String = chars
         .next()
-        .map(|c| c.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect())
+        .map(|c| {
+            c.to_uppercase()
+                .chain(chars.flat_map(char::to_lowercase))
+                .collect()
+        })
         .unwrap_or_default();
     format!("OfxImageEffectContext{capital}")
 }
@@ -100,8 +104,15 @@ fn params_of(effect: &Effect) -> Vec<ParamInfo> {
     let mut page_of = BTreeMap::new();
     for p in &params {
         if p.type_name == n(kOfxParamTypePage) {
-            let label = p.props.string(n(kOfxPropLabel), 0).unwrap_or(p.name.clone());
-            for child in p.props.strings(n(kOfxParamPropPageChild)).unwrap_or_default() {
+            let label = p
+                .props
+                .string(n(kOfxPropLabel), 0)
+                .unwrap_or(p.name.clone());
+            for child in p
+                .props
+                .strings(n(kOfxParamPropPageChild))
+                .unwrap_or_default()
+            {
                 page_of.entry(child).or_insert(label.clone());
             }
         }
@@ -234,7 +245,11 @@ pub fn to_text(listing: &[PluginListing]) -> String {
             "{} {}.{}  \"{}\"  group: {}",
             p.id, p.version.0, p.version.1, p.label, p.grouping
         );
-        let contexts: Vec<&str> = p.contexts.iter().map(|c| short_context(&c.context)).collect();
+        let contexts: Vec<&str> = p
+            .contexts
+            .iter()
+            .map(|c| short_context(&c.context))
+            .collect();
         let _ = writeln!(s, "  contexts: {}", contexts.join(", "));
         for c in &p.contexts {
             let _ = writeln!(s, "  [{}]", short_context(&c.context));
@@ -246,14 +261,22 @@ pub fn to_text(listing: &[PluginListing]) -> String {
                 if clip.temporal {
                     flags.push("temporal");
                 }
-                let _ = writeln!(s, "    clip {}{}", clip.name, if flags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", flags.join(", "))
-                });
+                let _ = writeln!(
+                    s,
+                    "    clip {}{}",
+                    clip.name,
+                    if flags.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", flags.join(", "))
+                    }
+                );
             }
             for q in &c.params {
-                let ty = q.type_name.strip_prefix("OfxParamType").unwrap_or(&q.type_name);
+                let ty = q
+                    .type_name
+                    .strip_prefix("OfxParamType")
+                    .unwrap_or(&q.type_name);
                 let mut line = format!("    param {} : {ty}  \"{}\"", q.name, q.label);
                 if let Some(d) = &q.default {
                     let _ = write!(line, "  default {}", values::text(d));

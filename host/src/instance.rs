@@ -96,16 +96,23 @@ impl Instance {
             if let Some(source) = spec.sources.get(&clip.name) {
                 connect(&instance_clip, source.clone());
             } else if instance_clip.is_output() {
-                instance_clip.props.put(n(kOfxImageClipPropConnected), Value::Int(vec![1]));
+                instance_clip
+                    .props
+                    .put(n(kOfxImageClipPropConnected), Value::Int(vec![1]));
                 let range = Value::Double(vec![0.0, spec.project.duration - 1.0]);
-                instance_clip.props.put(n(kOfxImageEffectPropFrameRange), range.clone());
-                instance_clip.props.put(n(kOfxImageEffectPropUnmappedFrameRange), range);
+                instance_clip
+                    .props
+                    .put(n(kOfxImageEffectPropFrameRange), range.clone());
+                instance_clip
+                    .props
+                    .put(n(kOfxImageEffectPropUnmappedFrameRange), range);
             }
             effect.clips.lock().push(instance_clip);
         }
         for name in spec.sources.keys() {
             if effect.clip(name).is_none() {
-                let clips: Vec<String> = effect.clips.lock().iter().map(|c| c.name.clone()).collect();
+                let clips: Vec<String> =
+                    effect.clips.lock().iter().map(|c| c.name.clone()).collect();
                 return Err(HostError::Usage(format!(
                     "{} in context {} has no clip '{name}'; its clips: {}",
                     spec.plugin,
@@ -247,7 +254,12 @@ impl Instance {
         let status = self.run(kOfxActionCreateInstance, None, None)?;
         if self.bundle.kind == defaults::HostKind::Resolve && status != stat::OK {
             // Resolve refuses an instance whose CreateInstance is not OK.
-            return Err(action_error(self.id(), kOfxActionCreateInstance, status, self.messages()));
+            return Err(action_error(
+                self.id(),
+                kOfxActionCreateInstance,
+                status,
+                self.messages(),
+            ));
         }
         Ok(())
     }
@@ -271,15 +283,27 @@ impl Instance {
                 .props
                 .string(n(kOfxImageEffectPropComponents), 0)
                 .unwrap_or_else(|| n(kOfxImageComponentRGBA).to_string());
-            out.define(&format!("OfxImageClipPropComponents_{}", clip.name), Value::str(&components));
+            out.define(
+                &format!("OfxImageClipPropComponents_{}", clip.name),
+                Value::str(&components),
+            );
             out.define(
                 &format!("OfxImageClipPropDepth_{}", clip.name),
                 Value::str(n(kOfxBitDepthFloat)),
             );
-            out.define(&format!("OfxImageClipPropPAR_{}", clip.name), Value::Double(vec![1.0]));
+            out.define(
+                &format!("OfxImageClipPropPAR_{}", clip.name),
+                Value::Double(vec![1.0]),
+            );
         }
-        out.define(n(kOfxImageEffectPropFrameRate), Value::Double(vec![self.project.fps]));
-        out.define(n(kOfxImageClipPropFieldOrder), Value::str(n(kOfxImageFieldNone)));
+        out.define(
+            n(kOfxImageEffectPropFrameRate),
+            Value::Double(vec![self.project.fps]),
+        );
+        out.define(
+            n(kOfxImageClipPropFieldOrder),
+            Value::str(n(kOfxImageFieldNone)),
+        );
         out.define(
             n(kOfxImageEffectPropPreMultiplication),
             Value::str(n(kOfxImagePreMultiplied)),
@@ -300,12 +324,18 @@ impl Instance {
             let par = out
                 .double(&format!("OfxImageClipPropPAR_{}", clip.name), 0)
                 .unwrap_or(1.0);
-            clip.props.put(n(kOfxImageEffectPropComponents), Value::str(&components));
-            clip.props.put(n(kOfxImageEffectPropPixelDepth), Value::str(&depth));
-            clip.props.put(n(kOfxImagePropPixelAspectRatio), Value::Double(vec![par]));
+            clip.props
+                .put(n(kOfxImageEffectPropComponents), Value::str(&components));
+            clip.props
+                .put(n(kOfxImageEffectPropPixelDepth), Value::str(&depth));
+            clip.props
+                .put(n(kOfxImagePropPixelAspectRatio), Value::Double(vec![par]));
             if clip.is_output() {
                 if let Some(premult) = out.string(n(kOfxImageEffectPropPreMultiplication), 0) {
-                    clip.props.put(n(kOfxImageEffectPropPreMultiplication), Value::str(&premult));
+                    clip.props.put(
+                        n(kOfxImageEffectPropPreMultiplication),
+                        Value::str(&premult),
+                    );
                 }
             }
             answers.insert(
@@ -339,10 +369,15 @@ impl Instance {
     pub fn time_domain(&self) -> Result<(f64, f64), HostError> {
         let (first, last) = self.default_time_domain();
         let out = PropertySet::new("GetTimeDomain outArgs");
-        out.define(n(kOfxImageEffectPropFrameRange), Value::Double(vec![first, last]));
+        out.define(
+            n(kOfxImageEffectPropFrameRange),
+            Value::Double(vec![first, last]),
+        );
         let status = self.run(kOfxImageEffectActionGetTimeDomain, None, Some(&out))?;
         if status == stat::OK {
-            let range = out.doubles(n(kOfxImageEffectPropFrameRange)).unwrap_or_default();
+            let range = out
+                .doubles(n(kOfxImageEffectPropFrameRange))
+                .unwrap_or_default();
             if let [a, b] = range[..] {
                 return Ok((a, b));
             }
@@ -352,13 +387,28 @@ impl Instance {
 
     fn sequence_args(&self, what: &str, range: (f64, f64)) -> Arc<PropertySet> {
         let args = PropertySet::new(what);
-        args.define(n(kOfxImageEffectPropFrameRange), Value::Double(vec![range.0, range.1]));
+        args.define(
+            n(kOfxImageEffectPropFrameRange),
+            Value::Double(vec![range.0, range.1]),
+        );
         args.define(n(kOfxImageEffectPropFrameStep), Value::Double(vec![1.0]));
         args.define(n(kOfxPropIsInteractive), Value::Int(vec![0]));
-        args.define(n(kOfxImageEffectPropRenderScale), Value::Double(vec![1.0, 1.0]));
-        args.define(n(kOfxImageEffectPropSequentialRenderStatus), Value::Int(vec![0]));
-        args.define(n(kOfxImageEffectPropInteractiveRenderStatus), Value::Int(vec![0]));
-        args.define(n(kOfxImageEffectPropRenderQualityDraft), Value::Int(vec![0]));
+        args.define(
+            n(kOfxImageEffectPropRenderScale),
+            Value::Double(vec![1.0, 1.0]),
+        );
+        args.define(
+            n(kOfxImageEffectPropSequentialRenderStatus),
+            Value::Int(vec![0]),
+        );
+        args.define(
+            n(kOfxImageEffectPropInteractiveRenderStatus),
+            Value::Int(vec![0]),
+        );
+        args.define(
+            n(kOfxImageEffectPropRenderQualityDraft),
+            Value::Int(vec![0]),
+        );
         args
     }
 
@@ -386,7 +436,10 @@ impl Instance {
     fn time_args(&self, what: &str, time: f64) -> Arc<PropertySet> {
         let args = PropertySet::new(what);
         args.define(n(kOfxPropTime), Value::Double(vec![time]));
-        args.define(n(kOfxImageEffectPropRenderScale), Value::Double(vec![1.0, 1.0]));
+        args.define(
+            n(kOfxImageEffectPropRenderScale),
+            Value::Double(vec![1.0, 1.0]),
+        );
         args
     }
 
@@ -398,7 +451,11 @@ impl Instance {
             n(kOfxImageEffectPropRegionOfDefinition),
             Value::Double(vec![default.x1, default.y1, default.x2, default.y2]),
         );
-        let status = self.run(kOfxImageEffectActionGetRegionOfDefinition, Some(&args), Some(&out))?;
+        let status = self.run(
+            kOfxImageEffectActionGetRegionOfDefinition,
+            Some(&args),
+            Some(&out),
+        )?;
         let v = out
             .doubles(n(kOfxImageEffectPropRegionOfDefinition))
             .unwrap_or_default();
@@ -423,7 +480,11 @@ impl Instance {
         for clip in &inputs {
             out.define(&format!("OfxImageClipPropRoI_{}", clip.name), rect.clone());
         }
-        self.run(kOfxImageEffectActionGetRegionsOfInterest, Some(&args), Some(&out))?;
+        self.run(
+            kOfxImageEffectActionGetRegionsOfInterest,
+            Some(&args),
+            Some(&out),
+        )?;
         let mut regions = BTreeMap::new();
         for clip in &inputs {
             if let Some([x1, y1, x2, y2]) = out
@@ -455,7 +516,11 @@ impl Instance {
                 Value::Double(vec![time, time]),
             );
         }
-        self.run(kOfxImageEffectActionGetFramesNeeded, Some(&args), Some(&out))?;
+        self.run(
+            kOfxImageEffectActionGetFramesNeeded,
+            Some(&args),
+            Some(&out),
+        )?;
         let mut needed = BTreeMap::new();
         for clip in &inputs {
             let v = out
@@ -472,14 +537,26 @@ impl Instance {
     fn render_args(&self, what: &str, time: f64) -> Arc<PropertySet> {
         let args = self.time_args(what, time);
         let w = self.project_rect();
-        args.define(n(kOfxImageEffectPropFieldToRender), Value::str(n(kOfxImageFieldNone)));
+        args.define(
+            n(kOfxImageEffectPropFieldToRender),
+            Value::str(n(kOfxImageFieldNone)),
+        );
         args.define(
             n(kOfxImageEffectPropRenderWindow),
             Value::Int(vec![w.x1 as i32, w.y1 as i32, w.x2 as i32, w.y2 as i32]),
         );
-        args.define(n(kOfxImageEffectPropSequentialRenderStatus), Value::Int(vec![0]));
-        args.define(n(kOfxImageEffectPropInteractiveRenderStatus), Value::Int(vec![0]));
-        args.define(n(kOfxImageEffectPropRenderQualityDraft), Value::Int(vec![0]));
+        args.define(
+            n(kOfxImageEffectPropSequentialRenderStatus),
+            Value::Int(vec![0]),
+        );
+        args.define(
+            n(kOfxImageEffectPropInteractiveRenderStatus),
+            Value::Int(vec![0]),
+        );
+        args.define(
+            n(kOfxImageEffectPropRenderQualityDraft),
+            Value::Int(vec![0]),
+        );
         args
     }
 
@@ -585,7 +662,10 @@ impl Instance {
         args.define(n(kOfxPropName), Value::str(param));
         args.define(n(kOfxPropChangeReason), Value::str(n(kOfxChangeUserEdited)));
         args.define(n(kOfxPropTime), Value::Double(vec![time]));
-        args.define(n(kOfxImageEffectPropRenderScale), Value::Double(vec![1.0, 1.0]));
+        args.define(
+            n(kOfxImageEffectPropRenderScale),
+            Value::Double(vec![1.0, 1.0]),
+        );
         self.run(kOfxActionBeginInstanceChanged, Some(&args), None)?;
         let changed = self.run(kOfxActionInstanceChanged, Some(&args), None);
         self.run(kOfxActionEndInstanceChanged, Some(&args), None)?;
@@ -598,7 +678,12 @@ impl Instance {
         self.destroyed.store(true, Ordering::SeqCst);
         let status = result?;
         if self.bundle.kind == defaults::HostKind::Resolve && status != stat::OK {
-            return Err(action_error(self.id(), kOfxActionDestroyInstance, status, Vec::new()));
+            return Err(action_error(
+                self.id(),
+                kOfxActionDestroyInstance,
+                status,
+                Vec::new(),
+            ));
         }
         Ok(())
     }
@@ -632,8 +717,11 @@ fn preferred_components(supported: &[String]) -> &'static str {
 pub fn connect(clip: &Clip, source: Arc<dyn FrameSource>) {
     let (first, last) = source.range();
     let range = Value::Double(vec![first as f64, last as f64]);
-    clip.props.put(n(kOfxImageClipPropConnected), Value::Int(vec![1]));
-    clip.props.put(n(kOfxImageEffectPropFrameRange), range.clone());
-    clip.props.put(n(kOfxImageEffectPropUnmappedFrameRange), range);
+    clip.props
+        .put(n(kOfxImageClipPropConnected), Value::Int(vec![1]));
+    clip.props
+        .put(n(kOfxImageEffectPropFrameRange), range.clone());
+    clip.props
+        .put(n(kOfxImageEffectPropUnmappedFrameRange), range);
     *clip.source.lock() = Some(source);
 }

@@ -8,6 +8,7 @@
 
 pub mod abi;
 pub mod bundle;
+pub mod cli;
 pub mod defaults;
 pub mod describe;
 pub mod files;
@@ -19,7 +20,6 @@ pub mod registry;
 pub mod source;
 pub mod suites;
 pub mod values;
-pub mod cli;
 
 pub use bundle::Bundle;
 pub use defaults::{HostKind, Project};

@@ -221,11 +221,7 @@ impl PropertySet {
 
     pub fn strings(&self, name: &str) -> Option<Vec<String>> {
         match self.get(name)? {
-            Value::Str(v) => Some(
-                v.iter()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .collect(),
-            ),
+            Value::Str(v) => Some(v.iter().map(|s| s.to_string_lossy().into_owned()).collect()),
             _ => None,
         }
     }
@@ -268,7 +264,10 @@ mod tests {
             set.set_at("a", 0, Value::Double(vec![1.0])),
             Err(PropError::WrongType)
         );
-        assert_eq!(set.set_at("a", 3, Value::Int(vec![9])), Err(PropError::BadIndex));
+        assert_eq!(
+            set.set_at("a", 3, Value::Int(vec![9])),
+            Err(PropError::BadIndex)
+        );
         set.set_at("a", 2, Value::Int(vec![9])).unwrap();
         assert_eq!(set.dimension("a"), Ok(3));
         set.reset("a").unwrap();

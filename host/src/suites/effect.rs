@@ -135,20 +135,43 @@ fn image_of(clip: &Clip, buffer: Arc<Buffer>, premult: &str) -> Arc<Image> {
     let p = PropertySet::new(format!("image of {}", clip.name));
     let (w, h) = (buffer.width as i32, buffer.height as i32);
     p.define(n(kOfxPropType), Value::str(n(kOfxTypeImage)));
-    p.define(n(kOfxImageEffectPropPixelDepth), Value::str(buffer.depth.name()));
-    p.define(n(kOfxImageEffectPropComponents), Value::str(buffer.components.name()));
+    p.define(
+        n(kOfxImageEffectPropPixelDepth),
+        Value::str(buffer.depth.name()),
+    );
+    p.define(
+        n(kOfxImageEffectPropComponents),
+        Value::str(buffer.components.name()),
+    );
     p.define(n(kOfxImageEffectPropPreMultiplication), Value::str(premult));
-    p.define(n(kOfxImageEffectPropRenderScale), Value::Double(vec![1.0, 1.0]));
+    p.define(
+        n(kOfxImageEffectPropRenderScale),
+        Value::Double(vec![1.0, 1.0]),
+    );
     p.define(n(kOfxImagePropPixelAspectRatio), Value::Double(vec![1.0]));
-    p.define(n(kOfxImagePropData), Value::Pointer(vec![buffer.data_ptr() as usize]));
+    p.define(
+        n(kOfxImagePropData),
+        Value::Pointer(vec![buffer.data_ptr() as usize]),
+    );
     p.define(n(kOfxImagePropBounds), Value::Int(vec![0, 0, w, h]));
-    p.define(n(kOfxImagePropRegionOfDefinition), Value::Int(vec![0, 0, w, h]));
-    p.define(n(kOfxImagePropRowBytes), Value::Int(vec![buffer.row_bytes as i32]));
+    p.define(
+        n(kOfxImagePropRegionOfDefinition),
+        Value::Int(vec![0, 0, w, h]),
+    );
+    p.define(
+        n(kOfxImagePropRowBytes),
+        Value::Int(vec![buffer.row_bytes as i32]),
+    );
     p.define(n(kOfxImagePropField), Value::str(n(kOfxImageFieldNone)));
     let id = NEXT_IMAGE_ID.fetch_add(1, Ordering::Relaxed);
-    p.define(n(kOfxImagePropUniqueIdentifier), Value::str(&format!("genfx-host-{id}")));
+    p.define(
+        n(kOfxImagePropUniqueIdentifier),
+        Value::str(&format!("genfx-host-{id}")),
+    );
     let image = Arc::new(Image { props: p, buffer });
-    HELD_IMAGES.lock().insert(image.props.handle(), image.clone());
+    HELD_IMAGES
+        .lock()
+        .insert(image.props.handle(), image.clone());
     image
 }
 

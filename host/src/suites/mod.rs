@@ -12,6 +12,9 @@ pub mod progress;
 pub mod property;
 pub mod thread;
 
+#[cfg(test)]
+mod tests;
+
 use crate::abi::{stat, OfxStatus};
 use crate::objects::HostShared;
 use crate::registry::Registry;

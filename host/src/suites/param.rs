@@ -80,9 +80,9 @@ unsafe extern "C" fn param_define(
             Err(s) => return s,
         };
         // SAFETY: C strings from the plugin.
-        let (Some(type_name), Some(name)) = (unsafe { name_arg(type_name) }, unsafe {
-            name_arg(name)
-        }) else {
+        let (Some(type_name), Some(name)) =
+            (unsafe { name_arg(type_name) }, unsafe { name_arg(name) })
+        else {
             return stat::ERR_VALUE;
         };
         match define(&set, type_name, name) {
@@ -276,7 +276,9 @@ pub unsafe extern "C" fn genfx_host_param_set(
         }
         let value = match kind {
             // SAFETY: the shim passes arrays of `count` items.
-            ValueKind::Int => ParamValue::Ints(unsafe { std::slice::from_raw_parts(ints, n) }.to_vec()),
+            ValueKind::Int => {
+                ParamValue::Ints(unsafe { std::slice::from_raw_parts(ints, n) }.to_vec())
+            }
             ValueKind::Double => {
                 // SAFETY: as above.
                 ParamValue::Doubles(unsafe { std::slice::from_raw_parts(doubles, n) }.to_vec())

@@ -276,7 +276,10 @@ unsafe fn get_into<T>(
 
 fn pointer(v: &Value, i: usize) -> Result<*mut c_void, PropError> {
     match v {
-        Value::Pointer(p) => p.get(i).map(|&p| p as *mut c_void).ok_or(PropError::BadIndex),
+        Value::Pointer(p) => p
+            .get(i)
+            .map(|&p| p as *mut c_void)
+            .ok_or(PropError::BadIndex),
         _ => Err(PropError::WrongType),
     }
 }

@@ -1,0 +1,206 @@
+//! `genfx generate`: a GenFX job straight on the engine, no OpenFX host.
+
+use super::render::{frame_path, output_format};
+use super::{usage, Args, Failure};
+use crate::files;
+use crate::image::Picture;
+use crate::source::{FolderSource, FrameSource};
+use genfx::engine::{self, Clip, Frame, Job, JobObserver, Quality, ShotRequest, Stage};
+use parking_lot::Mutex;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// Prints progress: a bar redrawn in place on a terminal, a line per change
+/// of stage (and per tenth) otherwise, so logs stay readable.
+struct ProgressPrinter {
+    terminal: bool,
+    last: Mutex<Option<(Stage, u32)>>,
+}
+
+impl JobObserver for ProgressPrinter {
+    fn progress(&self, stage: Stage, done: u32, total: u32) {
+        let total = total.max(1);
+        let tenth = done * 10 / total;
+        let mut last = self.last.lock();
+        let mut err = std::io::stderr().lock();
+        if self.terminal {
+            let width = 30;
+            let filled = (done.min(total) * width / total) as usize;
+            let _ = write!(
+                err,
+                "\r{:<16} [{}{}] {done}/{total}",
+                format!("{stage:?}"),
+                "#".repeat(filled),
+                "-".repeat(width as usize - filled)
+            );
+            if done >= total {
+                let _ = writeln!(err);
+            }
+        } else if *last != Some((stage, tenth)) {
+            let _ = writeln!(err, "genfx: {stage:?} {done}/{total}");
+        }
+        *last = Some((stage, tenth));
+    }
+
+    fn should_abort(&self) -> bool {
+        false
+    }
+}
+
+/// Bilinear resample to the working size (pixel centres aligned).
+fn resample(p: &Picture, width: u32, height: u32) -> Frame {
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    let sx = p.width as f32 / width as f32;
+    let sy = p.height as f32 / height as f32;
+    for y in 0..height {
+        let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (p.height - 1) as f32);
+        let (y0, ty) = (fy.floor() as u32, fy.fract());
+        let y1 = (y0 + 1).min(p.height - 1);
+        for x in 0..width {
+            let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (p.width - 1) as f32);
+            let (x0, tx) = (fx.floor() as u32, fx.fract());
+            let x1 = (x0 + 1).min(p.width - 1);
+            let (a, b, c, d) = (
+                p.pixel(x0, y0),
+                p.pixel(x1, y0),
+                p.pixel(x0, y1),
+                p.pixel(x1, y1),
+            );
+            for ch in 0..3 {
+                let top = a[ch] + (b[ch] - a[ch]) * tx;
+                let bottom = c[ch] + (d[ch] - c[ch]) * tx;
+                rgb.push(top + (bottom - top) * ty);
+            }
+        }
+    }
+    Frame { width, height, rgb }
+}
+
+fn clip_from(dir: &str, width: u32, height: u32) -> Result<Clip, Failure> {
+    let source = FolderSource::open(Path::new(dir), 0)?;
+    let (first, last) = source.range();
+    let mut frames = Vec::new();
+    for f in first..=last {
+        if let Some(p) = source.frame(f)? {
+            frames.push(resample(&p, width, height));
+        }
+    }
+    Ok(Clip { frames })
+}
+
+fn picture_of(frame: &Frame) -> Picture {
+    let mut p = Picture::new(frame.width, frame.height);
+    for (i, px) in frame.rgb.chunks_exact(3).enumerate() {
+        p.rgba[i * 4..i * 4 + 4].copy_from_slice(&[px[0], px[1], px[2], 1.0]);
+    }
+    p
+}
+
+fn quality(args: &Args) -> Result<Quality, Failure> {
+    if let Some(steps) = args.one("steps") {
+        let n: u32 = steps
+            .parse()
+            .map_err(|_| usage(format!("--steps: '{steps}' is not a count")))?;
+        return Ok(Quality::Steps(n));
+    }
+    match args.one("quality").unwrap_or("standard") {
+        "draft" => Ok(Quality::Draft),
+        "standard" => Ok(Quality::Standard),
+        "high" => Ok(Quality::High),
+        q => Err(usage(format!("--quality: '{q}' (draft, standard or high)"))),
+    }
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    args.check(&[
+        "model",
+        "prompt",
+        "negative",
+        "seed",
+        "frames",
+        "width",
+        "height",
+        "fps",
+        "steps",
+        "quality",
+        "guidance",
+        "strength",
+        "extend-forward",
+        "extend-backward",
+        "fill",
+        "out",
+        "format",
+    ])
+    .map_err(usage)?;
+    if !args.positional.is_empty() {
+        return Err(usage("generate takes no positional arguments"));
+    }
+    let model = PathBuf::from(
+        args.one("model")
+            .ok_or(usage("generate needs --model DIR"))?,
+    );
+    let prompt = args
+        .one("prompt")
+        .ok_or(usage("generate needs --prompt TEXT"))?;
+    let out = PathBuf::from(args.one("out").ok_or(usage("generate needs --out DIR"))?);
+    let format = output_format(&args)?;
+    let width: u32 = args.parsed("width", 704).map_err(usage)?;
+    let height: u32 = args.parsed("height", 480).map_err(usage)?;
+    if width == 0 || height == 0 {
+        return Err(usage("--width and --height must be positive"));
+    }
+    let jobs = ["extend-forward", "extend-backward", "fill"]
+        .iter()
+        .filter(|k| args.flag(k))
+        .count();
+    if jobs > 1 {
+        return Err(usage(
+            "give at most one of --extend-forward, --extend-backward, --fill",
+        ));
+    }
+    let job = if let Some(dir) = args.one("extend-forward") {
+        Job::ExtendForward {
+            context: clip_from(dir, width, height)?,
+        }
+    } else if let Some(dir) = args.one("extend-backward") {
+        Job::ExtendBackward {
+            context: clip_from(dir, width, height)?,
+        }
+    } else if let [before, after] = args.all("fill") {
+        Job::Fill {
+            before: clip_from(before, width, height)?,
+            after: clip_from(after, width, height)?,
+        }
+    } else {
+        Job::Generate { reference: None }
+    };
+    let request = ShotRequest {
+        model,
+        prompt: prompt.to_string(),
+        negative_prompt: args.one("negative").unwrap_or("").to_string(),
+        seed: args.parsed("seed", 0).map_err(usage)?,
+        quality: quality(&args)?,
+        guidance: args.parsed("guidance", 3.0).map_err(usage)?,
+        width,
+        height,
+        num_frames: args.parsed("frames", 25).map_err(usage)?,
+        frame_rate: args.parsed("fps", 24.0).map_err(usage)?,
+        strength: args.parsed("strength", 1.0).map_err(usage)?,
+        job,
+    };
+    let observer = ProgressPrinter {
+        terminal: std::io::stderr().is_terminal(),
+        last: Mutex::new(None),
+    };
+    let shot = engine::default_engine()
+        .generate(&request, &observer)
+        .map_err(|e| Failure::Failed(format!("the engine could not make the shot: {e}")))?;
+    std::fs::create_dir_all(&out)
+        .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", out.display())))?;
+    for (i, frame) in shot.frames.iter().enumerate() {
+        let path = frame_path(&out, i as i32, format);
+        files::write(&path, &picture_of(frame))?;
+        println!("frame {i} -> {}", path.display());
+    }
+    Ok(())
+}
