@@ -47,8 +47,11 @@ pub struct Bundle {
     pub host_props: Arc<PropertySet>,
     pub plugins: Vec<PluginInfo>,
     host: HostStruct,
-    // Last field: dropped after everything that may point into it.
-    library: libloading::Library,
+    /// Never closed: like Natron and Resolve, the host keeps a plugin binary
+    /// mapped for the life of the process. A plugin (Rust or C++) registers
+    /// thread-local destructors that run at thread exit, which would jump into
+    /// unmapped code after an unload. Reopening the bundle reuses the mapping.
+    library: std::mem::ManuallyDrop<libloading::Library>,
 }
 
 /// The binary inside a bundle folder, or the path itself when it is a file.
@@ -193,7 +196,7 @@ impl Bundle {
             host_props,
             plugins,
             host,
-            library,
+            library: std::mem::ManuallyDrop::new(library),
         }))
     }
 

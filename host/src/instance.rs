@@ -57,6 +57,8 @@ pub struct Instance {
     pub context: String,
     pub project: Project,
     pub effect: Arc<Effect>,
+    /// CreateInstance succeeded, so DestroyInstance is owed.
+    created: AtomicBool,
     destroyed: AtomicBool,
 }
 
@@ -134,6 +136,7 @@ impl Instance {
             context: spec.context.clone(),
             project: spec.project,
             effect,
+            created: AtomicBool::new(false),
             destroyed: AtomicBool::new(false),
         });
         for (name, text) in &spec.values {
@@ -261,6 +264,7 @@ impl Instance {
                 self.messages(),
             ));
         }
+        self.created.store(true, Ordering::SeqCst);
         Ok(())
     }
 
@@ -695,7 +699,7 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        if !self.is_destroyed() {
+        if self.created.load(Ordering::SeqCst) && !self.is_destroyed() {
             if let Err(e) = self.destroy() {
                 log::warn!("{e}");
             }

@@ -2,6 +2,8 @@
 //! nothing but cargo.
 
 mod bench;
+mod bundle;
+mod demo;
 mod setup;
 mod test;
 mod util;
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "bundle" => bundle::bundle().map(drop),
+        "install" => bundle::install(rest),
+        "demo" => demo::run(),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
