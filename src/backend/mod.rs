@@ -26,6 +26,7 @@
 //! `Unsupported` for half-precision compute inputs.
 
 pub mod cpu;
+pub mod cuda;
 
 use std::any::Any;
 use std::fmt;
