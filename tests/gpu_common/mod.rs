@@ -39,7 +39,10 @@ pub fn gpu_or_skip(test: &str) -> Option<Arc<CudaBackend>> {
             Some(Arc::new(b))
         }
         Err(e) => {
-            let reason = format!("no CUDA driver/GPU: {e}");
+            let reason = match e.to_string() {
+                r if r.starts_with("no CUDA driver/GPU") => r,
+                r => format!("no CUDA driver/GPU: {r}"),
+            };
             if std::env::var_os(REPORT_ENV).is_none() {
                 panic!("{test}: {reason} (run `cargo xtask test-gpu` to record skips)");
             }

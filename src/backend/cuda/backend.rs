@@ -101,6 +101,42 @@ fn row_cfg(rows: usize, cols: usize) -> Result<LaunchConfig> {
     })
 }
 
+/// One kernel argument, passed by value.
+#[derive(Clone, Copy, Debug)]
+enum KArg {
+    U64(u64),
+    I64(i64),
+    I32(i32),
+    F32(f32),
+    Strided(StridedArg),
+}
+
+impl From<u64> for KArg {
+    fn from(v: u64) -> Self {
+        KArg::U64(v)
+    }
+}
+impl From<i64> for KArg {
+    fn from(v: i64) -> Self {
+        KArg::I64(v)
+    }
+}
+impl From<i32> for KArg {
+    fn from(v: i32) -> Self {
+        KArg::I32(v)
+    }
+}
+impl From<f32> for KArg {
+    fn from(v: f32) -> Self {
+        KArg::F32(v)
+    }
+}
+impl From<StridedArg> for KArg {
+    fn from(v: StridedArg) -> Self {
+        KArg::Strided(v)
+    }
+}
+
 /// The GPU buffer behind an operand.
 fn cuda<'a>(op: &'static str, s: &'a dyn BackendStorage) -> Result<&'a CudaStorage> {
     s.as_any()
@@ -254,20 +290,22 @@ impl CudaBackend {
         Ok(CudaStorage::new(block, len, dtype))
     }
 
-    /// Launches `name` from the backend's own kernels with `args` pushed
-    /// by `push`.
-    fn launch(
-        &self,
-        name: &str,
-        cfg: LaunchConfig,
-        push: impl for<'b> FnOnce(&mut cudarc::driver::LaunchArgs<'b>),
-    ) -> Result<()> {
+    /// Launches `name` from the backend's own kernels with `args` in order.
+    fn launch(&self, name: &str, cfg: LaunchConfig, args: &[KArg]) -> Result<()> {
         let func = self.dev.function(&TENSOR_OPS, name).map_err(|e| self.err(e))?;
         guard("cuLaunchKernel", || {
             let mut builder = self.stream.launch_builder(&func);
-            push(&mut builder);
+            for a in args {
+                match a {
+                    KArg::U64(v) => builder.arg(v),
+                    KArg::I64(v) => builder.arg(v),
+                    KArg::I32(v) => builder.arg(v),
+                    KArg::F32(v) => builder.arg(v),
+                    KArg::Strided(v) => builder.arg(v),
+                };
+            }
             // SAFETY: every kernel of tensor_ops.cu takes exactly the
-            // arguments its Rust caller pushes, in order, with the C types
+            // arguments its Rust caller passes, in order, with the C types
             // of StridedArg/u64/i64/i32/f32; pointers address buffers sized
             // for the layouts passed alongside.
             unsafe { builder.launch(cfg) }
@@ -316,9 +354,7 @@ impl CudaBackend {
         })?;
         let name = format!("convert_{}_{}", suffix(src.dtype()), suffix(dtype));
         let (sp, dp, n64) = (src.ptr(), out.ptr(), n as i64);
-        self.launch(&name, elementwise_cfg(n), |b| {
-            b.arg(&sp).arg(&sl).arg(&dp).arg(&dl).arg(&n64);
-        })?;
+        self.launch(&name, elementwise_cfg(n), &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()])?;
         Ok(out)
     }
 
@@ -336,9 +372,7 @@ impl CudaBackend {
         }
         let name = format!("convert_{}_{}", suffix(src.dtype()), suffix(dst.dtype()));
         let (sp, dp, n64) = (src.ptr(), dst.ptr(), n as i64);
-        self.launch(&name, elementwise_cfg(n), |b| {
-            b.arg(&sp).arg(&sl).arg(&dp).arg(&dl).arg(&n64);
-        })
+        self.launch(&name, elementwise_cfg(n), &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()])
     }
 
     fn blas<R>(&self, f: impl FnOnce(&CudaBlas) -> std::result::Result<R, CudaError>) -> Result<R> {
@@ -481,14 +515,7 @@ impl CudaBackend {
                 let (sp, pp) = (scores.ptr(), probs.ptr());
                 let bp: u64 = bias.map_or(0, |a| a.ptr() + (b * kv_len * 4) as u64);
                 let rows_per_bias = rows as i64;
-                self.launch(&softmax, row_cfg(rows, kv_len)?, |a| {
-                    a.arg(&sp)
-                        .arg(&bp)
-                        .arg(&rows_per_bias)
-                        .arg(&pp)
-                        .arg(&cols)
-                        .arg(&scale);
-                })?;
+                self.launch(&softmax, row_cfg(rows, kv_len)?, &[sp.into(), bp.into(), rows_per_bias.into(), pp.into(), cols.into(), scale.into()])?;
                 // O[h] (lc×D) = P[h] (lc×kv) · V[h] (kv×D), into [L, H, D]
                 self.blas(|h| {
                     blas::gemm(
@@ -550,15 +577,7 @@ impl CudaBackend {
             let (la, lb) = (strided(op, &a.layout)?, strided(op, &b.layout)?);
             let (xp, ap, bp, op_, n64) = (x.ptr(), a.base(), b.base(), out.ptr(), n as i64);
             let name = format!("{kernel}_{}", suffix(dtype));
-            self.launch(&name, elementwise_cfg(n), |l| {
-                l.arg(&xp)
-                    .arg(&ap)
-                    .arg(&la)
-                    .arg(&bp)
-                    .arg(&lb)
-                    .arg(&op_)
-                    .arg(&n64);
-            })?;
+            self.launch(&name, elementwise_cfg(n), &[xp.into(), ap.into(), la.into(), bp.into(), lb.into(), op_.into(), n64.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -697,9 +716,7 @@ impl Backend for CudaBackend {
             let l = strided("unary", src.layout)?;
             let (sp, dp, n64, code) = (s.ptr(), out.ptr(), n as i64, unary_code(op));
             let name = format!("unary_{}", suffix(src.dtype()));
-            self.launch(&name, elementwise_cfg(n), |b| {
-                b.arg(&sp).arg(&l).arg(&dp).arg(&n64).arg(&code);
-            })?;
+            self.launch(&name, elementwise_cfg(n), &[sp.into(), l.into(), dp.into(), n64.into(), code.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -712,9 +729,7 @@ impl Backend for CudaBackend {
             let l = strided("affine", src.layout)?;
             let (sp, dp, n64) = (s.ptr(), out.ptr(), n as i64);
             let name = format!("affine_{}", suffix(src.dtype()));
-            self.launch(&name, elementwise_cfg(n), |b| {
-                b.arg(&sp).arg(&l).arg(&dp).arg(&n64).arg(&mul).arg(&add);
-            })?;
+            self.launch(&name, elementwise_cfg(n), &[sp.into(), l.into(), dp.into(), n64.into(), mul.into(), add.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -730,15 +745,7 @@ impl Backend for CudaBackend {
             let (la, lb) = (strided("binary", &a.layout)?, strided("binary", &b.layout)?);
             let (ap, bp, dp, n64, code) = (a.base(), b.base(), out.ptr(), n as i64, binary_code(op));
             let name = format!("binary_{}", suffix(dtype));
-            self.launch(&name, elementwise_cfg(n), |l| {
-                l.arg(&ap)
-                    .arg(&la)
-                    .arg(&bp)
-                    .arg(&lb)
-                    .arg(&dp)
-                    .arg(&n64)
-                    .arg(&code);
-            })?;
+            self.launch(&name, elementwise_cfg(n), &[ap.into(), la.into(), bp.into(), lb.into(), dp.into(), n64.into(), code.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -820,9 +827,7 @@ impl Backend for CudaBackend {
             let (sp, dp, none, one, c, scale) =
                 (x.ptr(), out.ptr(), 0u64, 1i64, int("softmax", cols)?, 1.0f32);
             let name = format!("softmax_{}", suffix(src.dtype()));
-            self.launch(&name, row_cfg(rows, cols)?, |b| {
-                b.arg(&sp).arg(&none).arg(&one).arg(&dp).arg(&c).arg(&scale);
-            })?;
+            self.launch(&name, row_cfg(rows, cols)?, &[sp.into(), none.into(), one.into(), dp.into(), c.into(), scale.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -850,9 +855,7 @@ impl Backend for CudaBackend {
                 int("rms_norm", cols)?,
             );
             let name = format!("rms_norm_{}", suffix(dtype));
-            self.launch(&name, row_cfg(n / cols, cols)?, |b| {
-                b.arg(&xp).arg(&wp).arg(&dp).arg(&c).arg(&eps);
-            })?;
+            self.launch(&name, row_cfg(n / cols, cols)?, &[xp.into(), wp.into(), dp.into(), c.into(), eps.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -892,9 +895,7 @@ impl Backend for CudaBackend {
                 int("layer_norm", cols)?,
             );
             let name = format!("layer_norm_{}", suffix(dtype));
-            self.launch(&name, row_cfg(n / cols, cols)?, |b| {
-                b.arg(&xp).arg(&wp).arg(&bp).arg(&dp).arg(&c).arg(&eps);
-            })?;
+            self.launch(&name, row_cfg(n / cols, cols)?, &[xp.into(), wp.into(), bp.into(), dp.into(), c.into(), eps.into()])?;
         }
         Ok(Box::new(out))
     }
@@ -982,9 +983,7 @@ impl Backend for CudaBackend {
             let lg = strided("gated_residual", &g.layout)?;
             let (xp, gp, yp, dp, n64) = (xa.ptr(), g.base(), ya.ptr(), out.ptr(), n as i64);
             let name = format!("gated_residual_{}", suffix(dtype));
-            self.launch(&name, elementwise_cfg(n), |b| {
-                b.arg(&xp).arg(&gp).arg(&lg).arg(&yp).arg(&dp).arg(&n64);
-            })?;
+            self.launch(&name, elementwise_cfg(n), &[xp.into(), gp.into(), lg.into(), yp.into(), dp.into(), n64.into()])?;
         }
         Ok(Box::new(out))
     }
