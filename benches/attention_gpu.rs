@@ -23,7 +23,11 @@ fn main() {
         genfx::backend::cuda::Half::Bf16 => DType::BF16,
         genfx::backend::cuda::Half::F16 => DType::F16,
     };
-    println!("{NAME}: {} ({}), {dtype}", gpu.device().name(), gpu.device().arch());
+    println!(
+        "{NAME}: {} ({}), {dtype}",
+        gpu.device().name(),
+        gpu.device().arch()
+    );
     let torch = gpu_common::run_torch(
         "attention_sdpa.py",
         &[
@@ -48,7 +52,9 @@ fn main() {
     let mut rows = Vec::new();
     for (i, &tokens) in TOKENS.iter().enumerate() {
         let n = tokens * HEADS * HEAD_DIM;
-        let data: Vec<f32> = (0..n).map(|j| ((j * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|j| ((j * 7919 % 1000) as f32 / 500.0) - 1.0)
+            .collect();
         let layout = Layout::contiguous(&[1, tokens, HEADS, HEAD_DIM]);
         let flat = Layout::contiguous(&[n]);
         let up = gpu.upload(CpuStorage::F32(data)).expect("upload");

@@ -104,7 +104,11 @@ fn upload_download_and_dtype_conversion_are_exact() {
     for (dtype, half) in [(DType::BF16, Half::Bf16), (DType::F16, Half::F16)] {
         let h = gpu.to_dtype(op(&up, &l), dtype).unwrap();
         let back = f32s(gpu.download(&*h).unwrap());
-        assert_eq!(back, half.decode_vec(&half.encode_vec(&v)), "{dtype} rounding is RNE");
+        assert_eq!(
+            back,
+            half.decode_vec(&half.encode_vec(&v)),
+            "{dtype} rounding is RNE"
+        );
     }
     let z = gpu.zeros(1000, DType::BF16).unwrap();
     assert!(f32s(gpu.download(&*z).unwrap()).iter().all(|&x| x == 0.0));
@@ -170,7 +174,12 @@ fn elementwise_ops_match_cpu() {
             assert_close(&c.name(&format!("{u:?}")), &got, &want, c.half);
         }
         // positive inputs for sqrt and 1/x
-        let (gp, cp) = c.put(&values(n, 5).iter().map(|x| x.abs() + 0.5).collect::<Vec<_>>());
+        let (gp, cp) = c.put(
+            &values(n, 5)
+                .iter()
+                .map(|x| x.abs() + 0.5)
+                .collect::<Vec<_>>(),
+        );
         for u in [UnaryOp::Sqrt, UnaryOp::Recip] {
             let got = c.get(&*c.gpu.unary(u, op(&gp, &l)).unwrap());
             let want = cpu_get(&*CpuBackend.unary(u, op(&cp, &l)).unwrap());
@@ -210,7 +219,8 @@ fn strides(offset: usize, batch: usize, row: usize, col: usize) -> MatStrides {
 #[test]
 #[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands() {
-    let Some(gpu) = gpu_or_skip("matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands")
+    let Some(gpu) =
+        gpu_or_skip("matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands")
     else {
         return;
     };
@@ -230,7 +240,13 @@ fn matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands() {
             // lhs a transposed view [k, m] read as m×k
             (strides(0, m * k, 1, m), strides(5, 0, 1, k), &w, &cw, false),
             // neither stride of rhs is 1: the contiguous-copy path
-            (strides(0, m * k, k, 1), strides(1, 0, 2 * n, 2), &wide, &cwide, true),
+            (
+                strides(0, m * k, k, 1),
+                strides(1, 0, 2 * n, 2),
+                &wide,
+                &cwide,
+                true,
+            ),
         ];
         for (i, (ls, rs, g_rhs, c_rhs, with_bias)) in cases.into_iter().enumerate() {
             let spec = MatmulSpec {
@@ -259,7 +275,12 @@ fn softmax_and_norms_match_cpu() {
     for c in Case::all(&gpu) {
         for cols in [7usize, 64, 2048, 5000] {
             let rows = 9;
-            let (x, cx) = c.put(&values(rows * cols, 10).iter().map(|v| v * 6.0).collect::<Vec<_>>());
+            let (x, cx) = c.put(
+                &values(rows * cols, 10)
+                    .iter()
+                    .map(|v| v * 6.0)
+                    .collect::<Vec<_>>(),
+            );
             let (w, cw) = c.put(&values(cols, 11));
             let (b, cb) = c.put(&values(cols, 12));
             let l = Layout::contiguous(&[rows, cols]);
@@ -301,7 +322,11 @@ fn rope_modulate_and_gated_residual_match_cpu() {
         let l = Layout::contiguous(&[b, t, d]);
         // tables shared across the batch
         let lt = Layout::new(vec![b, t, d], vec![0, d, 1], 0).unwrap();
-        let got = c.get(&*c.gpu.rope_interleaved(op(&x, &l), op(&gc, &lt), op(&gs, &lt)).unwrap());
+        let got = c.get(
+            &*c.gpu
+                .rope_interleaved(op(&x, &l), op(&gc, &lt), op(&gs, &lt))
+                .unwrap(),
+        );
         let want = cpu_get(
             &*CpuBackend
                 .rope_interleaved(op(&cx, &l), op(&cc, &lt), op(&cs, &lt))
@@ -313,14 +338,22 @@ fn rope_modulate_and_gated_residual_match_cpu() {
         let (sh, csh) = c.put(&values(b * d, 16));
         let (sc, csc) = c.put(&values(b * d, 17));
         let lm = Layout::new(vec![b, t, d], vec![d, 0, 1], 0).unwrap();
-        let got = c.get(&*c.gpu.modulate(op(&x, &l), op(&sh, &lm), op(&sc, &lm)).unwrap());
+        let got = c.get(
+            &*c.gpu
+                .modulate(op(&x, &l), op(&sh, &lm), op(&sc, &lm))
+                .unwrap(),
+        );
         let want = cpu_get(
             &*CpuBackend
                 .modulate(op(&cx, &l), op(&csh, &lm), op(&csc, &lm))
                 .unwrap(),
         );
         assert_close(&c.name("modulate"), &got, &want, c.half);
-        let got = c.get(&*c.gpu.gated_residual(op(&x, &l), op(&sc, &lm), op(&y, &l)).unwrap());
+        let got = c.get(
+            &*c.gpu
+                .gated_residual(op(&x, &l), op(&sc, &lm), op(&y, &l))
+                .unwrap(),
+        );
         let want = cpu_get(
             &*CpuBackend
                 .gated_residual(op(&cx, &l), op(&csc, &lm), op(&cy, &l))
@@ -347,7 +380,13 @@ fn attention_matches_cpu_for_self_and_masked_cross_attention() {
             let (v, cv) = c.put(&values(batch * kv_len * heads * head_dim, 22));
             // padding mask as the reference applies it: -10000 on padded keys
             let bias: Vec<f32> = (0..batch * kv_len)
-                .map(|i| if i % kv_len >= kv_len - 10 { -10000.0 } else { 0.0 })
+                .map(|i| {
+                    if i % kv_len >= kv_len - 10 {
+                        -10000.0
+                    } else {
+                        0.0
+                    }
+                })
                 .collect();
             let gb = c.gpu.upload(CpuStorage::F32(bias.clone())).unwrap();
             let cb: Stored = Box::new(CpuStorage::F32(bias));
@@ -407,10 +446,15 @@ fn out_of_memory_and_non_finite_values_are_typed_errors() {
         Ok(_) => panic!("{too_big} f16 values fit in {total} bytes?"),
     }
     // the device is still usable after the refusal
-    let ok = gpu.upload(CpuStorage::F32(vec![1.0, f32::NAN, 3.0])).unwrap();
+    let ok = gpu
+        .upload(CpuStorage::F32(vec![1.0, f32::NAN, 3.0]))
+        .unwrap();
     match gpu.check_finite("latents", &*ok) {
         Err(TensorError::Backend { msg, .. }) => {
-            assert!(msg.contains("latents") && msg.contains("element 1"), "{msg}")
+            assert!(
+                msg.contains("latents") && msg.contains("element 1"),
+                "{msg}"
+            )
         }
         other => panic!("expected a non-finite error, got {other:?}"),
     }

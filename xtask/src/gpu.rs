@@ -33,11 +33,7 @@ fn gpu_tests() -> Result<Vec<String>, String> {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let allow_skip = args.iter().any(|a| a == "--allow-skip");
-    let passthrough: Vec<&String> = args
-        .iter()
-        .skip_while(|a| *a != "--")
-        .skip(1)
-        .collect();
+    let passthrough: Vec<&String> = args.iter().skip_while(|a| *a != "--").skip(1).collect();
     let tests = gpu_tests()?;
     if tests.is_empty() {
         return Err("no tests/gpu_*.rs found".into());
@@ -57,7 +53,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .env(REPORT_ENV, &report);
     exec(test)?;
 
-    let text = std::fs::read_to_string(&report).map_err(|e| format!("{}: {e}", report.display()))?;
+    let text =
+        std::fs::read_to_string(&report).map_err(|e| format!("{}: {e}", report.display()))?;
     let ran = text.lines().filter(|l| l.starts_with("ran ")).count();
     let skipped: Vec<&str> = text.lines().filter(|l| l.starts_with("skipped ")).collect();
     if ran == 0 && skipped.is_empty() {
@@ -72,7 +69,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map(|(_, r)| r)
         .unwrap_or("unknown");
     let what = if ran == 0 {
-        format!("NOTHING RAN ON A GPU: all {} GPU tests were skipped", skipped.len())
+        format!(
+            "NOTHING RAN ON A GPU: all {} GPU tests were skipped",
+            skipped.len()
+        )
     } else {
         format!("only {ran} GPU tests ran; {} were skipped", skipped.len())
     };

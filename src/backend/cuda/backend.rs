@@ -148,11 +148,9 @@ fn cuda<'a>(op: &'static str, s: &'a dyn BackendStorage) -> Result<&'a CudaStora
 }
 
 fn strided(op: &'static str, l: &Layout) -> Result<StridedArg> {
-    StridedArg::new(l.dims(), l.strides(), l.offset()).ok_or_else(|| {
-        TensorError::InvalidArgument {
-            op,
-            msg: format!("rank {} exceeds the GPU kernels' 8", l.rank()),
-        }
+    StridedArg::new(l.dims(), l.strides(), l.offset()).ok_or_else(|| TensorError::InvalidArgument {
+        op,
+        msg: format!("rank {} exceeds the GPU kernels' 8", l.rank()),
     })
 }
 
@@ -292,7 +290,10 @@ impl CudaBackend {
 
     /// Launches `name` from the backend's own kernels with `args` in order.
     fn launch(&self, name: &str, cfg: LaunchConfig, args: &[KArg]) -> Result<()> {
-        let func = self.dev.function(&TENSOR_OPS, name).map_err(|e| self.err(e))?;
+        let func = self
+            .dev
+            .function(&TENSOR_OPS, name)
+            .map_err(|e| self.err(e))?;
         guard("cuLaunchKernel", || {
             let mut builder = self.stream.launch_builder(&func);
             for a in args {
@@ -348,13 +349,18 @@ impl CudaBackend {
             return Ok(out);
         }
         let sl = strided("convert", l)?;
-        let dl = StridedArg::contiguous(l.dims(), 0).ok_or_else(|| TensorError::InvalidArgument {
-            op: "convert",
-            msg: "rank too high".into(),
-        })?;
+        let dl =
+            StridedArg::contiguous(l.dims(), 0).ok_or_else(|| TensorError::InvalidArgument {
+                op: "convert",
+                msg: "rank too high".into(),
+            })?;
         let name = format!("convert_{}_{}", suffix(src.dtype()), suffix(dtype));
         let (sp, dp, n64) = (src.ptr(), out.ptr(), n as i64);
-        self.launch(&name, elementwise_cfg(n), &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()])?;
+        self.launch(
+            &name,
+            elementwise_cfg(n),
+            &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()],
+        )?;
         Ok(out)
     }
 
@@ -372,7 +378,11 @@ impl CudaBackend {
         }
         let name = format!("convert_{}_{}", suffix(src.dtype()), suffix(dst.dtype()));
         let (sp, dp, n64) = (src.ptr(), dst.ptr(), n as i64);
-        self.launch(&name, elementwise_cfg(n), &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()])
+        self.launch(
+            &name,
+            elementwise_cfg(n),
+            &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()],
+        )
     }
 
     fn blas<R>(&self, f: impl FnOnce(&CudaBlas) -> std::result::Result<R, CudaError>) -> Result<R> {
@@ -426,7 +436,11 @@ impl CudaBackend {
         }
         let shared = st.batch == 0;
         let nb = if shared { 1 } else { batch };
-        let layout = Layout::new(vec![nb, rows, cols], vec![st.batch, st.row, st.col], st.offset)?;
+        let layout = Layout::new(
+            vec![nb, rows, cols],
+            vec![st.batch, st.row, st.col],
+            st.offset,
+        )?;
         let copy = self.convert(s, &layout, dtype)?;
         let view = MatView {
             ptr: copy.ptr(),
@@ -515,7 +529,18 @@ impl CudaBackend {
                 let (sp, pp) = (scores.ptr(), probs.ptr());
                 let bp: u64 = bias.map_or(0, |a| a.ptr() + (b * kv_len * 4) as u64);
                 let rows_per_bias = rows as i64;
-                self.launch(&softmax, row_cfg(rows, kv_len)?, &[sp.into(), bp.into(), rows_per_bias.into(), pp.into(), cols.into(), scale.into()])?;
+                self.launch(
+                    &softmax,
+                    row_cfg(rows, kv_len)?,
+                    &[
+                        sp.into(),
+                        bp.into(),
+                        rows_per_bias.into(),
+                        pp.into(),
+                        cols.into(),
+                        scale.into(),
+                    ],
+                )?;
                 // O[h] (lc×D) = P[h] (lc×kv) · V[h] (kv×D), into [L, H, D]
                 self.blas(|h| {
                     blas::gemm(
@@ -577,7 +602,19 @@ impl CudaBackend {
             let (la, lb) = (strided(op, &a.layout)?, strided(op, &b.layout)?);
             let (xp, ap, bp, op_, n64) = (x.ptr(), a.base(), b.base(), out.ptr(), n as i64);
             let name = format!("{kernel}_{}", suffix(dtype));
-            self.launch(&name, elementwise_cfg(n), &[xp.into(), ap.into(), la.into(), bp.into(), lb.into(), op_.into(), n64.into()])?;
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    xp.into(),
+                    ap.into(),
+                    la.into(),
+                    bp.into(),
+                    lb.into(),
+                    op_.into(),
+                    n64.into(),
+                ],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -702,7 +739,13 @@ impl Backend for CudaBackend {
                     msg: "rank too high".into(),
                 }
             })?;
-            self.convert_into(src, strided("cat", p.layout)?, &out, dl, p.layout.elem_count())?;
+            self.convert_into(
+                src,
+                strided("cat", p.layout)?,
+                &out,
+                dl,
+                p.layout.elem_count(),
+            )?;
             at += dims[dim];
         }
         Ok(Box::new(out))
@@ -716,7 +759,11 @@ impl Backend for CudaBackend {
             let l = strided("unary", src.layout)?;
             let (sp, dp, n64, code) = (s.ptr(), out.ptr(), n as i64, unary_code(op));
             let name = format!("unary_{}", suffix(src.dtype()));
-            self.launch(&name, elementwise_cfg(n), &[sp.into(), l.into(), dp.into(), n64.into(), code.into()])?;
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[sp.into(), l.into(), dp.into(), n64.into(), code.into()],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -729,7 +776,18 @@ impl Backend for CudaBackend {
             let l = strided("affine", src.layout)?;
             let (sp, dp, n64) = (s.ptr(), out.ptr(), n as i64);
             let name = format!("affine_{}", suffix(src.dtype()));
-            self.launch(&name, elementwise_cfg(n), &[sp.into(), l.into(), dp.into(), n64.into(), mul.into(), add.into()])?;
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    sp.into(),
+                    l.into(),
+                    dp.into(),
+                    n64.into(),
+                    mul.into(),
+                    add.into(),
+                ],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -743,9 +801,22 @@ impl Backend for CudaBackend {
         let out = self.alloc(n, dtype)?;
         if n > 0 {
             let (la, lb) = (strided("binary", &a.layout)?, strided("binary", &b.layout)?);
-            let (ap, bp, dp, n64, code) = (a.base(), b.base(), out.ptr(), n as i64, binary_code(op));
+            let (ap, bp, dp, n64, code) =
+                (a.base(), b.base(), out.ptr(), n as i64, binary_code(op));
             let name = format!("binary_{}", suffix(dtype));
-            self.launch(&name, elementwise_cfg(n), &[ap.into(), la.into(), bp.into(), lb.into(), dp.into(), n64.into(), code.into()])?;
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    ap.into(),
+                    la.into(),
+                    bp.into(),
+                    lb.into(),
+                    dp.into(),
+                    n64.into(),
+                    code.into(),
+                ],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -757,9 +828,7 @@ impl Backend for CudaBackend {
         bias: Option<Operand<'_>>,
         spec: &MatmulSpec,
     ) -> Out {
-        let MatmulSpec {
-            batch, m, n, k, ..
-        } = *spec;
+        let MatmulSpec { batch, m, n, k, .. } = *spec;
         let dtype = lhs.dtype();
         let (l, r) = (cuda("matmul", lhs)?, cuda("matmul", rhs)?);
         let out = self.alloc(batch * m * n, dtype)?;
@@ -824,10 +893,27 @@ impl Backend for CudaBackend {
         let out = self.alloc(n, src.dtype())?;
         if n > 0 {
             let rows = n / cols;
-            let (sp, dp, none, one, c, scale) =
-                (x.ptr(), out.ptr(), 0u64, 1i64, int("softmax", cols)?, 1.0f32);
+            let (sp, dp, none, one, c, scale) = (
+                x.ptr(),
+                out.ptr(),
+                0u64,
+                1i64,
+                int("softmax", cols)?,
+                1.0f32,
+            );
             let name = format!("softmax_{}", suffix(src.dtype()));
-            self.launch(&name, row_cfg(rows, cols)?, &[sp.into(), none.into(), one.into(), dp.into(), c.into(), scale.into()])?;
+            self.launch(
+                &name,
+                row_cfg(rows, cols)?,
+                &[
+                    sp.into(),
+                    none.into(),
+                    one.into(),
+                    dp.into(),
+                    c.into(),
+                    scale.into(),
+                ],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -855,7 +941,11 @@ impl Backend for CudaBackend {
                 int("rms_norm", cols)?,
             );
             let name = format!("rms_norm_{}", suffix(dtype));
-            self.launch(&name, row_cfg(n / cols, cols)?, &[xp.into(), wp.into(), dp.into(), c.into(), eps.into()])?;
+            self.launch(
+                &name,
+                row_cfg(n / cols, cols)?,
+                &[xp.into(), wp.into(), dp.into(), c.into(), eps.into()],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -895,7 +985,18 @@ impl Backend for CudaBackend {
                 int("layer_norm", cols)?,
             );
             let name = format!("layer_norm_{}", suffix(dtype));
-            self.launch(&name, row_cfg(n / cols, cols)?, &[xp.into(), wp.into(), bp.into(), dp.into(), c.into(), eps.into()])?;
+            self.launch(
+                &name,
+                row_cfg(n / cols, cols)?,
+                &[
+                    xp.into(),
+                    wp.into(),
+                    bp.into(),
+                    dp.into(),
+                    c.into(),
+                    eps.into(),
+                ],
+            )?;
         }
         Ok(Box::new(out))
     }
@@ -925,8 +1026,16 @@ impl Backend for CudaBackend {
         } = *spec;
         let expect = [
             (q.layout.elem_count(), batch * q_len * heads * head_dim, "q"),
-            (k.layout.elem_count(), batch * kv_len * heads * head_dim, "k"),
-            (v.layout.elem_count(), batch * kv_len * heads * head_dim, "v"),
+            (
+                k.layout.elem_count(),
+                batch * kv_len * heads * head_dim,
+                "k",
+            ),
+            (
+                v.layout.elem_count(),
+                batch * kv_len * heads * head_dim,
+                "v",
+            ),
         ];
         for (got, want, name) in expect {
             if got != want {
@@ -936,7 +1045,10 @@ impl Backend for CudaBackend {
                 });
             }
         }
-        if bias.as_ref().is_some_and(|b| b.layout.elem_count() != batch * kv_len) {
+        if bias
+            .as_ref()
+            .is_some_and(|b| b.layout.elem_count() != batch * kv_len)
+        {
             return Err(TensorError::InvalidArgument {
                 op: "attention",
                 msg: "key bias must be [batch, kv_len]".into(),
@@ -983,7 +1095,18 @@ impl Backend for CudaBackend {
             let lg = strided("gated_residual", &g.layout)?;
             let (xp, gp, yp, dp, n64) = (xa.ptr(), g.base(), ya.ptr(), out.ptr(), n as i64);
             let name = format!("gated_residual_{}", suffix(dtype));
-            self.launch(&name, elementwise_cfg(n), &[xp.into(), gp.into(), lg.into(), yp.into(), dp.into(), n64.into()])?;
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    xp.into(),
+                    gp.into(),
+                    lg.into(),
+                    yp.into(),
+                    dp.into(),
+                    n64.into(),
+                ],
+            )?;
         }
         Ok(Box::new(out))
     }

@@ -113,7 +113,11 @@ pub fn gemm(blas: &CudaBlas, g: &Gemm) -> Result<(), CudaError> {
             bsys::cublasOperation_t::CUBLAS_OP_N
         }
     };
-    let (m, n, k) = (dim("matmul", g.m)?, dim("matmul", g.n)?, dim("matmul", g.k)?);
+    let (m, n, k) = (
+        dim("matmul", g.m)?,
+        dim("matmul", g.n)?,
+        dim("matmul", g.k)?,
+    );
     let batch = dim("matmul", g.batch)?;
     let alpha = 1.0f32;
     let beta = g.beta;

@@ -37,7 +37,11 @@ impl CudaStorage {
 
 impl std::fmt::Debug for CudaStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "CudaStorage({} x {}, {:?})", self.len, self.dtype, self.block)
+        write!(
+            f,
+            "CudaStorage({} x {}, {:?})",
+            self.len, self.dtype, self.block
+        )
     }
 }
 
