@@ -4,6 +4,7 @@
 mod bench;
 mod bundle;
 mod demo;
+mod gpu;
 mod setup;
 mod test;
 mod util;
@@ -14,7 +15,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   test            install what tests need, then fmt --check, clippy -D warnings, every test
-  test-gpu        CUDA-vs-CPU tests (reports 'skipped' without a GPU)
+  test-gpu [--allow-skip]  CUDA-vs-CPU tests; fails when any was skipped
+                  for want of a GPU unless --allow-skip
   demo            build the bundle and render a shot through the plugin, headless
   bundle          build target/bundle/GenFX.ofx.bundle
   install [--prefix DIR]  copy the bundle to the OFX plugin folder or DIR
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         "bundle" => bundle::bundle().map(drop),
         "install" => bundle::install(rest),
         "demo" => demo::run(),
+        "test-gpu" => gpu::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
