@@ -2,8 +2,8 @@
 //! random-weight fixture made by `tools/fixtures/t5.py`.
 //!
 //! Tolerance: f32 against f32. The only differences are summation orders
-//! (gemm blocking, softmax), which after three blocks stay below 1e-5 of
-//! the output scale; we allow 1e-4 × max(1, max |reference|).
+//! (gemm blocking, softmax), which after three blocks stay near 1e-6 of
+//! the output scale; we allow 2e-5 × max(1, max |reference|) (measured: 4e-6 at scale 3–4).
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,7 @@ use genfx::models::t5::{relative_position_bucket, T5EncoderModel, T5Error};
 use genfx::testing::{assert_close, fixtures_dir};
 use safetensors::SafeTensors;
 
-const TOL: f32 = 1e-4;
+const TOL: f32 = 2e-5;
 
 fn dir() -> PathBuf {
     fixtures_dir().join("t5")
@@ -52,7 +52,7 @@ impl Cases {
 }
 
 fn model() -> T5EncoderModel {
-    T5EncoderModel::from_folder(&dir(), &Device::cpu()).expect("fixture model loads")
+    T5EncoderModel::from_folder(&dir().join("text_encoder"), &Device::cpu()).expect("fixture model loads")
 }
 
 fn check_case(model: &T5EncoderModel, cases: &Cases, case: &str) {
@@ -132,7 +132,7 @@ fn scratch(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(dir().join(file), out.join(file)).unwrap();
+        std::fs::copy(dir().join("text_encoder").join(file), out.join(file)).unwrap();
     }
     out
 }

@@ -16,7 +16,7 @@ fn service(policy: ReleasePolicy) -> TextEncoder {
         MAX_LENGTH,
     )
     .unwrap();
-    TextEncoder::new(tokenizer, &fixtures_dir().join("t5"), &Device::cpu(), policy)
+    TextEncoder::new(tokenizer, &fixtures_dir().join("t5").join("text_encoder"), &Device::cpu(), policy)
 }
 
 #[test]
@@ -56,7 +56,7 @@ fn embeddings_equal_the_model_on_the_tokenized_prompt() {
     assert_eq!(got.ids, tokens.ids);
     assert_eq!(got.attention_mask, tokens.attention_mask);
     assert_eq!(got.hidden.dims(), &[MAX_LENGTH, 48]);
-    let model = T5EncoderModel::from_folder(&fixtures_dir().join("t5"), &Device::cpu()).unwrap();
+    let model = T5EncoderModel::from_folder(&fixtures_dir().join("t5").join("text_encoder"), &Device::cpu()).unwrap();
     let want = model
         .forward(&tokens.ids, &tokens.attention_mask, 1, MAX_LENGTH)
         .unwrap();
