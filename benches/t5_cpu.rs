@@ -59,42 +59,97 @@ fn write_model(dir: &Path) {
     let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut add = |name: String, dims: Vec<usize>, scale: f32, offset: f32| {
         let n = dims.iter().product();
-        let data = rng.uniform(n, scale).into_iter().map(|v| v + offset).collect();
+        let data = rng
+            .uniform(n, scale)
+            .into_iter()
+            .map(|v| v + offset)
+            .collect();
         tensors.push((name, dims, data));
     };
     add("shared.weight".into(), vec![VOCAB, D_MODEL], 1.0, 0.0);
     for i in 0..LAYERS {
         let p = format!("encoder.block.{i}.layer");
         for w in ["q", "k", "v"] {
-            add(format!("{p}.0.SelfAttention.{w}.weight"), vec![inner, D_MODEL], 0.05, 0.0);
+            add(
+                format!("{p}.0.SelfAttention.{w}.weight"),
+                vec![inner, D_MODEL],
+                0.05,
+                0.0,
+            );
         }
-        add(format!("{p}.0.SelfAttention.o.weight"), vec![D_MODEL, inner], 0.05, 0.0);
+        add(
+            format!("{p}.0.SelfAttention.o.weight"),
+            vec![D_MODEL, inner],
+            0.05,
+            0.0,
+        );
         if i == 0 {
-            add(format!("{p}.0.SelfAttention.relative_attention_bias.weight"), vec![32, HEADS], 1.0, 0.0);
+            add(
+                format!("{p}.0.SelfAttention.relative_attention_bias.weight"),
+                vec![32, HEADS],
+                1.0,
+                0.0,
+            );
         }
         add(format!("{p}.0.layer_norm.weight"), vec![D_MODEL], 0.1, 1.0);
-        add(format!("{p}.1.DenseReluDense.wi_0.weight"), vec![D_FF, D_MODEL], 0.05, 0.0);
-        add(format!("{p}.1.DenseReluDense.wi_1.weight"), vec![D_FF, D_MODEL], 0.05, 0.0);
-        add(format!("{p}.1.DenseReluDense.wo.weight"), vec![D_MODEL, D_FF], 0.03, 0.0);
+        add(
+            format!("{p}.1.DenseReluDense.wi_0.weight"),
+            vec![D_FF, D_MODEL],
+            0.05,
+            0.0,
+        );
+        add(
+            format!("{p}.1.DenseReluDense.wi_1.weight"),
+            vec![D_FF, D_MODEL],
+            0.05,
+            0.0,
+        );
+        add(
+            format!("{p}.1.DenseReluDense.wo.weight"),
+            vec![D_MODEL, D_FF],
+            0.03,
+            0.0,
+        );
         add(format!("{p}.1.layer_norm.weight"), vec![D_MODEL], 0.1, 1.0);
     }
-    add("encoder.final_layer_norm.weight".into(), vec![D_MODEL], 0.1, 1.0);
+    add(
+        "encoder.final_layer_norm.weight".into(),
+        vec![D_MODEL],
+        0.1,
+        1.0,
+    );
     write_safetensors(&dir.join("model.safetensors"), &tensors, &HashMap::new());
 
     let ids: Vec<i64> = (0..TOKENS)
-        .map(|i| if i + 1 == TOKENS { 1 } else { 3 + (rng.next() % (VOCAB as u64 - 3)) as i64 })
+        .map(|i| {
+            if i + 1 == TOKENS {
+                1
+            } else {
+                3 + (rng.next() % (VOCAB as u64 - 3)) as i64
+            }
+        })
         .collect();
     let bytes = |v: &[i64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let ids_b = bytes(&ids);
     let mask_b = bytes(&vec![1i64; TOKENS]);
     let views = [
-        ("input_ids", TensorView::new(Dtype::I64, vec![1, TOKENS], &ids_b).unwrap()),
-        ("attention_mask", TensorView::new(Dtype::I64, vec![1, TOKENS], &mask_b).unwrap()),
+        (
+            "input_ids",
+            TensorView::new(Dtype::I64, vec![1, TOKENS], &ids_b).unwrap(),
+        ),
+        (
+            "attention_mask",
+            TensorView::new(Dtype::I64, vec![1, TOKENS], &mask_b).unwrap(),
+        ),
     ];
     safetensors::serialize_to_file(views, None, &dir.join("inputs.safetensors")).expect("inputs");
 }
 
-fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], meta: &HashMap<String, String>) {
+fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    meta: &HashMap<String, String>,
+) {
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect())
@@ -102,7 +157,12 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], me
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|((name, dims, _), b)| (name.clone(), TensorView::new(Dtype::F32, dims.clone(), b).unwrap()))
+        .map(|((name, dims, _), b)| {
+            (
+                name.clone(),
+                TensorView::new(Dtype::F32, dims.clone(), b).unwrap(),
+            )
+        })
         .collect();
     let meta = (!meta.is_empty()).then(|| meta.clone());
     safetensors::serialize_to_file(views, meta, path).expect("model.safetensors");
@@ -170,7 +230,10 @@ fn torch_half(dir: &Path, threads: usize) -> Option<String> {
             eprintln!(
                 "torch half failed ({}): {}",
                 python.display(),
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
             );
             None
         }
@@ -214,7 +277,12 @@ fn main() {
     drop(model);
 
     println!("T5 v1.1-small shape, 1 x {TOKENS} tokens, {threads} threads, median of {RUNS}");
-    println!("ours : encode {:.4} s (load {:.3} s), peak RSS {:.0} MiB", ours, load_s, ours_peak.unwrap_or(f64::NAN));
+    println!(
+        "ours : encode {:.4} s (load {:.3} s), peak RSS {:.0} MiB",
+        ours,
+        load_s,
+        ours_peak.unwrap_or(f64::NAN)
+    );
     let torch = torch_half(&dir, threads);
     let torch_s = torch.as_deref().and_then(|l| json_number(l, "torch_s"));
     if let Some(line) = &torch {

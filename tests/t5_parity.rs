@@ -26,7 +26,9 @@ impl Cases {
     }
     fn raw(&self, name: &str) -> (Vec<usize>, Vec<u8>) {
         let st = SafeTensors::deserialize(&self.0).expect("cases parse");
-        let t = st.tensor(name).unwrap_or_else(|_| panic!("case tensor {name}"));
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("case tensor {name}"));
         (t.shape().to_vec(), t.data().to_vec())
     }
     fn i64s(&self, name: &str) -> (Vec<usize>, Vec<i64>) {
@@ -52,7 +54,8 @@ impl Cases {
 }
 
 fn model() -> T5EncoderModel {
-    T5EncoderModel::from_folder(&dir().join("text_encoder"), &Device::cpu()).expect("fixture model loads")
+    T5EncoderModel::from_folder(&dir().join("text_encoder"), &Device::cpu())
+        .expect("fixture model loads")
 }
 
 fn check_case(model: &T5EncoderModel, cases: &Cases, case: &str) {
@@ -102,7 +105,11 @@ fn padding_does_not_change_the_real_tokens() {
         .unwrap()
         .to_vec_f32()
         .unwrap();
-    let padded = model.forward(&ids, &mask, 2, len).unwrap().to_vec_f32().unwrap();
+    let padded = model
+        .forward(&ids, &mask, 2, len)
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
     assert_close(
         "second prompt without padding",
         &alone,
@@ -147,28 +154,45 @@ fn rewrite_config(folder: &Path, from: &str, to: &str) {
 #[test]
 fn missing_or_wrong_weights_are_errors_naming_the_file() {
     let missing = Path::new("/nonexistent/genfx/text_encoder");
-    let err = T5EncoderModel::from_folder(missing, &Device::cpu()).err().unwrap();
-    assert!(err.to_string().contains("/nonexistent/genfx/text_encoder"), "{err}");
+    let err = T5EncoderModel::from_folder(missing, &Device::cpu())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("/nonexistent/genfx/text_encoder"),
+        "{err}"
+    );
 
     let relu = scratch("relu");
     rewrite_config(&relu, "\"gated-gelu\"", "\"relu\"");
-    let err = T5EncoderModel::from_folder(&relu, &Device::cpu()).err().unwrap();
+    let err = T5EncoderModel::from_folder(&relu, &Device::cpu())
+        .err()
+        .unwrap();
     assert!(matches!(err, T5Error::Config { .. }), "{err}");
     assert!(err.to_string().contains("config.json"), "{err}");
 
     let deeper = scratch("deeper");
     rewrite_config(&deeper, "\"num_layers\": 3", "\"num_layers\": 4");
-    let err = T5EncoderModel::from_folder(&deeper, &Device::cpu()).err().unwrap();
+    let err = T5EncoderModel::from_folder(&deeper, &Device::cpu())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("encoder.block.3"), "{err}");
 
     let shallower = scratch("shallower");
     rewrite_config(&shallower, "\"num_layers\": 3", "\"num_layers\": 2");
-    let err = T5EncoderModel::from_folder(&shallower, &Device::cpu()).err().unwrap();
+    let err = T5EncoderModel::from_folder(&shallower, &Device::cpu())
+        .err()
+        .unwrap();
     assert!(matches!(err, T5Error::UnexpectedTensors { .. }), "{err}");
 
     let corrupt = scratch("corrupt");
-    std::fs::write(corrupt.join("model.safetensors"), b"\x10\0\0\0\0\0\0\0{not json}").unwrap();
-    let err = T5EncoderModel::from_folder(&corrupt, &Device::cpu()).err().unwrap();
+    std::fs::write(
+        corrupt.join("model.safetensors"),
+        b"\x10\0\0\0\0\0\0\0{not json}",
+    )
+    .unwrap();
+    let err = T5EncoderModel::from_folder(&corrupt, &Device::cpu())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("model.safetensors"), "{err}");
 
     for folder in [relu, deeper, shallower, corrupt] {

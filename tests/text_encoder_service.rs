@@ -16,19 +16,28 @@ fn service(policy: ReleasePolicy) -> TextEncoder {
         MAX_LENGTH,
     )
     .unwrap();
-    TextEncoder::new(tokenizer, &fixtures_dir().join("t5").join("text_encoder"), &Device::cpu(), policy)
+    TextEncoder::new(
+        tokenizer,
+        &fixtures_dir().join("t5").join("text_encoder"),
+        &Device::cpu(),
+        policy,
+    )
 }
 
 #[test]
 fn unchanged_prompts_are_never_reencoded() {
     let te = service(ReleasePolicy::AfterUse);
     assert!(!te.is_loaded());
-    let first = te.encode(&["a camera pans over the city", "rain at night"]).unwrap();
+    let first = te
+        .encode(&["a camera pans over the city", "rain at night"])
+        .unwrap();
     assert_eq!(te.encoder_runs(), 1);
     assert_eq!(te.weight_loads(), 1);
     assert!(!te.is_loaded(), "weights must be released after use");
 
-    let again = te.encode(&["rain at night", "a camera pans over the city"]).unwrap();
+    let again = te
+        .encode(&["rain at night", "a camera pans over the city"])
+        .unwrap();
     assert_eq!(te.encoder_runs(), 1, "cached prompts ran the encoder");
     assert_eq!(te.weight_loads(), 1);
     assert_eq!(
@@ -56,11 +65,20 @@ fn embeddings_equal_the_model_on_the_tokenized_prompt() {
     assert_eq!(got.ids, tokens.ids);
     assert_eq!(got.attention_mask, tokens.attention_mask);
     assert_eq!(got.hidden.dims(), &[MAX_LENGTH, 48]);
-    let model = T5EncoderModel::from_folder(&fixtures_dir().join("t5").join("text_encoder"), &Device::cpu()).unwrap();
+    let model = T5EncoderModel::from_folder(
+        &fixtures_dir().join("t5").join("text_encoder"),
+        &Device::cpu(),
+    )
+    .unwrap();
     let want = model
         .forward(&tokens.ids, &tokens.attention_mask, 1, MAX_LENGTH)
         .unwrap();
-    assert_close("service", &got.hidden.to_vec_f32().unwrap(), &want.to_vec_f32().unwrap(), 0.0);
+    assert_close(
+        "service",
+        &got.hidden.to_vec_f32().unwrap(),
+        &want.to_vec_f32().unwrap(),
+        0.0,
+    );
 }
 
 #[test]
@@ -88,7 +106,10 @@ fn missing_weights_fail_without_poisoning_the_service() {
         ReleasePolicy::AfterUse,
     );
     let err = te.encode(&["a prompt"]).err().unwrap();
-    assert!(err.to_string().contains("/nonexistent/text_encoder"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/text_encoder"),
+        "{err}"
+    );
     assert!(te.cache().is_empty());
     assert_eq!(te.encoder_runs(), 0);
 }

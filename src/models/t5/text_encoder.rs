@@ -219,8 +219,14 @@ impl TextEncoder {
     fn run_encoder(&self, keys: &[&CacheKey]) -> Result<Vec<PromptEmbedding>, T5Error> {
         let mut slot = self.model.lock();
         if slot.is_none() {
-            log::info!("loading T5 text encoder from {}", self.weights_dir.display());
-            *slot = Some(T5EncoderModel::from_folder(&self.weights_dir, &self.device)?);
+            log::info!(
+                "loading T5 text encoder from {}",
+                self.weights_dir.display()
+            );
+            *slot = Some(T5EncoderModel::from_folder(
+                &self.weights_dir,
+                &self.device,
+            )?);
             self.loads.fetch_add(1, Ordering::Relaxed);
         }
         let result = match slot.as_ref() {
@@ -234,7 +240,10 @@ impl TextEncoder {
         result
     }
 
-    fn forward(model: &T5EncoderModel, keys: &[&CacheKey]) -> Result<Vec<PromptEmbedding>, T5Error> {
+    fn forward(
+        model: &T5EncoderModel,
+        keys: &[&CacheKey],
+    ) -> Result<Vec<PromptEmbedding>, T5Error> {
         let len = keys.first().map_or(0, |k| k.ids.len());
         let ids: Vec<u32> = keys.iter().flat_map(|k| k.ids.iter().copied()).collect();
         let mask: Vec<u32> = keys.iter().flat_map(|k| k.mask.iter().copied()).collect();
