@@ -1,1 +1,3 @@
 //! Compute backends: `cpu` is the f32 reference, `cuda` runs our kernels.
+
+pub mod cpu;
