@@ -1,1 +1,3 @@
 //! Model families. Each mirrors its reference module tree so weight names map one to one.
+
+pub mod ltx;

@@ -31,7 +31,11 @@ pub fn rms_norm_channels(
     silu: bool,
 ) -> Vec<f32> {
     let [batch, channels, positions] = dims;
-    assert_eq!(x.len(), batch * channels * positions, "rms_norm_channels input length");
+    assert_eq!(
+        x.len(),
+        batch * channels * positions,
+        "rms_norm_channels input length"
+    );
     if let Some(m) = modulation {
         assert_eq!(m.scale.len(), batch * channels, "modulation scale length");
         assert_eq!(m.shift.len(), batch * channels, "modulation shift length");
@@ -69,7 +73,9 @@ pub fn rms_norm_channels(
             // every channel of batch b; runs and batches partition the
             // buffer, so writes from different jobs never overlap, and
             // base + c*positions + len <= out.len().
-            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(base + c * positions), len) };
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add(base + c * positions), len)
+            };
             for ((d, v), r) in dst.iter_mut().zip(row).zip(inv.iter()) {
                 let y = v * r * mul + add;
                 *d = if silu { y / (1.0 + (-y).exp()) } else { y };
@@ -91,14 +97,22 @@ pub fn normalize_channels(
     inverse: bool,
 ) {
     let [batch, channels, positions] = dims;
-    assert_eq!(x.len(), batch * channels * positions, "normalize_channels input length");
+    assert_eq!(
+        x.len(),
+        batch * channels * positions,
+        "normalize_channels input length"
+    );
     assert_eq!(mean.len(), channels, "latent mean length");
     assert_eq!(std.len(), channels, "latent std length");
     for (i, row) in x.chunks_exact_mut(positions.max(1)).enumerate() {
         let c = i % channels;
         let (m, s) = (mean[c], std[c]);
         for v in row {
-            *v = if inverse { *v * s / scale + m } else { (*v - m) * scale / s };
+            *v = if inverse {
+                *v * s / scale + m
+            } else {
+                (*v - m) * scale / s
+            };
         }
     }
 }
@@ -123,7 +137,9 @@ mod tests {
     #[test]
     fn rms_norm_matches_definition() {
         let (b, c, p) = (2, 3, 300);
-        let x: Vec<f32> = (0..b * c * p).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+        let x: Vec<f32> = (0..b * c * p)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0)
+            .collect();
         let scale: Vec<f32> = (0..b * c).map(|i| i as f32 * 0.1 - 0.2).collect();
         let shift: Vec<f32> = (0..b * c).map(|i| 0.3 - i as f32 * 0.05).collect();
         let y = rms_norm_channels(
@@ -138,10 +154,14 @@ mod tests {
         );
         for bi in 0..b {
             for pi in 0..p {
-                let ms = (0..c).map(|ci| x[(bi * c + ci) * p + pi].powi(2)).sum::<f32>() / c as f32;
+                let ms = (0..c)
+                    .map(|ci| x[(bi * c + ci) * p + pi].powi(2))
+                    .sum::<f32>()
+                    / c as f32;
                 for ci in 0..c {
                     let i = (bi * c + ci) * p + pi;
-                    let v = x[i] / (ms + 1e-8).sqrt() * (1.0 + scale[bi * c + ci]) + shift[bi * c + ci];
+                    let v =
+                        x[i] / (ms + 1e-8).sqrt() * (1.0 + scale[bi * c + ci]) + shift[bi * c + ci];
                     let expect = v / (1.0 + (-v).exp());
                     assert!((y[i] - expect).abs() < 1e-5, "{} vs {}", y[i], expect);
                 }

@@ -36,7 +36,9 @@ pub struct Conv3dWeights {
 /// Why a convolution cannot be built from the given arrays.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Conv3dError {
-    #[error("conv3d weight has {got} values, expected {expected} for [{co}, {ci}, {kt}, {kh}, {kw}]")]
+    #[error(
+        "conv3d weight has {got} values, expected {expected} for [{co}, {ci}, {kt}, {kh}, {kw}]"
+    )]
     WeightLength {
         got: usize,
         expected: usize,
@@ -91,7 +93,8 @@ impl Conv3dWeights {
                     for dh in 0..kh {
                         for dw in 0..kw {
                             let src = (((co * in_channels + ci) * kt + dt) * kh + dh) * kw + dw;
-                            let dst = ((dh * kw + dw) * out_channels + co) * k + dt * in_channels + ci;
+                            let dst =
+                                ((dh * kw + dw) * out_channels + co) * k + dt * in_channels + ci;
                             taps[dst] = weight[src];
                         }
                     }
@@ -140,7 +143,11 @@ pub fn conv3d(
     let co = weights.out_channels;
     let [kt, kh, kw] = weights.kernel;
     assert_eq!(ci, weights.in_channels, "conv3d input channels");
-    assert_eq!(input.len(), batch * ci * frames * height * width, "conv3d input length");
+    assert_eq!(
+        input.len(),
+        batch * ci * frames * height * width,
+        "conv3d input length"
+    );
     let plane_out = frames * height * width;
     if let Some(r) = residual {
         assert_eq!(r.len(), batch * co * plane_out, "conv3d residual length");
@@ -231,7 +238,9 @@ pub fn conv3d(
             // [b, c, t, .., ..] for every c; no two jobs share a (b, t), so the
             // slices written here never overlap between threads, and they lie
             // inside `output` (dst_start + height*width <= batch*co*plane_out).
-            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(dst_start), height * width) };
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out_ptr.get().add(dst_start), height * width)
+            };
             let bias = weights.bias[c];
             for y in 0..height {
                 let src = &row[y * wp..y * wp + width];
@@ -298,7 +307,8 @@ fn pad_frame_major(
             let p = bp % padded_frames;
             let t = p.saturating_sub(pad_front).min(frames - 1);
             for c in 0..ci {
-                let src_plane = &input[((b * ci + c) * frames + t) * height * width..][..height * width];
+                let src_plane =
+                    &input[((b * ci + c) * frames + t) * height * width..][..height * width];
                 let dst_plane = &mut frame[c * plane..(c + 1) * plane];
                 for y in 0..height {
                     dst_plane[(y + ph) * wp + pw..(y + ph) * wp + pw + width]
@@ -335,7 +345,9 @@ pub(crate) fn conv3d_naive(
                         let mut acc = bias.get(o).copied().unwrap_or(0.0) as f64;
                         for c in 0..ci {
                             for dt in 0..kt {
-                                let ts = (t as isize + dt as isize - pad_front).clamp(0, frames as isize - 1) as usize;
+                                let ts = (t as isize + dt as isize - pad_front)
+                                    .clamp(0, frames as isize - 1)
+                                    as usize;
                                 for dy in 0..kh {
                                     let ys = y as isize + dy as isize - (kh / 2) as isize;
                                     if ys < 0 || ys >= height as isize {
@@ -346,8 +358,11 @@ pub(crate) fn conv3d_naive(
                                         if xs < 0 || xs >= width as isize {
                                             continue;
                                         }
-                                        let wv = weight[(((o * ci + c) * kt + dt) * kh + dy) * kw + dx];
-                                        let iv = input[(((b * ci + c) * frames + ts) * height + ys as usize) * width
+                                        let wv =
+                                            weight[(((o * ci + c) * kt + dt) * kh + dy) * kw + dx];
+                                        let iv = input[(((b * ci + c) * frames + ts) * height
+                                            + ys as usize)
+                                            * width
                                             + xs as usize];
                                         acc += (wv * iv) as f64;
                                     }
@@ -379,22 +394,41 @@ mod tests {
             .collect()
     }
 
-    fn check(dims: [usize; 5], co: usize, kernel: [usize; 3], padding: TimePadding, with_residual: bool) {
+    fn check(
+        dims: [usize; 5],
+        co: usize,
+        kernel: [usize; 3],
+        padding: TimePadding,
+        with_residual: bool,
+    ) {
         let [b, ci, t, h, w] = dims;
         let input = pseudo_random(b * ci * t * h * w, 1);
         let weight = pseudo_random(co * ci * kernel.iter().product::<usize>(), 2);
         let bias = pseudo_random(co, 3);
         let residual = pseudo_random(b * co * t * h * w, 4);
         let conv = Conv3dWeights::new(&weight, &bias, co, ci, kernel).unwrap();
-        let fast = conv3d(&input, dims, &conv, padding, with_residual.then_some(residual.as_slice()));
+        let fast = conv3d(
+            &input,
+            dims,
+            &conv,
+            padding,
+            with_residual.then_some(residual.as_slice()),
+        );
         let mut slow = conv3d_naive(&input, dims, &weight, &bias, co, kernel, padding);
         if with_residual {
             for (s, r) in slow.iter_mut().zip(&residual) {
                 *s += r;
             }
         }
-        let worst = fast.iter().zip(&slow).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        assert!(worst < 1e-4, "dims {dims:?} kernel {kernel:?} {padding:?}: max diff {worst}");
+        let worst = fast
+            .iter()
+            .zip(&slow)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-4,
+            "dims {dims:?} kernel {kernel:?} {padding:?}: max diff {worst}"
+        );
     }
 
     #[test]

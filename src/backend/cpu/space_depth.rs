@@ -25,11 +25,23 @@ impl SubOrder {
 
 /// `[b, c, t, h, w]` -> `[b, c*ft*fh*fw, t/ft, h/fh, w/fw]`. The caller checks
 /// divisibility.
-pub fn space_to_depth(x: &[f32], dims: [usize; 5], factors: [usize; 3], order: SubOrder) -> Vec<f32> {
+pub fn space_to_depth(
+    x: &[f32],
+    dims: [usize; 5],
+    factors: [usize; 3],
+    order: SubOrder,
+) -> Vec<f32> {
     let [batch, channels, frames, height, width] = dims;
     let [ft, fh, fw] = factors;
-    assert_eq!(x.len(), dims.iter().product::<usize>(), "space_to_depth input length");
-    assert!(frames % ft == 0 && height % fh == 0 && width % fw == 0, "space_to_depth divisibility");
+    assert_eq!(
+        x.len(),
+        dims.iter().product::<usize>(),
+        "space_to_depth input length"
+    );
+    assert!(
+        frames % ft == 0 && height % fh == 0 && width % fw == 0,
+        "space_to_depth divisibility"
+    );
     let (to, ho, wo) = (frames / ft, height / fh, width / fw);
     let out_channels = channels * ft * fh * fw;
     let plane_out = to * ho * wo;
@@ -69,7 +81,11 @@ pub fn depth_to_space(
     let [batch, in_channels, frames, height, width] = dims;
     let [ft, fh, fw] = factors;
     let block = ft * fh * fw;
-    assert_eq!(x.len(), dims.iter().product::<usize>(), "depth_to_space input length");
+    assert_eq!(
+        x.len(),
+        dims.iter().product::<usize>(),
+        "depth_to_space input length"
+    );
     assert!(in_channels % block == 0, "depth_to_space channels");
     assert!(drop_front <= frames * ft, "depth_to_space drop");
     let channels = in_channels / block;
@@ -88,10 +104,13 @@ pub fn depth_to_space(
                 let (t, a) = (tf / ft, tf % ft);
                 for y_out in 0..ho {
                     let (y, i) = (y_out / fh, y_out % fh);
-                    let dst_row = &mut dst[(t_out * ho + y_out) * wo..(t_out * ho + y_out + 1) * wo];
+                    let dst_row =
+                        &mut dst[(t_out * ho + y_out) * wo..(t_out * ho + y_out + 1) * wo];
                     for j in 0..fw {
                         let ic = order.channel(c, [a, i, j], factors);
-                        let src_row = &x[(b * in_channels + ic) * plane_in + (t * height + y) * width..][..width];
+                        let src_row = &x
+                            [(b * in_channels + ic) * plane_in + (t * height + y) * width..]
+                            [..width];
                         for (xi, v) in src_row.iter().enumerate() {
                             dst_row[xi * fw + j] = *v;
                         }
@@ -106,7 +125,11 @@ pub fn depth_to_space(
 /// `[b, c, positions]` -> `[b, c / group, positions]`.
 pub fn group_mean_channels(x: &[f32], dims: [usize; 3], group: usize) -> Vec<f32> {
     let [batch, channels, positions] = dims;
-    assert_eq!(x.len(), batch * channels * positions, "group_mean input length");
+    assert_eq!(
+        x.len(),
+        batch * channels * positions,
+        "group_mean input length"
+    );
     assert!(group > 0 && channels % group == 0, "group_mean group size");
     let out_channels = channels / group;
     let mut out = vec![0.0f32; batch * out_channels * positions];
@@ -130,9 +153,22 @@ pub fn group_mean_channels(x: &[f32], dims: [usize; 3], group: usize) -> Vec<f32
 
 /// `dst[b, k, p] += src[b, k % src_channels, p]`: adds a residual with fewer
 /// channels, tiled along the channel axis (PyTorch's `repeat` on dim 1).
-pub fn add_channel_tiled(dst: &mut [f32], dst_channels: usize, src: &[f32], src_channels: usize, batch: usize) {
-    assert!(src_channels > 0 && dst_channels % src_channels == 0, "channel tiling");
-    assert_eq!(dst.len() * src_channels, src.len() * dst_channels, "channel tiling lengths");
+pub fn add_channel_tiled(
+    dst: &mut [f32],
+    dst_channels: usize,
+    src: &[f32],
+    src_channels: usize,
+    batch: usize,
+) {
+    assert!(
+        src_channels > 0 && dst_channels % src_channels == 0,
+        "channel tiling"
+    );
+    assert_eq!(
+        dst.len() * src_channels,
+        src.len() * dst_channels,
+        "channel tiling lengths"
+    );
     let positions = dst.len() / (batch * dst_channels).max(1);
     dst.par_chunks_mut(positions.max(1))
         .take(batch * dst_channels)
@@ -171,7 +207,9 @@ mod tests {
     #[test]
     fn depth_to_space_inverts_space_to_depth() {
         let dims = [2, 3, 4, 6, 8];
-        let x: Vec<f32> = (0..dims.iter().product::<usize>()).map(|i| i as f32).collect();
+        let x: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|i| i as f32)
+            .collect();
         for order in [SubOrder::TimeHeightWidth, SubOrder::TimeWidthHeight] {
             for factors in [[1, 2, 2], [2, 1, 1], [2, 2, 2], [1, 2, 4]] {
                 let packed = space_to_depth(&x, dims, factors, order);
@@ -195,7 +233,10 @@ mod tests {
     #[test]
     fn group_mean_and_tiling() {
         let x = [1.0, 2.0, 3.0, 5.0, 7.0, 9.0, 0.0, 4.0];
-        assert_eq!(group_mean_channels(&x, [1, 4, 2], 2), vec![2.0, 3.5, 3.5, 6.5]);
+        assert_eq!(
+            group_mean_channels(&x, [1, 4, 2], 2),
+            vec![2.0, 3.5, 3.5, 6.5]
+        );
         let mut dst = vec![0.0; 8];
         add_channel_tiled(&mut dst, 4, &[1.0, 2.0, 3.0, 4.0], 2, 1);
         assert_eq!(dst, vec![1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0]);

@@ -1,0 +1,3 @@
+//! LTX-Video (0.9.5+ architecture), mirroring diffusers' module tree.
+
+pub mod vae;
