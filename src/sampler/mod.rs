@@ -1,1 +1,3 @@
-//! Flow-matching samplers and their schedules.
+//! Flow-matching samplers and their schedules, and the noise they start from.
+
+pub mod noise;

@@ -1,0 +1,10 @@
+/* GenFX: every OpenFX header the project uses, for bindgen. */
+#include "ofxCore.h"
+#include "ofxProperty.h"
+#include "ofxParam.h"
+#include "ofxImageEffect.h"
+#include "ofxMessage.h"
+#include "ofxProgress.h"
+#include "ofxMultiThread.h"
+#include "ofxMemory.h"
+#include "ofxGPURender.h"
