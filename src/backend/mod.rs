@@ -1,3 +1,4 @@
 //! Compute backends: `cpu` is the f32 reference, `cuda` runs our kernels.
 
 pub mod cpu;
+pub mod cuda;
