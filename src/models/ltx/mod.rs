@@ -1,3 +1,7 @@
-//! LTX-Video (0.9.5+ architecture), mirroring diffusers' module tree.
+//! LTX-Video (0.9.5+ architecture), diffusers layout: one file per
+//! reference module.
 
+pub mod transformer;
 pub mod vae;
+
+pub use transformer::{LtxVideoTransformer3DModel, TransformerConfig, TransformerInputs};
