@@ -4,7 +4,10 @@
 use crate::util::{cargo, exec};
 
 /// Benchmarks by the name users type, with the bench target that runs each.
-const BENCHES: &[(&str, &str)] = &[("transformer-cpu", "transformer_cpu")];
+const BENCHES: &[(&str, &str)] = &[
+    ("transformer-cpu", "transformer_cpu"),
+    ("attention-gpu", "attention_gpu"),
+];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let names = || {
