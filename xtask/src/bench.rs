@@ -7,6 +7,7 @@ use crate::util::{cargo, exec};
 const BENCHES: &[(&str, &str)] = &[
     ("transformer-cpu", "transformer_cpu"),
     ("attention-gpu", "attention_gpu"),
+    ("transformer-gpu", "transformer_gpu"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
