@@ -33,7 +33,6 @@ impl Rng {
 
 trait Store: Element {
     const HALF: Half;
-    const VALUE: Value;
     const ATOL: f64;
     const RTOL: f64;
     fn from(v: f32) -> Self;
@@ -41,7 +40,6 @@ trait Store: Element {
 }
 impl Store for bf16 {
     const HALF: Half = Half::Bf16;
-    const VALUE: Value = Value::Bf16;
     const ATOL: f64 = 1e-2;
     const RTOL: f64 = 1.6e-2;
     fn from(v: f32) -> Self {
@@ -53,7 +51,6 @@ impl Store for bf16 {
 }
 impl Store for f16 {
     const HALF: Half = Half::F16;
-    const VALUE: Value = Value::F16;
     const ATOL: f64 = 2e-3;
     const RTOL: f64 = 4e-3;
     fn from(v: f32) -> Self {
@@ -69,10 +66,6 @@ fn store<T: Store>(v: &[f32]) -> Vec<T> {
 }
 fn load<T: Store>(v: &[T]) -> Vec<f32> {
     v.iter().map(|&x| x.to()).collect()
-}
-/// The values a 16-bit buffer really holds, for the reference.
-fn rounded<T: Store>(v: &[f32]) -> Vec<f32> {
-    load(&store::<T>(v))
 }
 
 fn dims(l: &Launch) -> Dims {
@@ -92,23 +85,23 @@ fn run(l: &Launch, args: &mut [Arg<'_>]) {
 #[track_caller]
 fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let mut worst = (0usize, 0.0f64);
+    let mut worst: Option<(usize, f64)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let err = (f64::from(g) - w).abs();
-        let excess = err - (atol + rtol * w.abs());
-        if !(excess <= 0.0) && (excess > worst.1 || worst.1 == 0.0) {
-            worst = (
-                i,
-                if excess.is_nan() {
-                    f64::INFINITY
-                } else {
-                    excess
-                },
-            );
+        let excess = (f64::from(g) - w).abs() - (atol + rtol * w.abs());
+        let excess = if excess.is_nan() {
+            f64::INFINITY
+        } else {
+            excess
+        };
+        let worse = match worst {
+            None => excess > 0.0,
+            Some((_, w)) => excess > w,
+        };
+        if worse {
+            worst = Some((i, excess));
         }
     }
-    if worst.1 > 0.0 {
-        let i = worst.0;
+    if let Some((i, _)) = worst {
         panic!(
             "{what}: element {i} is {} but the reference is {} (tolerance {atol} + {rtol}*|ref|)",
             got[i], want[i]
