@@ -1,1 +1,5 @@
-//! Generation jobs (generate, extend, fill) built on the conditioned sampler.
+//! Generation jobs (generate, extend, fill) built on the conditioned sampler,
+//! the model folder they load, and the caches around them.
+
+pub mod model_folder;
+pub mod registry;

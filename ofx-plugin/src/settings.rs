@@ -1,0 +1,212 @@
+//! The parameter values of an instance at a time, read through the table.
+
+use crate::colour::ColourMode;
+use crate::effects::EffectKind;
+use crate::framing::Framing;
+use crate::ofx::param::ParamSet;
+use crate::ofx::OfxResult;
+use crate::params::{self, Kind};
+use genfx::engine::Quality;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub prompt: String,
+    pub negative_prompt: String,
+    pub seed: u64,
+    pub length: u32,
+    pub context_frames: u32,
+    pub strength: f32,
+    pub backward: bool,
+    pub quality: Quality,
+    pub guidance: f32,
+    pub resolution: u32,
+    pub framing: Framing,
+    pub colour: ColourMode,
+    pub model: PathBuf,
+    pub cache: CacheSetting,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CacheSetting {
+    Default,
+    Off,
+    Folder(PathBuf),
+}
+
+/// Raw values by name, so the conversion to `Settings` is testable without
+/// a host.
+pub trait Values {
+    fn int(&self, name: &str) -> OfxResult<i32>;
+    fn double(&self, name: &str) -> OfxResult<f64>;
+    fn text(&self, name: &str) -> OfxResult<Vec<u8>>;
+}
+
+pub struct HostValues<'a> {
+    pub params: &'a ParamSet,
+    pub time: f64,
+}
+
+impl Values for HostValues<'_> {
+    fn int(&self, name: &str) -> OfxResult<i32> {
+        self.params.param(name)?.get_int(self.time)
+    }
+    fn double(&self, name: &str) -> OfxResult<f64> {
+        self.params.param(name)?.get_double(self.time)
+    }
+    fn text(&self, name: &str) -> OfxResult<Vec<u8>> {
+        self.params.param(name)?.get_bytes(self.time)
+    }
+}
+
+fn int(values: &dyn Values, kind: EffectKind, name: &str) -> OfxResult<i32> {
+    let spec = params::spec(name).filter(|s| s.uses.includes(kind));
+    match spec.map(|s| s.kind) {
+        Some(Kind::Int { min, max, .. }) => Ok(values.int(name)?.clamp(min, max)),
+        Some(Kind::Choice { options, .. }) => {
+            Ok(values.int(name)?.clamp(0, options.len() as i32 - 1))
+        }
+        // Not shown by this effect: its default.
+        _ => Ok(match params::spec(name).map(|s| s.kind) {
+            Some(Kind::Int { default, .. }) => default,
+            Some(Kind::Choice { default, .. }) => default as i32,
+            _ => 0,
+        }),
+    }
+}
+
+fn double(values: &dyn Values, kind: EffectKind, name: &str) -> OfxResult<f64> {
+    match params::spec(name).map(|s| (s.uses.includes(kind), s.kind)) {
+        Some((true, Kind::Double { min, max, .. })) => {
+            let v = values.double(name)?;
+            Ok(if v.is_finite() {
+                v.clamp(min, max)
+            } else {
+                min
+            })
+        }
+        Some((_, Kind::Double { default, .. })) => Ok(default),
+        _ => Ok(0.0),
+    }
+}
+
+fn text(values: &dyn Values, name: &str) -> OfxResult<String> {
+    let bytes = values.text(name)?;
+    // Hosts should hand UTF-8; anything else is kept readable, not refused.
+    match String::from_utf8(bytes) {
+        Ok(s) => Ok(s),
+        Err(e) => {
+            log::warn!("parameter {name} is not valid UTF-8; invalid bytes were replaced");
+            Ok(String::from_utf8_lossy(e.as_bytes()).into_owned())
+        }
+    }
+}
+
+pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
+    let quality = match int(values, kind, params::QUALITY)? {
+        0 => Quality::Draft,
+        1 => Quality::Standard,
+        2 => Quality::High,
+        _ => Quality::Steps(int(values, kind, params::STEPS)? as u32),
+    };
+    let cache = text(values, params::CACHE_FOLDER)?;
+    let cache = match cache.trim() {
+        "" => CacheSetting::Default,
+        s if s.eq_ignore_ascii_case("off") => CacheSetting::Off,
+        s => CacheSetting::Folder(PathBuf::from(s)),
+    };
+    Ok(Settings {
+        prompt: text(values, params::PROMPT)?,
+        negative_prompt: text(values, params::NEGATIVE_PROMPT)?,
+        seed: int(values, kind, params::SEED)? as u64,
+        length: int(values, kind, params::LENGTH)? as u32,
+        context_frames: int(values, kind, params::CONTEXT_FRAMES)? as u32,
+        strength: double(values, kind, params::STRENGTH)? as f32,
+        backward: int(values, kind, params::DIRECTION)? == 1,
+        quality,
+        guidance: double(values, kind, params::GUIDANCE)? as f32,
+        resolution: int(values, kind, params::RESOLUTION)? as u32,
+        framing: if int(values, kind, params::FRAMING)? == 1 {
+            Framing::Pad
+        } else {
+            Framing::Crop
+        },
+        colour: ColourMode::from_index(int(values, kind, params::COLOUR)?),
+        model: PathBuf::from(text(values, params::MODEL)?.trim()),
+        cache,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ofx::OfxError;
+    use std::collections::HashMap;
+
+    struct Fake(HashMap<&'static str, (i32, f64, Vec<u8>)>);
+
+    impl Values for Fake {
+        fn int(&self, name: &str) -> OfxResult<i32> {
+            self.0
+                .get(name)
+                .map(|v| v.0)
+                .ok_or(OfxError::BadHandle("no such parameter"))
+        }
+        fn double(&self, name: &str) -> OfxResult<f64> {
+            self.0
+                .get(name)
+                .map(|v| v.1)
+                .ok_or(OfxError::BadHandle("no such parameter"))
+        }
+        fn text(&self, name: &str) -> OfxResult<Vec<u8>> {
+            self.0
+                .get(name)
+                .map(|v| v.2.clone())
+                .ok_or(OfxError::BadHandle("no such parameter"))
+        }
+    }
+
+    fn defaults(kind: EffectKind) -> Fake {
+        let mut m = HashMap::new();
+        for p in params::for_effect(kind) {
+            let v = match p.kind {
+                Kind::Int { default, .. } => (default, 0.0, vec![]),
+                Kind::Double { default, .. } => (0, default, vec![]),
+                Kind::Choice { default, .. } => (default as i32, 0.0, vec![]),
+                Kind::Text { default, .. } => (0, 0.0, default.as_bytes().to_vec()),
+            };
+            m.insert(p.name, v);
+        }
+        Fake(m)
+    }
+
+    #[test]
+    fn defaults_read_back_for_every_effect() {
+        for kind in EffectKind::ALL {
+            let s = read(&defaults(kind), kind).unwrap();
+            assert_eq!(s.length, 97);
+            assert_eq!(s.quality, Quality::Standard);
+            assert_eq!(s.colour, ColourMode::Auto);
+            assert_eq!(s.cache, CacheSetting::Default);
+            assert_eq!(s.strength, 1.0);
+        }
+    }
+
+    #[test]
+    fn out_of_range_and_invalid_values_are_tamed() {
+        let mut f = defaults(EffectKind::Extend);
+        f.0.insert(params::LENGTH, (-5, 0.0, vec![]));
+        f.0.insert(params::STRENGTH, (0, f64::NAN, vec![]));
+        f.0.insert(params::GUIDANCE, (0, 1e9, vec![]));
+        f.0.insert(params::QUALITY, (3, 0.0, vec![]));
+        f.0.insert(params::PROMPT, (0, 0.0, vec![b'a', 0xff, b'b']));
+        f.0.insert(params::CACHE_FOLDER, (0, 0.0, b" OFF ".to_vec()));
+        let s = read(&f, EffectKind::Extend).unwrap();
+        assert_eq!(s.length, 1);
+        assert_eq!(s.strength, 0.0);
+        assert_eq!(s.guidance, 30.0);
+        assert_eq!(s.quality, Quality::Steps(30));
+        assert_eq!(s.prompt, "a\u{fffd}b");
+        assert_eq!(s.cache, CacheSetting::Off);
+    }
+}

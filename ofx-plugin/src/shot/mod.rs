@@ -1,0 +1,7 @@
+//! Shots: keys, the in-memory single-flight cache and the disk cache.
+
+pub mod cache;
+pub mod disk;
+pub mod key;
+
+pub use key::{KeyHasher, ShotKey};

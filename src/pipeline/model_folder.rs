@@ -1,0 +1,517 @@
+//! Finding and checking an LTX-Video model folder in the diffusers layout:
+//! `model_index.json`, `transformer/`, `vae/`, `text_encoder/`, `tokenizer/`,
+//! `scheduler/`. A request may also name a Hugging Face repository
+//! (`Lightricks/LTX-Video-0.9.7-distilled`); its newest cached snapshot is used.
+//!
+//! Everything that is wrong is reported at once, so a user fixes a folder in
+//! one go rather than one error per attempt.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::sampler::schedule::SchedulerConfig;
+
+/// Why a folder cannot be used as an LTX-Video model.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ModelFolderError {
+    #[error("no model given: set the Model parameter to a folder of LTX-Video weights (diffusers layout) or a Hugging Face repository name")]
+    Empty,
+    #[error("model folder {0} does not exist")]
+    NotFound(PathBuf),
+    #[error("{0} is not a folder")]
+    NotAFolder(PathBuf),
+    #[error("no Hugging Face cache snapshot of {repo} found (looked in {searched}); download it with `huggingface-cli download {repo}` or give the folder itself")]
+    NoSnapshot { repo: String, searched: String },
+    #[error("{folder} is not a usable LTX-Video model:\n{problems}")]
+    Problems {
+        folder: PathBuf,
+        problems: ProblemList,
+    },
+}
+
+/// One thing wrong with a model folder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Problem {
+    /// A file the model needs is not there.
+    Missing { what: String, path: PathBuf },
+    /// Weights exist only as pickles, which GenFX never loads.
+    PickleOnly { component: String, path: PathBuf },
+    /// A config file that cannot be read or understood.
+    BadConfig { path: PathBuf, reason: String },
+    /// A component of another family or an older architecture.
+    Unsupported { component: String, reason: String },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Missing { what, path } => write!(f, "missing {what}: {}", path.display()),
+            Problem::PickleOnly { component, path } => write!(
+                f,
+                "{component} weights are only in pickle format ({}); GenFX loads safetensors only — download the .safetensors files",
+                path.display()
+            ),
+            Problem::BadConfig { path, reason } => {
+                write!(f, "cannot use {}: {reason}", path.display())
+            }
+            Problem::Unsupported { component, reason } => {
+                write!(f, "unsupported {component}: {reason}")
+            }
+        }
+    }
+}
+
+/// The problems of one folder, one per line when shown.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProblemList(pub Vec<Problem>);
+
+impl fmt::Display for ProblemList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// How a checkpoint is meant to be sampled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Variant {
+    /// Guidance-distilled: few explicit timesteps, no CFG.
+    Distilled,
+    /// The full model: many steps with classifier-free guidance.
+    Dev,
+}
+
+/// The weight files of one component: one file or the shards an index names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WeightFiles {
+    pub files: Vec<PathBuf>,
+}
+
+/// A checked model folder: every file the pipeline opens exists and every
+/// config says LTX-Video 0.9.5 or later.
+#[derive(Clone, Debug)]
+pub struct ModelFolder {
+    pub root: PathBuf,
+    pub variant: Variant,
+    pub transformer_config: PathBuf,
+    pub transformer_weights: WeightFiles,
+    pub vae_config: PathBuf,
+    pub vae_weights: WeightFiles,
+    pub text_encoder_config: PathBuf,
+    pub text_encoder_weights: WeightFiles,
+    pub tokenizer_model: PathBuf,
+    pub scheduler: SchedulerConfig,
+}
+
+/// Turns the request's model field into a folder: an existing path as is,
+/// otherwise an `owner/name` looked up in the Hugging Face cache.
+pub fn resolve(spec: &Path) -> Result<PathBuf, ModelFolderError> {
+    let text = spec.to_string_lossy();
+    if text.trim().is_empty() {
+        return Err(ModelFolderError::Empty);
+    }
+    if spec.exists() {
+        if !spec.is_dir() {
+            return Err(ModelFolderError::NotAFolder(spec.to_path_buf()));
+        }
+        return Ok(spec.to_path_buf());
+    }
+    if let Some(repo) = as_repo_name(&text) {
+        return find_snapshot(&repo, &hub_cache_dirs());
+    }
+    Err(ModelFolderError::NotFound(spec.to_path_buf()))
+}
+
+/// `owner/name` with nothing that makes it look like a path.
+fn as_repo_name(text: &str) -> Option<String> {
+    let text = text.trim();
+    let (owner, name) = text.split_once('/')?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    (ok(owner) && ok(name)).then(|| text.to_string())
+}
+
+/// Where Hugging Face caches repositories, in the order its tools look.
+pub fn hub_cache_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("HF_HUB_CACHE") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("HUGGINGFACE_HUB_CACHE") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("HF_HOME") {
+        dirs.push(PathBuf::from(d).join("hub"));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        dirs.push(PathBuf::from(d).join("huggingface").join("hub"));
+    }
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"));
+    if let Some(h) = home {
+        dirs.push(
+            PathBuf::from(h)
+                .join(".cache")
+                .join("huggingface")
+                .join("hub"),
+        );
+    }
+    dirs
+}
+
+/// The snapshot of `repo` in the first cache that has one: the revision
+/// `refs/main` points at, else the most recently modified snapshot.
+pub fn find_snapshot(repo: &str, caches: &[PathBuf]) -> Result<PathBuf, ModelFolderError> {
+    let dir_name = format!("models--{}", repo.replace('/', "--"));
+    for cache in caches {
+        let repo_dir = cache.join(&dir_name);
+        let snapshots = repo_dir.join("snapshots");
+        if !snapshots.is_dir() {
+            continue;
+        }
+        if let Ok(rev) = std::fs::read_to_string(repo_dir.join("refs").join("main")) {
+            let candidate = snapshots.join(rev.trim());
+            if !rev.trim().is_empty() && candidate.is_dir() {
+                return Ok(candidate);
+            }
+        }
+        let newest = std::fs::read_dir(&snapshots)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+        if let Some(entry) = newest {
+            return Ok(entry.path());
+        }
+    }
+    Err(ModelFolderError::NoSnapshot {
+        repo: repo.to_string(),
+        searched: caches
+            .iter()
+            .map(|c| c.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+fn read_json(path: &Path, problems: &mut Vec<Problem>) -> Option<serde_json::Value> {
+    if !path.is_file() {
+        problems.push(Problem::Missing {
+            what: "config".into(),
+            path: path.to_path_buf(),
+        });
+        return None;
+    }
+    match std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()))
+    {
+        Ok(v) if v.is_object() => Some(v),
+        Ok(_) => {
+            problems.push(Problem::BadConfig {
+                path: path.to_path_buf(),
+                reason: "not a JSON object".into(),
+            });
+            None
+        }
+        Err(reason) => {
+            problems.push(Problem::BadConfig {
+                path: path.to_path_buf(),
+                reason,
+            });
+            None
+        }
+    }
+}
+
+fn class_name(v: &serde_json::Value) -> Option<&str> {
+    v.get("_class_name").and_then(|c| c.as_str()).or_else(|| {
+        v.get("architectures")
+            .and_then(|a| a.as_array())
+            .and_then(|a| a.first())
+            .and_then(|c| c.as_str())
+    })
+}
+
+/// The safetensors of a component: `<stem>.safetensors`, or the shards its
+/// `<stem>.safetensors.index.json` lists.
+fn weight_files(
+    dir: &Path,
+    stem: &str,
+    component: &str,
+    problems: &mut Vec<Problem>,
+) -> WeightFiles {
+    let single = dir.join(format!("{stem}.safetensors"));
+    if single.is_file() {
+        return WeightFiles {
+            files: vec![single],
+        };
+    }
+    let index = dir.join(format!("{stem}.safetensors.index.json"));
+    if index.is_file() {
+        let Some(v) = read_json(&index, problems) else {
+            return WeightFiles { files: vec![] };
+        };
+        let mut files: Vec<PathBuf> = Vec::new();
+        if let Some(map) = v.get("weight_map").and_then(|m| m.as_object()) {
+            for shard in map.values().filter_map(|s| s.as_str()) {
+                let path = dir.join(shard);
+                if !files.contains(&path) {
+                    files.push(path);
+                }
+            }
+        }
+        if files.is_empty() {
+            problems.push(Problem::BadConfig {
+                path: index,
+                reason: "its weight_map names no files".into(),
+            });
+        }
+        files.sort();
+        for f in &files {
+            if !f.is_file() {
+                problems.push(Problem::Missing {
+                    what: format!("{component} weight shard"),
+                    path: f.clone(),
+                });
+            }
+        }
+        return WeightFiles { files };
+    }
+    let pickle = ["bin", "pt", "pth", "ckpt"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}.{ext}")))
+        .find(|p| p.is_file());
+    match pickle {
+        Some(path) => problems.push(Problem::PickleOnly {
+            component: component.into(),
+            path,
+        }),
+        None => problems.push(Problem::Missing {
+            what: format!("{component} weights"),
+            path: single,
+        }),
+    }
+    WeightFiles { files: vec![] }
+}
+
+fn expect_class(
+    config: Option<&serde_json::Value>,
+    component: &str,
+    accepted: &[&str],
+    problems: &mut Vec<Problem>,
+) {
+    let Some(config) = config else { return };
+    match class_name(config) {
+        Some(c) if accepted.contains(&c) => {}
+        Some(c) => problems.push(Problem::Unsupported {
+            component: component.into(),
+            reason: format!("it is a {c}; GenFX runs {}", accepted.join(" or ")),
+        }),
+        None => problems.push(Problem::Unsupported {
+            component: component.into(),
+            reason: "its config names no class".into(),
+        }),
+    }
+}
+
+/// The VAE must be the 0.9.5+ design (LTXVideo095DownBlock3D encoder blocks):
+/// the transformer of those releases was trained against its latents.
+fn check_vae_version(config: Option<&serde_json::Value>, problems: &mut Vec<Problem>) {
+    let Some(config) = config else { return };
+    let blocks: Vec<&str> = config
+        .get("down_block_types")
+        .and_then(|b| b.as_array())
+        .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    if blocks.is_empty() || blocks.iter().any(|b| *b != "LTXVideo095DownBlock3D") {
+        problems.push(Problem::Unsupported {
+            component: "VAE".into(),
+            reason: format!(
+                "down blocks {blocks:?} are from LTX-Video before 0.9.5; GenFX needs a 0.9.5 or later release (0.9.5, 0.9.6, 0.9.7, 0.9.8)"
+            ),
+        });
+    }
+    if config
+        .get("timestep_conditioning")
+        .and_then(|t| t.as_bool())
+        != Some(true)
+    {
+        // 0.9.5+ decoders all take the decode timestep; without it the
+        // folder is a mixture of releases.
+        problems.push(Problem::Unsupported {
+            component: "VAE".into(),
+            reason: "decoder without timestep conditioning (not a 0.9.5+ VAE)".into(),
+        });
+    }
+}
+
+fn check_transformer(config: Option<&serde_json::Value>, problems: &mut Vec<Problem>) {
+    let Some(config) = config else { return };
+    for key in ["patch_size", "patch_size_t"] {
+        if let Some(p) = config.get(key).and_then(|v| v.as_u64()) {
+            if p != 1 {
+                problems.push(Problem::Unsupported {
+                    component: "transformer".into(),
+                    reason: format!("{key} {p} (LTX-Video 0.9.5+ uses 1)"),
+                });
+            }
+        }
+    }
+}
+
+impl ModelFolder {
+    /// Resolves `spec` (folder or repository name) and checks the folder.
+    pub fn open(spec: &Path) -> Result<Self, ModelFolderError> {
+        let root = resolve(spec)?;
+        Self::check(&root, spec)
+    }
+
+    fn check(root: &Path, spec: &Path) -> Result<Self, ModelFolderError> {
+        let mut problems = Vec::new();
+        let index = read_json(&root.join("model_index.json"), &mut problems);
+        expect_class(
+            index.as_ref(),
+            "pipeline",
+            &[
+                "LTXConditionPipeline",
+                "LTXPipeline",
+                "LTXImageToVideoPipeline",
+            ],
+            &mut problems,
+        );
+
+        let transformer_dir = root.join("transformer");
+        let transformer_config = transformer_dir.join("config.json");
+        let t_cfg = read_json(&transformer_config, &mut problems);
+        expect_class(
+            t_cfg.as_ref(),
+            "transformer",
+            &["LTXVideoTransformer3DModel"],
+            &mut problems,
+        );
+        check_transformer(t_cfg.as_ref(), &mut problems);
+        let transformer_weights = weight_files(
+            &transformer_dir,
+            "diffusion_pytorch_model",
+            "transformer",
+            &mut problems,
+        );
+
+        let vae_dir = root.join("vae");
+        let vae_config = vae_dir.join("config.json");
+        let v_cfg = read_json(&vae_config, &mut problems);
+        expect_class(
+            v_cfg.as_ref(),
+            "VAE",
+            &["AutoencoderKLLTXVideo"],
+            &mut problems,
+        );
+        check_vae_version(v_cfg.as_ref(), &mut problems);
+        let vae_weights = weight_files(&vae_dir, "diffusion_pytorch_model", "VAE", &mut problems);
+
+        let te_dir = root.join("text_encoder");
+        let text_encoder_config = te_dir.join("config.json");
+        let te_cfg = read_json(&text_encoder_config, &mut problems);
+        expect_class(
+            te_cfg.as_ref(),
+            "text encoder",
+            &["T5EncoderModel"],
+            &mut problems,
+        );
+        let text_encoder_weights = weight_files(&te_dir, "model", "text encoder", &mut problems);
+
+        let tokenizer_model = root.join("tokenizer").join("spiece.model");
+        if !tokenizer_model.is_file() {
+            problems.push(Problem::Missing {
+                what: "T5 SentencePiece tokenizer".into(),
+                path: tokenizer_model.clone(),
+            });
+        }
+
+        let sched_dir = root.join("scheduler");
+        let sched_path = ["scheduler_config.json", "config.json"]
+            .iter()
+            .map(|n| sched_dir.join(n))
+            .find(|p| p.is_file());
+        let scheduler = match sched_path {
+            None => {
+                problems.push(Problem::Missing {
+                    what: "scheduler config".into(),
+                    path: sched_dir.join("scheduler_config.json"),
+                });
+                None
+            }
+            Some(p) => match SchedulerConfig::from_file(&p) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    problems.push(Problem::BadConfig {
+                        path: p,
+                        reason: e.to_string(),
+                    });
+                    None
+                }
+            },
+        };
+
+        match scheduler {
+            Some(scheduler) if problems.is_empty() => Ok(Self {
+                root: root.to_path_buf(),
+                variant: variant_of(root, spec),
+                transformer_config,
+                transformer_weights,
+                vae_config,
+                vae_weights,
+                text_encoder_config,
+                text_encoder_weights,
+                tokenizer_model,
+                scheduler,
+            }),
+            _ => Err(ModelFolderError::Problems {
+                folder: root.to_path_buf(),
+                problems: ProblemList(problems),
+            }),
+        }
+    }
+}
+
+/// Distilled checkpoints carry "distilled" in their repository and folder
+/// names; their configs are otherwise identical to the dev models'.
+fn variant_of(root: &Path, spec: &Path) -> Variant {
+    let names = [root.to_string_lossy(), spec.to_string_lossy()];
+    if names
+        .iter()
+        .any(|n| n.to_ascii_lowercase().contains("distilled"))
+    {
+        Variant::Distilled
+    } else {
+        Variant::Dev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_names_are_told_from_paths() {
+        assert_eq!(
+            as_repo_name("Lightricks/LTX-Video-0.9.7-distilled").as_deref(),
+            Some("Lightricks/LTX-Video-0.9.7-distilled")
+        );
+        assert_eq!(as_repo_name("/abs/path"), None);
+        assert_eq!(as_repo_name("a/b/c"), None);
+        assert_eq!(as_repo_name("../x"), None);
+        assert_eq!(as_repo_name("noslash"), None);
+    }
+}
