@@ -9,6 +9,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("vae-cpu", "vae_cpu"),
     ("attention-gpu", "attention_gpu"),
     ("transformer-gpu", "transformer_gpu"),
+    ("t5-cpu", "t5_cpu"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
