@@ -651,3 +651,104 @@ fn write_generated(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(job: Job) -> ShotRequest {
+        ShotRequest {
+            model: PathBuf::from("/nonexistent/model"),
+            prompt: "a boat".into(),
+            negative_prompt: String::new(),
+            seed: 7,
+            quality: engine::Quality::Standard,
+            guidance: 3.0,
+            width: 64,
+            height: 32,
+            num_frames: 9,
+            frame_rate: 24.0,
+            strength: 1.0,
+            job,
+        }
+    }
+
+    fn clip(v: f32) -> Clip {
+        Clip {
+            frames: vec![Frame::new(2, 1, vec![v; 6]).unwrap()],
+        }
+    }
+
+    #[test]
+    fn the_key_covers_every_field_and_input_pixel() {
+        let base = request(Job::ExtendForward { context: clip(0.5) });
+        assert_eq!(shot_key(&base), shot_key(&base.clone()));
+        let variants = [
+            ShotRequest {
+                seed: 8,
+                ..base.clone()
+            },
+            ShotRequest {
+                prompt: "a ship".into(),
+                ..base.clone()
+            },
+            ShotRequest {
+                quality: engine::Quality::Steps(2),
+                ..base.clone()
+            },
+            ShotRequest {
+                guidance: 3.5,
+                ..base.clone()
+            },
+            ShotRequest {
+                width: 96,
+                ..base.clone()
+            },
+            ShotRequest {
+                num_frames: 17,
+                ..base.clone()
+            },
+            ShotRequest {
+                frame_rate: 25.0,
+                ..base.clone()
+            },
+            ShotRequest {
+                strength: 0.9,
+                ..base.clone()
+            },
+            ShotRequest {
+                model: PathBuf::from("/other"),
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::ExtendBackward { context: clip(0.5) },
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::ExtendForward {
+                    context: clip(0.51),
+                },
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::Fill {
+                    before: clip(0.5),
+                    after: Clip::default(),
+                },
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::Fill {
+                    before: Clip::default(),
+                    after: clip(0.5),
+                },
+                ..base.clone()
+            },
+        ];
+        let mut keys = std::collections::HashSet::new();
+        keys.insert(shot_key(&base));
+        for v in &variants {
+            assert!(keys.insert(shot_key(v)), "{v:?} collides");
+        }
+    }
+}
