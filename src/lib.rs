@@ -10,4 +10,6 @@ pub mod models;
 pub mod pipeline;
 pub mod sampler;
 pub mod tensor;
+pub mod testing;
 pub mod tokenizer;
+pub mod weights;

@@ -1,1 +1,266 @@
 //! Compute backends: `cpu` is the f32 reference, `cuda` runs our kernels.
+//!
+//! # How a backend plugs in
+//!
+//! A [`Tensor`](crate::tensor::Tensor) holds an `Arc<dyn BackendStorage>`
+//! (the device buffer), a [`Layout`] (dims, strides, offset) and the
+//! [`Device`] it lives on. A `Device` is an `Arc<dyn Backend>`. Every tensor
+//! op checks shapes and dtypes once in `tensor/`, then calls the matching
+//! method of [`Backend`] with [`Operand`]s (storage + layout) and a plain
+//! description of the work (e.g. [`MatmulSpec`]). The backend allocates and
+//! returns the output storage, always contiguous in the documented layout.
+//!
+//! To add a backend (the CUDA one lives in `backend/cuda/`):
+//! 1. a storage type implementing [`BackendStorage`]; ops get it back as
+//!    `&dyn BackendStorage` and downcast with `as_any()`;
+//! 2. a type implementing [`Backend`]; every compute method has a default
+//!    body returning [`TensorError::Unsupported`], so a backend can grow op
+//!    by op and new ops never break existing backends;
+//! 3. `Device::new(Arc::new(MyBackend::new(..)?))` hands it to model code.
+//!
+//! Conventions every backend follows: inputs a method documents as
+//! contiguous are contiguous (`Layout::is_contiguous`, any offset); other
+//! operands may be strided, including stride 0 for broadcast dims. Outputs
+//! have the input's dtype. Reductions and accumulations are done in f32 even
+//! when storage is bf16/f16. The CPU backend computes in f32 only and answers
+//! `Unsupported` for half-precision compute inputs.
+
+pub mod cpu;
+pub mod cuda;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::tensor::{DType, Layout, Result, TensorError};
+
+pub use cpu::{CpuBackend, CpuStorage};
+
+/// A buffer of elements on some device.
+pub trait BackendStorage: Send + Sync + fmt::Debug + Any {
+    fn dtype(&self) -> DType;
+    /// Number of elements held.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// One input of an op: a buffer and how to read it.
+#[derive(Clone, Copy, Debug)]
+pub struct Operand<'a> {
+    pub storage: &'a dyn BackendStorage,
+    pub layout: &'a Layout,
+}
+
+impl Operand<'_> {
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+}
+
+/// Elementwise functions of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// GELU with the tanh approximation (PyTorch `approximate="tanh"`).
+    GeluTanh,
+    Silu,
+    Exp,
+    Neg,
+    Sqrt,
+    Recip,
+    Abs,
+    Tanh,
+    Sin,
+    Cos,
+    Sqr,
+}
+
+/// Elementwise functions of two tensors of the same (broadcast) dims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Maximum,
+    Minimum,
+}
+
+/// How to walk one matrix operand of a batched matmul, in elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatStrides {
+    pub offset: usize,
+    pub batch: usize,
+    pub row: usize,
+    pub col: usize,
+}
+
+/// `out[b] = lhs[b] (m×k) · rhs[b] (k×n) (+ bias (n))`, out contiguous
+/// `[batch, m, n]`. Strides may describe transposed operands (e.g. a
+/// PyTorch `Linear` weight read as its transpose), and a batch stride of 0
+/// shares one matrix across the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulSpec {
+    pub batch: usize,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub lhs: MatStrides,
+    pub rhs: MatStrides,
+}
+
+/// Multi-head attention over token-major tensors: q is contiguous
+/// `[batch, q_len, heads, head_dim]`, k and v contiguous
+/// `[batch, kv_len, heads, head_dim]`; the output has q's layout.
+/// `softmax(scale · q kᵀ + key_bias) v` where the optional key bias is a
+/// contiguous `[batch, kv_len]` additive term (e.g. -10000 on padding).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionSpec {
+    pub batch: usize,
+    pub q_len: usize,
+    pub kv_len: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub scale: f32,
+}
+
+type Out = Result<Box<dyn BackendStorage>>;
+
+/// The operations a device provides. See the module docs for conventions.
+// Default bodies name their parameters for the docs but do not use them.
+#[allow(unused_variables)]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Human-readable and unique per device, e.g. `cpu`, `cuda:0`.
+    fn name(&self) -> String;
+
+    /// Copies host data onto the device.
+    fn upload(&self, data: CpuStorage) -> Out;
+    /// Copies a whole buffer back to the host.
+    fn download(&self, src: &dyn BackendStorage) -> Result<CpuStorage>;
+    fn zeros(&self, len: usize, dtype: DType) -> Out;
+
+    /// Contiguous copy of a strided view, same dtype.
+    fn copy_strided(&self, src: Operand<'_>) -> Out;
+    /// Contiguous copy converted to `dtype`.
+    fn to_dtype(&self, src: Operand<'_>, dtype: DType) -> Out;
+    /// Concatenates views along `dim`; `out_dims` is the result's dims.
+    fn cat(&self, parts: &[Operand<'_>], dim: usize, out_dims: &[usize]) -> Out;
+
+    fn unary(&self, op: UnaryOp, src: Operand<'_>) -> Out {
+        Err(self.unsupported("unary", src.dtype()))
+    }
+    /// `src * mul + add`.
+    fn affine(&self, src: Operand<'_>, mul: f32, add: f32) -> Out {
+        Err(self.unsupported("affine", src.dtype()))
+    }
+    /// Both layouts have the same dims (broadcast dims have stride 0).
+    fn binary(&self, op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Out {
+        Err(self.unsupported("binary", lhs.dtype()))
+    }
+    /// See [`MatmulSpec`]; `bias` is a contiguous `[n]` vector.
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        rhs: &dyn BackendStorage,
+        bias: Option<Operand<'_>>,
+        spec: &MatmulSpec,
+    ) -> Out {
+        Err(self.unsupported("matmul", lhs.dtype()))
+    }
+    /// Softmax over the last dim of a contiguous tensor.
+    fn softmax_last_dim(&self, src: Operand<'_>) -> Out {
+        Err(self.unsupported("softmax", src.dtype()))
+    }
+    /// RMSNorm over the last dim of contiguous `src`; `weight` is `[dim]`.
+    fn rms_norm(&self, src: Operand<'_>, weight: Option<Operand<'_>>, eps: f32) -> Out {
+        Err(self.unsupported("rms_norm", src.dtype()))
+    }
+    /// LayerNorm over the last dim of contiguous `src`; affine terms `[dim]`.
+    fn layer_norm(
+        &self,
+        src: Operand<'_>,
+        weight: Option<Operand<'_>>,
+        bias: Option<Operand<'_>>,
+        eps: f32,
+    ) -> Out {
+        Err(self.unsupported("layer_norm", src.dtype()))
+    }
+    /// See [`AttentionSpec`].
+    fn attention(
+        &self,
+        q: Operand<'_>,
+        k: Operand<'_>,
+        v: Operand<'_>,
+        key_bias: Option<Operand<'_>>,
+        spec: &AttentionSpec,
+    ) -> Out {
+        Err(self.unsupported("attention", q.dtype()))
+    }
+    /// Rotary embedding on interleaved pairs: with `x` contiguous `[.., d]`
+    /// and `cos`, `sin` of x's dims (possibly broadcast, last stride 1),
+    /// `out[2i] = x[2i] cos[2i] - x[2i+1] sin[2i]`,
+    /// `out[2i+1] = x[2i+1] cos[2i+1] + x[2i] sin[2i+1]`.
+    fn rope_interleaved(&self, x: Operand<'_>, cos: Operand<'_>, sin: Operand<'_>) -> Out {
+        Err(self.unsupported("rope", x.dtype()))
+    }
+    /// AdaLN modulation `x * (1 + scale) + shift`; x contiguous, the others
+    /// of x's dims (possibly broadcast, last stride 1).
+    fn modulate(&self, x: Operand<'_>, shift: Operand<'_>, scale: Operand<'_>) -> Out {
+        Err(self.unsupported("modulate", x.dtype()))
+    }
+    /// Gated residual `x + gate * y`; x and y contiguous, gate of x's dims
+    /// (possibly broadcast, last stride 1).
+    fn gated_residual(&self, x: Operand<'_>, gate: Operand<'_>, y: Operand<'_>) -> Out {
+        Err(self.unsupported("gated_residual", x.dtype()))
+    }
+
+    /// The error for an op this backend lacks.
+    fn unsupported(&self, op: &'static str, dtype: DType) -> TensorError {
+        TensorError::Unsupported {
+            op,
+            device: self.name(),
+            dtype,
+        }
+    }
+}
+
+/// A handle on one compute device; cheap to clone.
+#[derive(Clone)]
+pub struct Device(Arc<dyn Backend>);
+
+impl Device {
+    /// The CPU reference backend (one shared instance, rayon's global pool).
+    pub fn cpu() -> Self {
+        static CPU: std::sync::OnceLock<Arc<dyn Backend>> = std::sync::OnceLock::new();
+        Device(CPU.get_or_init(|| Arc::new(CpuBackend)).clone())
+    }
+
+    /// Wraps a backend, e.g. the CUDA one.
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Device(backend)
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.0.as_ref()
+    }
+
+    pub fn name(&self) -> String {
+        self.0.name()
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        self.name() == "cpu"
+    }
+
+    pub fn same(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.name() == other.name()
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Device({})", self.name())
+    }
+}

@@ -1,0 +1,192 @@
+//! The CPU reference backend: f32 compute, rayon across cores, `gemm` for
+//! matrix products. One file per op family; ops that only one model needs
+//! (e.g. the VAE's convolutions) get their own file here.
+
+mod attention;
+mod copy;
+mod elementwise;
+mod math;
+mod matmul;
+mod norm;
+mod storage;
+
+pub use storage::CpuStorage;
+
+use super::{AttentionSpec, Backend, BackendStorage, BinaryOp, MatmulSpec, Operand, UnaryOp};
+use crate::tensor::{DType, Result, TensorError};
+
+/// Work below this many elements stays on one thread: splitting costs more.
+pub(crate) const PAR_MIN_ELEMS: usize = 1 << 14;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+type Out = Result<Box<dyn BackendStorage>>;
+
+/// The host buffer behind a CPU operand.
+pub(crate) fn cpu_storage<'a>(
+    op: &'static str,
+    s: &'a dyn BackendStorage,
+) -> Result<&'a CpuStorage> {
+    s.as_any()
+        .downcast_ref::<CpuStorage>()
+        .ok_or_else(|| TensorError::invalid(op, "operand is not in CPU memory"))
+}
+
+/// The f32 data behind a CPU operand (the CPU computes in f32 only).
+pub(crate) fn f32_data<'a>(op: &'static str, s: &'a dyn BackendStorage) -> Result<&'a [f32]> {
+    match cpu_storage(op, s)? {
+        CpuStorage::F32(v) => Ok(v),
+        other => Err(TensorError::Unsupported {
+            op,
+            device: "cpu".into(),
+            dtype: other.dtype(),
+        }),
+    }
+}
+
+/// The f32 data of a contiguous operand, from its offset on.
+pub(crate) fn contiguous_f32<'a>(op: &'static str, o: &Operand<'a>) -> Result<&'a [f32]> {
+    if !o.layout.is_contiguous() {
+        return Err(TensorError::invalid(op, "operand must be contiguous"));
+    }
+    let data = f32_data(op, o.storage)?;
+    let end = o.layout.offset() + o.layout.elem_count();
+    data.get(o.layout.offset()..end)
+        .ok_or_else(|| TensorError::invalid(op, "layout exceeds storage"))
+}
+
+fn boxed(v: Vec<f32>) -> Out {
+    Ok(Box::new(CpuStorage::F32(v)))
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn upload(&self, data: CpuStorage) -> Out {
+        Ok(Box::new(data))
+    }
+
+    fn download(&self, src: &dyn BackendStorage) -> Result<CpuStorage> {
+        Ok(cpu_storage("download", src)?.clone())
+    }
+
+    fn zeros(&self, len: usize, dtype: DType) -> Out {
+        Ok(Box::new(CpuStorage::zeros(len, dtype)))
+    }
+
+    fn copy_strided(&self, src: Operand<'_>) -> Out {
+        Ok(Box::new(copy::copy_strided(src)?))
+    }
+
+    fn to_dtype(&self, src: Operand<'_>, dtype: DType) -> Out {
+        Ok(Box::new(copy::copy_strided(src)?.convert(dtype)))
+    }
+
+    fn cat(&self, parts: &[Operand<'_>], dim: usize, out_dims: &[usize]) -> Out {
+        Ok(Box::new(copy::cat(parts, dim, out_dims)?))
+    }
+
+    fn unary(&self, op: UnaryOp, src: Operand<'_>) -> Out {
+        boxed(elementwise::unary(op, contiguous_f32("unary", &src)?))
+    }
+
+    fn affine(&self, src: Operand<'_>, mul: f32, add: f32) -> Out {
+        boxed(elementwise::affine(
+            contiguous_f32("affine", &src)?,
+            mul,
+            add,
+        ))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Out {
+        boxed(elementwise::binary(op, lhs, rhs)?)
+    }
+
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        rhs: &dyn BackendStorage,
+        bias: Option<Operand<'_>>,
+        spec: &MatmulSpec,
+    ) -> Out {
+        let bias = bias.map(|b| contiguous_f32("matmul", &b)).transpose()?;
+        boxed(matmul::matmul(
+            f32_data("matmul", lhs)?,
+            f32_data("matmul", rhs)?,
+            bias,
+            spec,
+        )?)
+    }
+
+    fn softmax_last_dim(&self, src: Operand<'_>) -> Out {
+        let dim = src.layout.dims().last().copied().unwrap_or(1);
+        boxed(norm::softmax(contiguous_f32("softmax", &src)?, dim))
+    }
+
+    fn rms_norm(&self, src: Operand<'_>, weight: Option<Operand<'_>>, eps: f32) -> Out {
+        let dim = src.layout.dims().last().copied().unwrap_or(1);
+        let w = weight.map(|w| contiguous_f32("rms_norm", &w)).transpose()?;
+        boxed(norm::rms_norm(
+            contiguous_f32("rms_norm", &src)?,
+            dim,
+            w,
+            eps,
+        ))
+    }
+
+    fn layer_norm(
+        &self,
+        src: Operand<'_>,
+        weight: Option<Operand<'_>>,
+        bias: Option<Operand<'_>>,
+        eps: f32,
+    ) -> Out {
+        let dim = src.layout.dims().last().copied().unwrap_or(1);
+        let w = weight
+            .map(|w| contiguous_f32("layer_norm", &w))
+            .transpose()?;
+        let b = bias.map(|b| contiguous_f32("layer_norm", &b)).transpose()?;
+        boxed(norm::layer_norm(
+            contiguous_f32("layer_norm", &src)?,
+            dim,
+            w,
+            b,
+            eps,
+        ))
+    }
+
+    fn attention(
+        &self,
+        q: Operand<'_>,
+        k: Operand<'_>,
+        v: Operand<'_>,
+        key_bias: Option<Operand<'_>>,
+        spec: &AttentionSpec,
+    ) -> Out {
+        let bias = key_bias
+            .map(|b| contiguous_f32("attention", &b))
+            .transpose()?;
+        boxed(attention::attention(
+            contiguous_f32("attention", &q)?,
+            contiguous_f32("attention", &k)?,
+            contiguous_f32("attention", &v)?,
+            bias,
+            spec,
+        )?)
+    }
+
+    fn rope_interleaved(&self, x: Operand<'_>, cos: Operand<'_>, sin: Operand<'_>) -> Out {
+        boxed(elementwise::rope_interleaved(x, cos, sin)?)
+    }
+
+    fn modulate(&self, x: Operand<'_>, shift: Operand<'_>, scale: Operand<'_>) -> Out {
+        boxed(elementwise::modulate(x, shift, scale)?)
+    }
+
+    fn gated_residual(&self, x: Operand<'_>, gate: Operand<'_>, y: Operand<'_>) -> Out {
+        boxed(elementwise::gated_residual(x, gate, y)?)
+    }
+}

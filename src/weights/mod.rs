@@ -1,0 +1,309 @@
+//! Weights from safetensors files (single or sharded with an index JSON),
+//! memory-mapped and converted to the dtype the model asks for, and model
+//! configs from `config.json`.
+//!
+//! Model code loads through a [`VarBuilder`]: `vb.pp("transformer_blocks")
+//! .pp(0).pp("attn1").get(&[d, d], "to_q.weight")` reads
+//! `transformer_blocks.0.attn1.to_q.weight`, so modules mirror the reference
+//! tree and names map one to one. After building a model,
+//! [`WeightFiles::check_all_used`] reports tensors nobody asked for.
+
+mod config;
+mod error;
+mod safetensors_file;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+pub use config::read_config;
+pub use error::WeightError;
+pub use safetensors_file::SafetensorsFile;
+
+use crate::backend::Device;
+use crate::tensor::{DType, Tensor};
+
+/// The weight files of one model component and which tensor is where.
+pub struct WeightFiles {
+    /// The folder, index or file the weights were opened from (for errors).
+    location: PathBuf,
+    files: Vec<SafetensorsFile>,
+    which: HashMap<String, usize>,
+    used: Mutex<BTreeSet<String>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ShardIndex {
+    weight_map: HashMap<String, String>,
+}
+
+impl WeightFiles {
+    /// One safetensors file.
+    pub fn open_file(path: &Path) -> Result<Self, WeightError> {
+        let file = SafetensorsFile::open(path)?;
+        let which = file.names().map(|n| (n.to_string(), 0)).collect();
+        Ok(Self {
+            location: path.to_path_buf(),
+            files: vec![file],
+            which,
+            used: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Sharded weights described by an index JSON
+    /// (`{"weight_map": {"tensor": "shard file"}}`, shards beside it).
+    pub fn open_index(index: &Path) -> Result<Self, WeightError> {
+        let text = std::fs::read_to_string(index).map_err(|source| WeightError::Io {
+            path: index.to_path_buf(),
+            source,
+        })?;
+        let parsed: ShardIndex =
+            serde_json::from_str(&text).map_err(|e| WeightError::BadIndex {
+                path: index.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut shard_names: Vec<&String> = parsed.weight_map.values().collect();
+        shard_names.sort();
+        shard_names.dedup();
+        let mut files = Vec::with_capacity(shard_names.len());
+        let mut file_of = HashMap::new();
+        for shard in shard_names {
+            let path = dir.join(shard);
+            if Path::new(shard).components().count() != 1 {
+                return Err(WeightError::BadIndex {
+                    path: index.to_path_buf(),
+                    reason: format!("shard name {shard:?} is not a plain file name"),
+                });
+            }
+            if !path.is_file() {
+                return Err(WeightError::MissingShard {
+                    index: index.to_path_buf(),
+                    shard: path,
+                });
+            }
+            file_of.insert(shard.clone(), files.len());
+            files.push(SafetensorsFile::open(&path)?);
+        }
+        let mut which = HashMap::new();
+        for (name, shard) in &parsed.weight_map {
+            let i = file_of[shard];
+            if !files[i].contains(name) {
+                return Err(WeightError::MissingTensor {
+                    name: name.clone(),
+                    location: format!(
+                        "{} (the index {} places it there)",
+                        files[i].path().display(),
+                        index.display()
+                    ),
+                });
+            }
+            which.insert(name.clone(), i);
+        }
+        Ok(Self {
+            location: index.to_path_buf(),
+            files,
+            which,
+            used: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The weights of a component folder: the `*.safetensors.index.json` if
+    /// there is one, otherwise its only `*.safetensors` file.
+    pub fn open_dir(dir: &Path) -> Result<Self, WeightError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| WeightError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut indexes = Vec::new();
+        let mut singles = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".safetensors.index.json") {
+                indexes.push(entry.path());
+            } else if name.ends_with(".safetensors") {
+                singles.push(entry.path());
+            }
+        }
+        indexes.sort();
+        singles.sort();
+        match (indexes.as_slice(), singles.as_slice()) {
+            ([index], _) => Self::open_index(index),
+            ([], [single]) => Self::open_file(single),
+            _ => Err(WeightError::NoWeights {
+                dir: dir.to_path_buf(),
+                looked_for: format!(
+                    "one *.safetensors.index.json or exactly one *.safetensors file; found {} and {}",
+                    indexes.len(),
+                    singles.len()
+                ),
+            }),
+        }
+    }
+
+    pub fn location(&self) -> &Path {
+        &self.location
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.which.contains_key(name)
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.which.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Stored shape of `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.which
+            .get(name)
+            .and_then(|&i| self.files[i].shape(name))
+    }
+
+    /// Loads `name`, checking its shape, converted to `dtype` on `device`.
+    pub fn load(
+        &self,
+        name: &str,
+        dims: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Tensor, WeightError> {
+        let &i = self
+            .which
+            .get(name)
+            .ok_or_else(|| WeightError::MissingTensor {
+                name: name.to_string(),
+                location: self.location.display().to_string(),
+            })?;
+        let file = &self.files[i];
+        let stored = file.shape(name).unwrap_or(&[]);
+        if stored != dims {
+            return Err(WeightError::WrongShape {
+                path: file.path().to_path_buf(),
+                name: name.to_string(),
+                expected: dims.to_vec(),
+                got: stored.to_vec(),
+            });
+        }
+        let data = file.read(name, dtype)?;
+        let tensor =
+            Tensor::from_host(data, dims, device).map_err(|source| WeightError::Tensor {
+                name: name.to_string(),
+                source,
+            })?;
+        self.used.lock().insert(name.to_string());
+        Ok(tensor)
+    }
+
+    /// Names present in the files that no `load` asked for, sorted.
+    pub fn unused(&self) -> Vec<String> {
+        let used = self.used.lock();
+        let mut names: Vec<String> = self
+            .which
+            .keys()
+            .filter(|n| !used.contains(*n))
+            .cloned()
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// An error listing unexpected tensors, if any: after a model is built,
+    /// leftovers mean the files belong to another variant or architecture.
+    pub fn check_all_used(&self) -> Result<(), WeightError> {
+        let unused = self.unused();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        Err(WeightError::UnexpectedTensors {
+            location: self.location.display().to_string(),
+            count: unused.len(),
+            examples: unused.into_iter().take(5).collect(),
+        })
+    }
+}
+
+/// Loads tensors by their reference names under a prefix; cheap to clone.
+#[derive(Clone)]
+pub struct VarBuilder {
+    files: Arc<WeightFiles>,
+    prefix: String,
+    dtype: DType,
+    device: Device,
+}
+
+impl VarBuilder {
+    pub fn new(files: Arc<WeightFiles>, dtype: DType, device: &Device) -> Self {
+        Self {
+            files,
+            prefix: String::new(),
+            dtype,
+            device: device.clone(),
+        }
+    }
+
+    /// A builder for the child module `name` ("push prefix").
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        let prefix = if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        };
+        Self {
+            prefix,
+            ..self.clone()
+        }
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The tensor `prefix.name`, which must have shape `dims`.
+    pub fn get(&self, dims: &[usize], name: &str) -> Result<Tensor, WeightError> {
+        self.files
+            .load(&self.full_name(name), dims, self.dtype, &self.device)
+    }
+
+    /// Like [`get`](Self::get) but `None` when the tensor is absent (for
+    /// optional parameters such as biases).
+    pub fn get_opt(&self, dims: &[usize], name: &str) -> Result<Option<Tensor>, WeightError> {
+        if self.contains(name) {
+            self.get(dims, name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.files.contains(&self.full_name(name))
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn files(&self) -> &Arc<WeightFiles> {
+        &self.files
+    }
+}
+
+#[cfg(test)]
+mod tests;
