@@ -111,6 +111,12 @@ pub trait JobObserver: Send + Sync {
     fn progress(&self, stage: Stage, done: u32, total: u32);
     /// True when the user asked to stop; the job ends at the next step.
     fn should_abort(&self) -> bool;
+    /// Something the user should know that does not stop the job: a length
+    /// or size that was rounded, a prompt that was cut, a cache that could
+    /// not be written. Hosts show it in their message area.
+    fn notice(&self, message: &str) {
+        log::warn!("{message}");
+    }
 }
 
 /// An observer that reports nowhere and never aborts.

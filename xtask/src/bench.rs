@@ -4,7 +4,7 @@
 use crate::util::{cargo, exec};
 
 /// Benchmarks by the name users type, with the bench target that runs each.
-const BENCHES: &[(&str, &str)] = &[];
+const BENCHES: &[(&str, &str)] = &[("attention-gpu", "attention_gpu")];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let names = || {

@@ -2,6 +2,7 @@
 //! nothing but cargo.
 
 mod bench;
+mod gpu;
 mod setup;
 mod test;
 mod util;
@@ -12,7 +13,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
   test            install what tests need, then fmt --check, clippy -D warnings, every test
-  test-gpu        CUDA-vs-CPU tests (reports 'skipped' without a GPU)
+  test-gpu [--allow-skip]  CUDA-vs-CPU tests; fails when any was skipped
+                  for want of a GPU unless --allow-skip
   demo            build the bundle and render a shot through the plugin, headless
   bundle          build target/bundle/GenFX.ofx.bundle
   install [--prefix DIR]  copy the bundle to the OFX plugin folder or DIR
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test::run(rest),
         "bench" => bench::run(rest),
+        "test-gpu" => gpu::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

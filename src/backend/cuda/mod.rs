@@ -11,8 +11,12 @@
 //! - [`kernel_cache`] and [`nvrtc`]: run-time compilation for the device's
 //!   architecture, cached on disk.
 //! - [`dtype`]: bf16/f16 storage and host-side conversions.
+//! - [`CudaBackend`]: the engine's backend interface on one job's stream,
+//!   from cuBLAS ([`blas`]) and our kernels; [`CudaStorage`] its buffers.
 
 pub mod alloc;
+mod backend;
+pub mod blas;
 pub mod device;
 pub mod dtype;
 pub mod error;
@@ -20,8 +24,11 @@ pub mod kernel_cache;
 pub mod modules;
 pub mod nvrtc;
 pub mod probe;
+mod storage;
 pub mod tensor_ops;
 
+pub use backend::CudaBackend;
 pub use device::GpuDevice;
 pub use dtype::Half;
 pub use error::CudaError;
+pub use storage::CudaStorage;

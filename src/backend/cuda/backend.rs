@@ -1,0 +1,1113 @@
+//! [`CudaBackend`]: the engine's [`Backend`] interface on one GPU stream.
+//!
+//! One backend value serves one job: its own stream (or the host's), its own
+//! caching allocator, its own cuBLAS handle. The device (context, modules)
+//! is shared by all jobs of the process.
+
+use std::sync::Arc;
+
+use cudarc::cublas::CudaBlas;
+use cudarc::driver::{result as drv, CudaStream, LaunchConfig, PushKernelArg};
+use parking_lot::Mutex;
+
+use super::alloc::{AllocStats, CachingAllocator};
+use super::blas::{self, as_blas_operand, Gemm, MatView};
+use super::device::{driver_err, DriverMemory, GpuDevice};
+use super::dtype::first_non_finite;
+use super::error::CudaError;
+use super::probe::{guard, Libraries};
+use super::storage::CudaStorage;
+use super::tensor_ops::{StridedArg, TENSOR_OPS};
+use crate::backend::{
+    AttentionSpec, Backend, BackendStorage, BinaryOp, CpuStorage, MatmulSpec, Operand, UnaryOp,
+};
+use crate::tensor::{contiguous_strides, DType, Layout, Result, TensorError};
+
+type Out = Result<Box<dyn BackendStorage>>;
+
+/// Threads per block of the elementwise kernels.
+const BLOCK: u32 = 256;
+/// Scores of one attention chunk are kept under this many bytes.
+const ATTENTION_CHUNK_BYTES: usize = 1 << 30;
+
+pub struct CudaBackend {
+    dev: Arc<GpuDevice>,
+    stream: Arc<CudaStream>,
+    alloc: Arc<CachingAllocator<DriverMemory>>,
+    blas: Mutex<Option<CudaBlas>>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaBackend({:?})", self.dev)
+    }
+}
+
+fn suffix(dtype: DType) -> &'static str {
+    dtype.name()
+}
+
+fn unary_code(op: UnaryOp) -> i32 {
+    match op {
+        UnaryOp::GeluTanh => 0,
+        UnaryOp::Silu => 1,
+        UnaryOp::Exp => 2,
+        UnaryOp::Neg => 3,
+        UnaryOp::Sqrt => 4,
+        UnaryOp::Recip => 5,
+        UnaryOp::Abs => 6,
+        UnaryOp::Tanh => 7,
+        UnaryOp::Sin => 8,
+        UnaryOp::Cos => 9,
+        UnaryOp::Sqr => 10,
+    }
+}
+
+fn binary_code(op: BinaryOp) -> i32 {
+    match op {
+        BinaryOp::Add => 0,
+        BinaryOp::Sub => 1,
+        BinaryOp::Mul => 2,
+        BinaryOp::Div => 3,
+        BinaryOp::Maximum => 4,
+        BinaryOp::Minimum => 5,
+    }
+}
+
+/// Grid-stride launch over `n` elements.
+fn elementwise_cfg(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 20) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// One block per row of `cols`.
+fn row_cfg(rows: usize, cols: usize) -> Result<LaunchConfig> {
+    let rows = u32::try_from(rows)
+        .ok()
+        .filter(|&r| r < (1 << 31))
+        .ok_or_else(|| TensorError::InvalidArgument {
+            op: "row op",
+            msg: format!("{rows} rows exceed one grid"),
+        })?;
+    let threads = if cols >= 4096 { 1024 } else { 256 };
+    Ok(LaunchConfig {
+        grid_dim: (rows.max(1), 1, 1),
+        block_dim: (threads, 1, 1),
+        shared_mem_bytes: 0,
+    })
+}
+
+/// One kernel argument, passed by value.
+#[derive(Clone, Copy, Debug)]
+enum KArg {
+    U64(u64),
+    I64(i64),
+    I32(i32),
+    F32(f32),
+    Strided(StridedArg),
+}
+
+impl From<u64> for KArg {
+    fn from(v: u64) -> Self {
+        KArg::U64(v)
+    }
+}
+impl From<i64> for KArg {
+    fn from(v: i64) -> Self {
+        KArg::I64(v)
+    }
+}
+impl From<i32> for KArg {
+    fn from(v: i32) -> Self {
+        KArg::I32(v)
+    }
+}
+impl From<f32> for KArg {
+    fn from(v: f32) -> Self {
+        KArg::F32(v)
+    }
+}
+impl From<StridedArg> for KArg {
+    fn from(v: StridedArg) -> Self {
+        KArg::Strided(v)
+    }
+}
+
+/// The GPU buffer behind an operand.
+fn cuda<'a>(op: &'static str, s: &'a dyn BackendStorage) -> Result<&'a CudaStorage> {
+    s.as_any()
+        .downcast_ref::<CudaStorage>()
+        .ok_or_else(|| TensorError::InvalidArgument {
+            op,
+            msg: "operand is not in GPU memory".into(),
+        })
+}
+
+fn strided(op: &'static str, l: &Layout) -> Result<StridedArg> {
+    StridedArg::new(l.dims(), l.strides(), l.offset()).ok_or_else(|| TensorError::InvalidArgument {
+        op,
+        msg: format!("rank {} exceeds the GPU kernels' 8", l.rank()),
+    })
+}
+
+fn int(op: &'static str, v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| TensorError::InvalidArgument {
+        op,
+        msg: format!("{v} exceeds 32 bits"),
+    })
+}
+
+/// An operand brought to the dtype (and, when asked, contiguity) an op
+/// needs: the caller's buffer, or a converted copy owned here.
+struct Arg<'a> {
+    storage: ArgStorage<'a>,
+    layout: Layout,
+}
+
+enum ArgStorage<'a> {
+    Borrowed(&'a CudaStorage),
+    Copied(CudaStorage),
+}
+
+impl Arg<'_> {
+    fn storage(&self) -> &CudaStorage {
+        match &self.storage {
+            ArgStorage::Borrowed(s) => s,
+            ArgStorage::Copied(s) => s,
+        }
+    }
+    /// Address of the first element (contiguous operands).
+    fn ptr(&self) -> u64 {
+        self.storage().ptr_at(self.layout.offset())
+    }
+    /// Base address for strided kernels (offset travels in the layout).
+    fn base(&self) -> u64 {
+        self.storage().ptr()
+    }
+}
+
+impl CudaBackend {
+    /// A backend for one job on its own new stream of `dev`.
+    pub fn new(dev: Arc<GpuDevice>) -> std::result::Result<Self, CudaError> {
+        let stream = dev.new_stream()?;
+        Ok(Self::with_stream(dev, stream))
+    }
+
+    /// A backend for one job on the stream the host handed us.
+    ///
+    /// # Safety
+    /// As [`GpuDevice::borrow_host_stream`].
+    pub unsafe fn on_host_stream(dev: Arc<GpuDevice>, raw: cudarc::driver::sys::CUstream) -> Self {
+        // SAFETY: forwarded to the caller.
+        let stream = unsafe { dev.borrow_host_stream(raw) };
+        Self::with_stream(dev, stream)
+    }
+
+    fn with_stream(dev: Arc<GpuDevice>, stream: Arc<CudaStream>) -> Self {
+        let alloc = CachingAllocator::new(dev.raw_memory());
+        Self {
+            dev,
+            stream,
+            alloc,
+            blas: Mutex::new(None),
+        }
+    }
+
+    pub fn device(&self) -> &Arc<GpuDevice> {
+        &self.dev
+    }
+
+    /// The stream this job's work is queued on.
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Which implementation [`Backend::attention`] uses for `spec`.
+    pub fn attention_path(&self, _spec: &AttentionSpec, _dtype: DType) -> &'static str {
+        "cublas-reference"
+    }
+
+    pub fn alloc_stats(&self) -> AllocStats {
+        self.alloc.stats()
+    }
+
+    /// Waits for every op queued so far; reports a kernel fault from any.
+    pub fn synchronize(&self) -> std::result::Result<(), CudaError> {
+        guard("cuStreamSynchronize", || {
+            self.stream.synchronize().map_err(|e| CudaError::Launch {
+                kernel: "(a kernel queued earlier)".into(),
+                detail: driver_err("cuStreamSynchronize", e).to_string(),
+            })
+        })
+    }
+
+    /// Fails with [`CudaError::NonFinite`] when `src` holds a NaN or an
+    /// infinity. Downloads the buffer: meant for checkpoints (after the
+    /// first denoising step, on inputs from the host), not every op.
+    pub fn check_finite(&self, what: &str, src: &dyn BackendStorage) -> Result<()> {
+        let host = self.download(src)?;
+        let values: Vec<f32> = match host {
+            CpuStorage::F32(v) => v,
+            CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        };
+        match first_non_finite(&values) {
+            None => Ok(()),
+            Some((index, value)) => Err(self.err(CudaError::NonFinite {
+                what: what.into(),
+                index,
+                value,
+            })),
+        }
+    }
+
+    fn err(&self, e: CudaError) -> TensorError {
+        let device = self.name();
+        match e {
+            CudaError::OutOfMemory { .. } => TensorError::OutOfMemory {
+                device,
+                msg: e.to_string(),
+            },
+            CudaError::Invalid { op, detail } => TensorError::InvalidArgument { op, msg: detail },
+            other => TensorError::Backend {
+                device,
+                msg: other.to_string(),
+            },
+        }
+    }
+
+    fn alloc(&self, len: usize, dtype: DType) -> Result<CudaStorage> {
+        let block = self
+            .alloc
+            .alloc(len * dtype.size_in_bytes())
+            .map_err(|e| self.err(e))?;
+        Ok(CudaStorage::new(block, len, dtype))
+    }
+
+    /// Launches `name` from the backend's own kernels with `args` in order.
+    fn launch(&self, name: &str, cfg: LaunchConfig, args: &[KArg]) -> Result<()> {
+        let func = self
+            .dev
+            .function(&TENSOR_OPS, name)
+            .map_err(|e| self.err(e))?;
+        guard("cuLaunchKernel", || {
+            let mut builder = self.stream.launch_builder(&func);
+            for a in args {
+                match a {
+                    KArg::U64(v) => builder.arg(v),
+                    KArg::I64(v) => builder.arg(v),
+                    KArg::I32(v) => builder.arg(v),
+                    KArg::F32(v) => builder.arg(v),
+                    KArg::Strided(v) => builder.arg(v),
+                };
+            }
+            // SAFETY: every kernel of tensor_ops.cu takes exactly the
+            // arguments its Rust caller passes, in order, with the C types
+            // of StridedArg/u64/i64/i32/f32; pointers address buffers sized
+            // for the layouts passed alongside.
+            unsafe { builder.launch(cfg) }
+                .map(|_| ())
+                .map_err(|e| CudaError::Launch {
+                    kernel: name.into(),
+                    detail: driver_err("cuLaunchKernel", e).to_string(),
+                })
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// `o` as dtype `dtype`, copied (and made contiguous) only when needed.
+    fn arg<'a>(
+        &self,
+        op: &'static str,
+        o: Operand<'a>,
+        dtype: DType,
+        contiguous: bool,
+    ) -> Result<Arg<'a>> {
+        let storage = cuda(op, o.storage)?;
+        if o.dtype() == dtype && (!contiguous || o.layout.is_contiguous()) {
+            return Ok(Arg {
+                storage: ArgStorage::Borrowed(storage),
+                layout: o.layout.clone(),
+            });
+        }
+        let copy = self.convert(storage, o.layout, dtype)?;
+        Ok(Arg {
+            storage: ArgStorage::Copied(copy),
+            layout: Layout::contiguous(o.layout.dims()),
+        })
+    }
+
+    /// Contiguous copy of a strided view, converted to `dtype`.
+    fn convert(&self, src: &CudaStorage, l: &Layout, dtype: DType) -> Result<CudaStorage> {
+        let n = l.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        let sl = strided("convert", l)?;
+        let dl =
+            StridedArg::contiguous(l.dims(), 0).ok_or_else(|| TensorError::InvalidArgument {
+                op: "convert",
+                msg: "rank too high".into(),
+            })?;
+        let name = format!("convert_{}_{}", suffix(src.dtype()), suffix(dtype));
+        let (sp, dp, n64) = (src.ptr(), out.ptr(), n as i64);
+        self.launch(
+            &name,
+            elementwise_cfg(n),
+            &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()],
+        )?;
+        Ok(out)
+    }
+
+    /// Writes the view `sl` of `src` into the view `dl` of `dst` (same dims).
+    fn convert_into(
+        &self,
+        src: &CudaStorage,
+        sl: StridedArg,
+        dst: &CudaStorage,
+        dl: StridedArg,
+        n: usize,
+    ) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let name = format!("convert_{}_{}", suffix(src.dtype()), suffix(dst.dtype()));
+        let (sp, dp, n64) = (src.ptr(), dst.ptr(), n as i64);
+        self.launch(
+            &name,
+            elementwise_cfg(n),
+            &[sp.into(), sl.into(), dp.into(), dl.into(), n64.into()],
+        )
+    }
+
+    fn blas<R>(&self, f: impl FnOnce(&CudaBlas) -> std::result::Result<R, CudaError>) -> Result<R> {
+        let mut slot = self.blas.lock();
+        if slot.is_none() {
+            if !Libraries::detect().cublas {
+                return Err(self.err(CudaError::Blas {
+                    op: "create",
+                    detail: "libcublas is not installed".into(),
+                }));
+            }
+            let created = guard("cublasCreate", || {
+                CudaBlas::new(self.stream.clone()).map_err(|e| CudaError::Blas {
+                    op: "create",
+                    detail: format!("{e:?}"),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+            *slot = Some(created);
+        }
+        match slot.as_ref() {
+            Some(handle) => f(handle).map_err(|e| self.err(e)),
+            None => Err(self.err(CudaError::Blas {
+                op: "create",
+                detail: "no handle".into(),
+            })),
+        }
+    }
+
+    /// A matrix operand cuBLAS can read: the view itself, or a contiguous
+    /// copy of it when neither of its strides is 1.
+    #[allow(clippy::too_many_arguments)]
+    fn mat_operand(
+        &self,
+        s: &CudaStorage,
+        batch: usize,
+        rows: usize,
+        cols: usize,
+        st: &crate::backend::MatStrides,
+        dtype: DType,
+        keep: &mut Vec<CudaStorage>,
+    ) -> Result<MatView> {
+        let view = MatView {
+            ptr: s.ptr_at(st.offset),
+            row_stride: st.row,
+            col_stride: st.col,
+            batch_stride: st.batch,
+        };
+        if s.dtype() == dtype && as_blas_operand(&view, rows, cols).is_some() {
+            return Ok(view);
+        }
+        let shared = st.batch == 0;
+        let nb = if shared { 1 } else { batch };
+        let layout = Layout::new(
+            vec![nb, rows, cols],
+            vec![st.batch, st.row, st.col],
+            st.offset,
+        )?;
+        let copy = self.convert(s, &layout, dtype)?;
+        let view = MatView {
+            ptr: copy.ptr(),
+            row_stride: cols,
+            col_stride: 1,
+            batch_stride: if shared { 0 } else { rows * cols },
+        };
+        keep.push(copy);
+        Ok(view)
+    }
+
+    /// Reference attention from cuBLAS products and a row softmax, in
+    /// chunks of query rows so that the f32 scores stay under
+    /// [`ATTENTION_CHUNK_BYTES`].
+    fn attention_blas(
+        &self,
+        q: &Arg<'_>,
+        k: &Arg<'_>,
+        v: &Arg<'_>,
+        bias: Option<&Arg<'_>>,
+        spec: &AttentionSpec,
+        dtype: DType,
+    ) -> Result<CudaStorage> {
+        let AttentionSpec {
+            batch,
+            q_len,
+            kv_len,
+            heads,
+            head_dim,
+            scale,
+        } = *spec;
+        let es = dtype.size_in_bytes();
+        let out = self.alloc(batch * q_len * heads * head_dim, dtype)?;
+        if out.len() == 0 || kv_len == 0 {
+            return Ok(out);
+        }
+        let row = heads * head_dim;
+        let per_query = heads * kv_len * (4 + es);
+        let chunk = (ATTENTION_CHUNK_BYTES / per_query.max(1)).clamp(1, q_len);
+        let scores = self.alloc(heads * chunk * kv_len, DType::F32)?;
+        let probs = self.alloc(heads * chunk * kv_len, dtype)?;
+        let cols = int("attention", kv_len)?;
+        let softmax = format!("softmax_f32_to_{}", suffix(dtype));
+        for b in 0..batch {
+            let mut q0 = 0;
+            while q0 < q_len {
+                let lc = chunk.min(q_len - q0);
+                let q_ptr = q.ptr() + ((b * q_len + q0) * row * es) as u64;
+                let k_ptr = k.ptr() + ((b * kv_len) * row * es) as u64;
+                let v_ptr = v.ptr() + ((b * kv_len) * row * es) as u64;
+                let o_ptr = out.ptr_at((b * q_len + q0) * row);
+                // S[h] (lc×kv) = Q[h] (lc×D) · K[h]ᵀ (D×kv), heads D apart
+                self.blas(|h| {
+                    blas::gemm(
+                        h,
+                        &Gemm {
+                            batch: heads,
+                            m: lc,
+                            n: kv_len,
+                            k: head_dim,
+                            lhs: MatView {
+                                ptr: q_ptr,
+                                row_stride: row,
+                                col_stride: 1,
+                                batch_stride: head_dim,
+                            },
+                            rhs: MatView {
+                                ptr: k_ptr,
+                                row_stride: 1,
+                                col_stride: row,
+                                batch_stride: head_dim,
+                            },
+                            in_dtype: dtype,
+                            out: MatView {
+                                ptr: scores.ptr(),
+                                row_stride: kv_len,
+                                col_stride: 1,
+                                batch_stride: lc * kv_len,
+                            },
+                            out_dtype: DType::F32,
+                            beta: 0.0,
+                        },
+                    )
+                })?;
+                let rows = heads * lc;
+                let (sp, pp) = (scores.ptr(), probs.ptr());
+                let bp: u64 = bias.map_or(0, |a| a.ptr() + (b * kv_len * 4) as u64);
+                let rows_per_bias = rows as i64;
+                self.launch(
+                    &softmax,
+                    row_cfg(rows, kv_len)?,
+                    &[
+                        sp.into(),
+                        bp.into(),
+                        rows_per_bias.into(),
+                        pp.into(),
+                        cols.into(),
+                        scale.into(),
+                    ],
+                )?;
+                // O[h] (lc×D) = P[h] (lc×kv) · V[h] (kv×D), into [L, H, D]
+                self.blas(|h| {
+                    blas::gemm(
+                        h,
+                        &Gemm {
+                            batch: heads,
+                            m: lc,
+                            n: head_dim,
+                            k: kv_len,
+                            lhs: MatView {
+                                ptr: pp,
+                                row_stride: kv_len,
+                                col_stride: 1,
+                                batch_stride: lc * kv_len,
+                            },
+                            rhs: MatView {
+                                ptr: v_ptr,
+                                row_stride: row,
+                                col_stride: 1,
+                                batch_stride: head_dim,
+                            },
+                            in_dtype: dtype,
+                            out: MatView {
+                                ptr: o_ptr,
+                                row_stride: row,
+                                col_stride: 1,
+                                batch_stride: head_dim,
+                            },
+                            out_dtype: dtype,
+                            beta: 0.0,
+                        },
+                    )
+                })?;
+                q0 += lc;
+            }
+        }
+        // `scores` and `probs` go back to the free list here; later work on
+        // this stream that reuses them is queued after these kernels.
+        Ok(out)
+    }
+
+    /// Shared body of ops `x ∘ (a, b)` with x contiguous and a, b strided
+    /// operands of x's dims.
+    fn ternary(
+        &self,
+        op: &'static str,
+        kernel: &str,
+        x: Operand<'_>,
+        a: Operand<'_>,
+        b: Operand<'_>,
+    ) -> Out {
+        let dtype = x.dtype();
+        let x = self.arg(op, x, dtype, true)?;
+        let a = self.arg(op, a, dtype, false)?;
+        let b = self.arg(op, b, dtype, false)?;
+        let n = x.layout.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let (la, lb) = (strided(op, &a.layout)?, strided(op, &b.layout)?);
+            let (xp, ap, bp, op_, n64) = (x.ptr(), a.base(), b.base(), out.ptr(), n as i64);
+            let name = format!("{kernel}_{}", suffix(dtype));
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    xp.into(),
+                    ap.into(),
+                    la.into(),
+                    bp.into(),
+                    lb.into(),
+                    op_.into(),
+                    n64.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+}
+
+fn check_same_dims(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
+    if a.dims() != b.dims() {
+        return Err(TensorError::ShapeMismatch {
+            op,
+            lhs: a.dims().to_vec(),
+            rhs: b.dims().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> String {
+        format!("cuda:{}", self.dev.ordinal())
+    }
+
+    fn upload(&self, data: CpuStorage) -> Out {
+        let out = self.alloc(data.len(), data.dtype())?;
+        let stream = self.stream.cu_stream();
+        let copied = guard("cuMemcpyHtoDAsync", || {
+            self.dev
+                .context()
+                .bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            // SAFETY: `out` holds exactly `data.len()` elements of the same
+            // size; from pageable host memory the call returns only after
+            // the source has been staged, so `data` may be dropped after.
+            unsafe {
+                match &data {
+                    CpuStorage::F32(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
+                    CpuStorage::BF16(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
+                    CpuStorage::F16(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
+                }
+            }
+            .map_err(|e| driver_err("cuMemcpyHtoDAsync", e))
+        });
+        copied.map_err(|e| self.err(e))?;
+        Ok(Box::new(out))
+    }
+
+    fn download(&self, src: &dyn BackendStorage) -> Result<CpuStorage> {
+        let src = cuda("download", src)?;
+        let mut host = CpuStorage::zeros(src.len(), src.dtype());
+        let stream = self.stream.cu_stream();
+        guard("cuMemcpyDtoHAsync", || {
+            self.dev
+                .context()
+                .bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            // SAFETY: `host` has exactly the element count and size of `src`;
+            // it stays borrowed until the stream is synchronised below.
+            unsafe {
+                match &mut host {
+                    CpuStorage::F32(v) => drv::memcpy_dtoh_async(v, src.ptr(), stream),
+                    CpuStorage::BF16(v) => drv::memcpy_dtoh_async(v, src.ptr(), stream),
+                    CpuStorage::F16(v) => drv::memcpy_dtoh_async(v, src.ptr(), stream),
+                }
+            }
+            .map_err(|e| driver_err("cuMemcpyDtoHAsync", e))
+        })
+        .map_err(|e| self.err(e))?;
+        self.synchronize().map_err(|e| self.err(e))?;
+        Ok(host)
+    }
+
+    fn zeros(&self, len: usize, dtype: DType) -> Out {
+        let out = self.alloc(len, dtype)?;
+        let stream = self.stream.cu_stream();
+        guard("cuMemsetD8Async", || {
+            // SAFETY: clears exactly the bytes `out` owns, in stream order.
+            unsafe { drv::memset_d8_async(out.ptr(), 0, out.bytes(), stream) }
+                .map_err(|e| driver_err("cuMemsetD8Async", e))
+        })
+        .map_err(|e| self.err(e))?;
+        Ok(Box::new(out))
+    }
+
+    fn copy_strided(&self, src: Operand<'_>) -> Out {
+        self.to_dtype(src, src.dtype())
+    }
+
+    fn to_dtype(&self, src: Operand<'_>, dtype: DType) -> Out {
+        let s = cuda("to_dtype", src.storage)?;
+        Ok(Box::new(self.convert(s, src.layout, dtype)?))
+    }
+
+    fn cat(&self, parts: &[Operand<'_>], dim: usize, out_dims: &[usize]) -> Out {
+        let first = parts.first().ok_or_else(|| TensorError::InvalidArgument {
+            op: "cat",
+            msg: "nothing to concatenate".into(),
+        })?;
+        let dtype = first.dtype();
+        let out = self.alloc(out_dims.iter().product(), dtype)?;
+        let out_strides = contiguous_strides(out_dims);
+        let mut at = 0usize;
+        for p in parts {
+            let src = cuda("cat", p.storage)?;
+            let dims = p.layout.dims();
+            if dims.len() != out_dims.len() || dim >= dims.len() {
+                return Err(TensorError::ShapeMismatch {
+                    op: "cat",
+                    lhs: dims.to_vec(),
+                    rhs: out_dims.to_vec(),
+                });
+            }
+            let offset = at * out_strides[dim];
+            if at + dims[dim] > out_dims[dim] {
+                return Err(TensorError::ShapeMismatch {
+                    op: "cat",
+                    lhs: dims.to_vec(),
+                    rhs: out_dims.to_vec(),
+                });
+            }
+            let dl = StridedArg::new(dims, &out_strides, offset).ok_or_else(|| {
+                TensorError::InvalidArgument {
+                    op: "cat",
+                    msg: "rank too high".into(),
+                }
+            })?;
+            self.convert_into(
+                src,
+                strided("cat", p.layout)?,
+                &out,
+                dl,
+                p.layout.elem_count(),
+            )?;
+            at += dims[dim];
+        }
+        Ok(Box::new(out))
+    }
+
+    fn unary(&self, op: UnaryOp, src: Operand<'_>) -> Out {
+        let s = cuda("unary", src.storage)?;
+        let n = src.layout.elem_count();
+        let out = self.alloc(n, src.dtype())?;
+        if n > 0 {
+            let l = strided("unary", src.layout)?;
+            let (sp, dp, n64, code) = (s.ptr(), out.ptr(), n as i64, unary_code(op));
+            let name = format!("unary_{}", suffix(src.dtype()));
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[sp.into(), l.into(), dp.into(), n64.into(), code.into()],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn affine(&self, src: Operand<'_>, mul: f32, add: f32) -> Out {
+        let s = cuda("affine", src.storage)?;
+        let n = src.layout.elem_count();
+        let out = self.alloc(n, src.dtype())?;
+        if n > 0 {
+            let l = strided("affine", src.layout)?;
+            let (sp, dp, n64) = (s.ptr(), out.ptr(), n as i64);
+            let name = format!("affine_{}", suffix(src.dtype()));
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    sp.into(),
+                    l.into(),
+                    dp.into(),
+                    n64.into(),
+                    mul.into(),
+                    add.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn binary(&self, op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Out {
+        check_same_dims("binary", lhs.layout, rhs.layout)?;
+        let dtype = lhs.dtype();
+        let a = self.arg("binary", lhs, dtype, false)?;
+        let b = self.arg("binary", rhs, dtype, false)?;
+        let n = a.layout.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let (la, lb) = (strided("binary", &a.layout)?, strided("binary", &b.layout)?);
+            let (ap, bp, dp, n64, code) =
+                (a.base(), b.base(), out.ptr(), n as i64, binary_code(op));
+            let name = format!("binary_{}", suffix(dtype));
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    ap.into(),
+                    la.into(),
+                    bp.into(),
+                    lb.into(),
+                    dp.into(),
+                    n64.into(),
+                    code.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn matmul(
+        &self,
+        lhs: &dyn BackendStorage,
+        rhs: &dyn BackendStorage,
+        bias: Option<Operand<'_>>,
+        spec: &MatmulSpec,
+    ) -> Out {
+        let MatmulSpec { batch, m, n, k, .. } = *spec;
+        let dtype = lhs.dtype();
+        let (l, r) = (cuda("matmul", lhs)?, cuda("matmul", rhs)?);
+        let out = self.alloc(batch * m * n, dtype)?;
+        if out.len() == 0 {
+            return Ok(Box::new(out));
+        }
+        let mut beta = 0.0;
+        if let Some(bias) = bias {
+            let bias = self.arg("matmul", bias, dtype, true)?;
+            if bias.layout.elem_count() < n {
+                return Err(TensorError::InvalidArgument {
+                    op: "matmul",
+                    msg: "bias shorter than n".into(),
+                });
+            }
+            let sl = StridedArg::new(&[batch * m, n], &[0, 1], bias.layout.offset());
+            let dl = StridedArg::contiguous(&[batch * m, n], 0);
+            if let (Some(sl), Some(dl)) = (sl, dl) {
+                self.convert_into(bias.storage(), sl, &out, dl, batch * m * n)?;
+            }
+            beta = 1.0;
+        }
+        if k == 0 {
+            if beta == 0.0 {
+                return self.zeros(batch * m * n, dtype);
+            }
+            return Ok(Box::new(out));
+        }
+        let mut keep = Vec::new();
+        let lv = self.mat_operand(l, batch, m, k, &spec.lhs, dtype, &mut keep)?;
+        let rv = self.mat_operand(r, batch, k, n, &spec.rhs, dtype, &mut keep)?;
+        self.blas(|h| {
+            blas::gemm(
+                h,
+                &Gemm {
+                    batch,
+                    m,
+                    n,
+                    k,
+                    lhs: lv,
+                    rhs: rv,
+                    in_dtype: dtype,
+                    out: MatView {
+                        ptr: out.ptr(),
+                        row_stride: n,
+                        col_stride: 1,
+                        batch_stride: m * n,
+                    },
+                    out_dtype: dtype,
+                    beta,
+                },
+            )
+        })?;
+        Ok(Box::new(out))
+    }
+
+    fn softmax_last_dim(&self, src: Operand<'_>) -> Out {
+        let x = self.arg("softmax", src, src.dtype(), true)?;
+        let dims = x.layout.dims();
+        let cols = dims.last().copied().unwrap_or(1);
+        let n = x.layout.elem_count();
+        let out = self.alloc(n, src.dtype())?;
+        if n > 0 {
+            let rows = n / cols;
+            let (sp, dp, none, one, c, scale) = (
+                x.ptr(),
+                out.ptr(),
+                0u64,
+                1i64,
+                int("softmax", cols)?,
+                1.0f32,
+            );
+            let name = format!("softmax_{}", suffix(src.dtype()));
+            self.launch(
+                &name,
+                row_cfg(rows, cols)?,
+                &[
+                    sp.into(),
+                    none.into(),
+                    one.into(),
+                    dp.into(),
+                    c.into(),
+                    scale.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn rms_norm(&self, src: Operand<'_>, weight: Option<Operand<'_>>, eps: f32) -> Out {
+        let dtype = src.dtype();
+        let x = self.arg("rms_norm", src, dtype, true)?;
+        let w = weight
+            .map(|w| self.arg("rms_norm", w, dtype, true))
+            .transpose()?;
+        let cols = x.layout.dims().last().copied().unwrap_or(1);
+        if w.as_ref().is_some_and(|w| w.layout.elem_count() != cols) {
+            return Err(TensorError::InvalidArgument {
+                op: "rms_norm",
+                msg: "weight length differs from the last dim".into(),
+            });
+        }
+        let n = x.layout.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let (xp, wp, dp, c) = (
+                x.ptr(),
+                w.as_ref().map_or(0, |w| w.ptr()),
+                out.ptr(),
+                int("rms_norm", cols)?,
+            );
+            let name = format!("rms_norm_{}", suffix(dtype));
+            self.launch(
+                &name,
+                row_cfg(n / cols, cols)?,
+                &[xp.into(), wp.into(), dp.into(), c.into(), eps.into()],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn layer_norm(
+        &self,
+        src: Operand<'_>,
+        weight: Option<Operand<'_>>,
+        bias: Option<Operand<'_>>,
+        eps: f32,
+    ) -> Out {
+        let dtype = src.dtype();
+        let x = self.arg("layer_norm", src, dtype, true)?;
+        let w = weight
+            .map(|w| self.arg("layer_norm", w, dtype, true))
+            .transpose()?;
+        let bi = bias
+            .map(|b| self.arg("layer_norm", b, dtype, true))
+            .transpose()?;
+        let cols = x.layout.dims().last().copied().unwrap_or(1);
+        for a in [&w, &bi].into_iter().flatten() {
+            if a.layout.elem_count() != cols {
+                return Err(TensorError::InvalidArgument {
+                    op: "layer_norm",
+                    msg: "affine term length differs from the last dim".into(),
+                });
+            }
+        }
+        let n = x.layout.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let (xp, wp, bp, dp, c) = (
+                x.ptr(),
+                w.as_ref().map_or(0, |w| w.ptr()),
+                bi.as_ref().map_or(0, |b| b.ptr()),
+                out.ptr(),
+                int("layer_norm", cols)?,
+            );
+            let name = format!("layer_norm_{}", suffix(dtype));
+            self.launch(
+                &name,
+                row_cfg(n / cols, cols)?,
+                &[
+                    xp.into(),
+                    wp.into(),
+                    bp.into(),
+                    dp.into(),
+                    c.into(),
+                    eps.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn attention(
+        &self,
+        q: Operand<'_>,
+        k: Operand<'_>,
+        v: Operand<'_>,
+        key_bias: Option<Operand<'_>>,
+        spec: &AttentionSpec,
+    ) -> Out {
+        let dtype = q.dtype();
+        let q = self.arg("attention", q, dtype, true)?;
+        let k = self.arg("attention", k, dtype, true)?;
+        let v = self.arg("attention", v, dtype, true)?;
+        let bias = key_bias
+            .map(|b| self.arg("attention", b, DType::F32, true))
+            .transpose()?;
+        let AttentionSpec {
+            batch,
+            q_len,
+            kv_len,
+            heads,
+            head_dim,
+            ..
+        } = *spec;
+        let expect = [
+            (q.layout.elem_count(), batch * q_len * heads * head_dim, "q"),
+            (
+                k.layout.elem_count(),
+                batch * kv_len * heads * head_dim,
+                "k",
+            ),
+            (
+                v.layout.elem_count(),
+                batch * kv_len * heads * head_dim,
+                "v",
+            ),
+        ];
+        for (got, want, name) in expect {
+            if got != want {
+                return Err(TensorError::InvalidArgument {
+                    op: "attention",
+                    msg: format!("{name} holds {got} elements, the spec needs {want}"),
+                });
+            }
+        }
+        if bias
+            .as_ref()
+            .is_some_and(|b| b.layout.elem_count() != batch * kv_len)
+        {
+            return Err(TensorError::InvalidArgument {
+                op: "attention",
+                msg: "key bias must be [batch, kv_len]".into(),
+            });
+        }
+        Ok(Box::new(self.attention_blas(
+            &q,
+            &k,
+            &v,
+            bias.as_ref(),
+            spec,
+            dtype,
+        )?))
+    }
+
+    fn rope_interleaved(&self, x: Operand<'_>, cos: Operand<'_>, sin: Operand<'_>) -> Out {
+        check_same_dims("rope", x.layout, cos.layout)?;
+        check_same_dims("rope", x.layout, sin.layout)?;
+        if x.layout.dims().last().is_some_and(|d| d % 2 != 0) {
+            return Err(TensorError::InvalidArgument {
+                op: "rope",
+                msg: "the last dim must be even (interleaved pairs)".into(),
+            });
+        }
+        self.ternary("rope", "rope", x, cos, sin)
+    }
+
+    fn modulate(&self, x: Operand<'_>, shift: Operand<'_>, scale: Operand<'_>) -> Out {
+        check_same_dims("modulate", x.layout, shift.layout)?;
+        check_same_dims("modulate", x.layout, scale.layout)?;
+        self.ternary("modulate", "modulate", x, shift, scale)
+    }
+
+    fn gated_residual(&self, x: Operand<'_>, gate: Operand<'_>, y: Operand<'_>) -> Out {
+        check_same_dims("gated_residual", x.layout, gate.layout)?;
+        check_same_dims("gated_residual", x.layout, y.layout)?;
+        let dtype = x.dtype();
+        let xa = self.arg("gated_residual", x, dtype, true)?;
+        let g = self.arg("gated_residual", gate, dtype, false)?;
+        let ya = self.arg("gated_residual", y, dtype, true)?;
+        let n = xa.layout.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let lg = strided("gated_residual", &g.layout)?;
+            let (xp, gp, yp, dp, n64) = (xa.ptr(), g.base(), ya.ptr(), out.ptr(), n as i64);
+            let name = format!("gated_residual_{}", suffix(dtype));
+            self.launch(
+                &name,
+                elementwise_cfg(n),
+                &[
+                    xp.into(),
+                    gp.into(),
+                    lg.into(),
+                    yp.into(),
+                    dp.into(),
+                    n64.into(),
+                ],
+            )?;
+        }
+        Ok(Box::new(out))
+    }
+}

@@ -1,0 +1,6 @@
+//! LTX-Video (0.9.5+ architecture), diffusers layout: one file per
+//! reference module.
+
+pub mod transformer;
+
+pub use transformer::{LtxVideoTransformer3DModel, TransformerConfig, TransformerInputs};

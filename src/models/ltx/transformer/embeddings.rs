@@ -1,0 +1,113 @@
+//! Timestep and caption embeddings: diffusers' `AdaLayerNormSingle` (with
+//! its `PixArtAlphaCombinedTimestepSizeEmbeddings`, `Timesteps`,
+//! `TimestepEmbedding`) and `PixArtAlphaTextProjection`.
+
+use crate::backend::Device;
+use crate::models::nn::Linear;
+use crate::tensor::{Result, Tensor};
+use crate::weights::{VarBuilder, WeightError};
+
+/// Width of the sinusoidal timestep features (`Timesteps(num_channels=256)`).
+pub const TIMESTEP_CHANNELS: usize = 256;
+
+/// Sinusoidal features `[cos(t·f_i), sin(t·f_i)]` of each timestep, with
+/// `f_i = exp(-ln(10000) · i / 128)` (flip_sin_to_cos, no shift).
+///
+/// The argument `t·f_i` is formed with the reference's f32 roundings (the
+/// model was trained on exactly those values; at t = 1000 one f32 ulp of the
+/// argument is 6e-5 rad); sin and cos of it are then evaluated in f64.
+pub fn timestep_features(timesteps: &[f32], device: &Device) -> Result<Tensor> {
+    let half = TIMESTEP_CHANNELS / 2;
+    let log_period = -(10000f64.ln() as f32);
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| ((log_period * i as f32) / half as f32).exp())
+        .collect();
+    let mut out = vec![0.0f32; timesteps.len() * TIMESTEP_CHANNELS];
+    for (row, &t) in out.chunks_mut(TIMESTEP_CHANNELS).zip(timesteps) {
+        for (i, &f) in freqs.iter().enumerate() {
+            let (s, c) = ((t * f) as f64).sin_cos();
+            row[i] = c as f32;
+            row[half + i] = s as f32;
+        }
+    }
+    Tensor::from_vec(out, &[timesteps.len(), TIMESTEP_CHANNELS], device)
+}
+
+/// `TimestepEmbedding`: linear → SiLU → linear.
+#[derive(Clone, Debug)]
+pub struct TimestepEmbedding {
+    pub linear_1: Linear,
+    pub linear_2: Linear,
+}
+
+impl TimestepEmbedding {
+    pub fn new(
+        in_dim: usize,
+        dim: usize,
+        vb: &VarBuilder,
+    ) -> std::result::Result<Self, WeightError> {
+        Ok(Self {
+            linear_1: Linear::new(in_dim, dim, &vb.pp("linear_1"))?,
+            linear_2: Linear::new(dim, dim, &vb.pp("linear_2"))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.linear_2.forward(&self.linear_1.forward(x)?.silu()?)
+    }
+}
+
+/// `AdaLayerNormSingle` (without additional conditions): timesteps to the
+/// six per-block modulation vectors and the embedding the output norm uses.
+#[derive(Clone, Debug)]
+pub struct AdaLayerNormSingle {
+    /// `emb.timestep_embedder`
+    pub timestep_embedder: TimestepEmbedding,
+    pub linear: Linear,
+}
+
+impl AdaLayerNormSingle {
+    pub fn new(dim: usize, vb: &VarBuilder) -> std::result::Result<Self, WeightError> {
+        Ok(Self {
+            timestep_embedder: TimestepEmbedding::new(
+                TIMESTEP_CHANNELS,
+                dim,
+                &vb.pp("emb").pp("timestep_embedder"),
+            )?,
+            linear: Linear::new(dim, 6 * dim, &vb.pp("linear"))?,
+        })
+    }
+
+    /// For `timesteps` `[n]` returns `(temb [n, 6·dim], embedded [n, dim])`.
+    pub fn forward(&self, timesteps: &[f32], device: &Device) -> Result<(Tensor, Tensor)> {
+        let features = timestep_features(timesteps, device)?;
+        let embedded = self.timestep_embedder.forward(&features)?;
+        let temb = self.linear.forward(&embedded.silu()?)?;
+        Ok((temb, embedded))
+    }
+}
+
+/// `PixArtAlphaTextProjection`: linear → GELU(tanh) → linear.
+#[derive(Clone, Debug)]
+pub struct CaptionProjection {
+    pub linear_1: Linear,
+    pub linear_2: Linear,
+}
+
+impl CaptionProjection {
+    pub fn new(
+        in_dim: usize,
+        dim: usize,
+        vb: &VarBuilder,
+    ) -> std::result::Result<Self, WeightError> {
+        Ok(Self {
+            linear_1: Linear::new(in_dim, dim, &vb.pp("linear_1"))?,
+            linear_2: Linear::new(dim, dim, &vb.pp("linear_2"))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.linear_2
+            .forward(&self.linear_1.forward(x)?.gelu_tanh()?)
+    }
+}
