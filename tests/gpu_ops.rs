@@ -462,3 +462,40 @@ fn out_of_memory_and_non_finite_values_are_typed_errors() {
     gpu.check_finite("latents", &*fine).unwrap();
     let _ = (free, CudaError::NoDriver(String::new()));
 }
+
+#[test]
+#[ignore = "GPU test: run `cargo xtask test-gpu`"]
+fn weights_are_uploaded_once_in_the_cards_half_type() {
+    let Some(gpu) = gpu_or_skip("weights_are_uploaded_once_in_the_cards_half_type") else {
+        return;
+    };
+    let v = values(4099, 30);
+    let a = gpu
+        .upload_weight("test/w.safetensors:blocks.0.w", &CpuStorage::F32(v.clone()))
+        .unwrap();
+    let half = gpu.device().half();
+    assert_eq!(a.dtype().size_in_bytes(), 2);
+    let back = f32s(gpu.download(&*a).unwrap());
+    assert_eq!(back, half.decode_vec(&half.encode_vec(&v)));
+    // a second job asking for the same key gets the same buffer, no upload
+    let other = CudaBackend::new(gpu.device().clone()).unwrap();
+    let b = other
+        .upload_weight(
+            "test/w.safetensors:blocks.0.w",
+            &CpuStorage::F32(vec![0.0; 4099]),
+        )
+        .unwrap();
+    let pa = a
+        .as_any()
+        .downcast_ref::<genfx::backend::cuda::CudaStorage>()
+        .unwrap()
+        .ptr();
+    let pb = b
+        .as_any()
+        .downcast_ref::<genfx::backend::cuda::CudaStorage>()
+        .unwrap()
+        .ptr();
+    assert_eq!(pa, pb);
+    gpu.device().evict_weights("test/");
+    assert_eq!(gpu.device().cached_weights(), 0);
+}

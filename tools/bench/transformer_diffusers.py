@@ -4,7 +4,9 @@ One denoising step of diffusers' LTXVideoTransformer3DModel with the 2B
 configuration (28 blocks, D=2048, 32 heads of 64, caption dim 4096), random
 weights in bf16, on the GPU: a latent of `--frames x --height x --width`
 tokens (128 channels), `--text` text tokens with the last quarter padded.
-Prints one JSON line: {"median_ms", "tokens", "text_tokens", "torch",
+With `--save DIR` the random model is first written there in the diffusers
+layout (safetensors, bf16) unless DIR already holds one, so that our side
+loads the very same weights. Prints one JSON line: {"median_ms", "tokens", "text_tokens", "torch",
 "diffusers", "device"}.
 """
 
@@ -23,6 +25,7 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=28)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--save", default=None)
     args = parser.parse_args()
 
     import diffusers
@@ -35,6 +38,11 @@ def main() -> int:
     torch.manual_seed(0)
     dev = torch.device("cuda")
     model = LTXVideoTransformer3DModel(num_layers=args.layers).to(dev, torch.bfloat16).eval()
+    if args.save:
+        import os
+
+        if not os.path.exists(os.path.join(args.save, "config.json")):
+            model.save_pretrained(args.save, safe_serialization=True)
     tokens = args.frames * args.height * args.width
     hidden = torch.randn(1, tokens, 128, device=dev, dtype=torch.bfloat16)
     text = torch.randn(1, args.text, 4096, device=dev, dtype=torch.bfloat16)

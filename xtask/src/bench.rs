@@ -4,7 +4,10 @@
 use crate::util::{cargo, exec};
 
 /// Benchmarks by the name users type, with the bench target that runs each.
-const BENCHES: &[(&str, &str)] = &[("attention-gpu", "attention_gpu")];
+const BENCHES: &[(&str, &str)] = &[
+    ("attention-gpu", "attention_gpu"),
+    ("transformer-gpu", "transformer_gpu"),
+];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let names = || {

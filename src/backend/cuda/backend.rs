@@ -235,6 +235,58 @@ impl CudaBackend {
         self.alloc.stats()
     }
 
+    /// A weight on the GPU, uploaded once per process under `key` (file and
+    /// tensor name) and shared by every later job. f32 weights are stored in
+    /// the card's 16-bit type ([`GpuDevice::half`]), converted on the host
+    /// so that half the bytes cross the bus.
+    pub fn upload_weight(&self, key: &str, data: &CpuStorage) -> Result<Arc<dyn BackendStorage>> {
+        if let Some(w) = self.dev.weights.lock().get(key) {
+            return Ok(w.clone());
+        }
+        let half = self.dev.half();
+        let bits: Vec<u16> = match data {
+            CpuStorage::F32(v) => half.encode_vec(v),
+            CpuStorage::BF16(v) if half == super::Half::Bf16 => {
+                v.iter().map(|x| x.to_bits()).collect()
+            }
+            CpuStorage::F16(v) if half == super::Half::F16 => {
+                v.iter().map(|x| x.to_bits()).collect()
+            }
+            CpuStorage::BF16(v) => {
+                half.encode_vec(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>())
+            }
+            CpuStorage::F16(v) => {
+                half.encode_vec(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>())
+            }
+        };
+        let dtype = match half {
+            super::Half::Bf16 => DType::BF16,
+            super::Half::F16 => DType::F16,
+        };
+        let block = self
+            .dev
+            .weight_memory
+            .alloc(bits.len() * 2)
+            .map_err(|e| self.err(e))?;
+        let stored = Arc::new(CudaStorage::new(block, bits.len(), dtype));
+        let stream = self.stream.cu_stream();
+        guard("cuMemcpyHtoDAsync", || {
+            self.dev
+                .context()
+                .bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
+            // SAFETY: `stored` holds exactly `bits.len()` 16-bit elements.
+            unsafe { drv::memcpy_htod_async(stored.ptr(), &bits, stream) }
+                .map_err(|e| driver_err("cuMemcpyHtoDAsync", e))
+        })
+        .map_err(|e| self.err(e))?;
+        // other jobs read it from their own streams: it must be complete
+        self.synchronize().map_err(|e| self.err(e))?;
+        let mut weights = self.dev.weights.lock();
+        let entry = weights.entry(key.to_string()).or_insert(stored);
+        Ok(entry.clone())
+    }
+
     /// Waits for every op queued so far; reports a kernel fault from any.
     pub fn synchronize(&self) -> std::result::Result<(), CudaError> {
         guard("cuStreamSynchronize", || {

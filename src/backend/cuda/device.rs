@@ -8,9 +8,11 @@ use std::sync::{Arc, OnceLock};
 use cudarc::driver::{result as drv, sys, CudaContext, CudaStream, DriverError};
 use parking_lot::Mutex;
 
+use super::alloc::CachingAllocator;
 use super::dtype::Half;
 use super::error::CudaError;
 use super::probe::{guard, Libraries};
+use super::storage::CudaStorage;
 
 /// Picks the GPU when the host does not: an ordinal, default 0.
 pub const DEVICE_ENV: &str = "GENFX_CUDA_DEVICE";
@@ -25,6 +27,10 @@ pub struct GpuDevice {
     half: Half,
     /// Kernel modules by name, loaded on first use.
     pub(crate) modules: Mutex<HashMap<&'static str, Arc<cudarc::driver::CudaModule>>>,
+    /// Weights uploaded so far, by the caller's key (file and tensor name).
+    pub(crate) weights: Mutex<HashMap<String, Arc<CudaStorage>>>,
+    /// Where weights live: shared by every job, freed only on eviction.
+    pub(crate) weight_memory: Arc<CachingAllocator<DriverMemory>>,
 }
 
 impl std::fmt::Debug for GpuDevice {
@@ -106,6 +112,8 @@ impl GpuDevice {
                 .compute_capability()
                 .map_err(|e| driver_err("cuDeviceGetAttribute", e))?;
             Ok(GpuDevice {
+                weights: Mutex::new(HashMap::new()),
+                weight_memory: CachingAllocator::new(DriverMemory { ctx: ctx.clone() }),
                 ctx,
                 ordinal,
                 name,
@@ -174,22 +182,36 @@ impl GpuDevice {
         unsafe { self.ctx.wrap_borrowed_stream(raw) }
     }
 
-    /// Memory straight from the driver, for the caching allocator.
-    pub fn raw_memory(self: &Arc<Self>) -> DriverMemory {
-        DriverMemory { dev: self.clone() }
+    /// Memory straight from the driver, for a caching allocator.
+    pub fn raw_memory(&self) -> DriverMemory {
+        DriverMemory {
+            ctx: self.ctx.clone(),
+        }
+    }
+
+    /// Drops cached weights whose key starts with `prefix` (e.g. the text
+    /// encoder once the prompt is encoded); their memory returns to the
+    /// driver when no tensor uses them any more.
+    pub fn evict_weights(&self, prefix: &str) {
+        self.weights.lock().retain(|k, _| !k.starts_with(prefix));
+        self.weight_memory.release_cached();
+    }
+
+    /// Number of weights held on the GPU.
+    pub fn cached_weights(&self) -> usize {
+        self.weights.lock().len()
     }
 }
 
 /// `cuMemAlloc`/`cuMemFree` on one device.
 pub struct DriverMemory {
-    dev: Arc<GpuDevice>,
+    ctx: Arc<CudaContext>,
 }
 
 impl super::alloc::RawMemory for DriverMemory {
     fn alloc(&self, bytes: usize) -> Result<Option<u64>, CudaError> {
         guard("cuMemAlloc", || {
-            self.dev
-                .ctx
+            self.ctx
                 .bind_to_thread()
                 .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
             // SAFETY: the context is current; the memory is uninitialised,
@@ -204,8 +226,7 @@ impl super::alloc::RawMemory for DriverMemory {
 
     fn free(&self, ptr: u64) {
         let freed = guard("cuMemFree", || {
-            self.dev
-                .ctx
+            self.ctx
                 .bind_to_thread()
                 .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
             // SAFETY: `ptr` came from `malloc_sync` on this context and is
@@ -218,7 +239,12 @@ impl super::alloc::RawMemory for DriverMemory {
     }
 
     fn mem_info(&self) -> (usize, usize) {
-        self.dev.mem_info().unwrap_or((0, 0))
+        guard("cuMemGetInfo", || {
+            self.ctx
+                .mem_get_info()
+                .map_err(|e| driver_err("cuMemGetInfo", e))
+        })
+        .unwrap_or((0, 0))
     }
 }
 

@@ -24,6 +24,7 @@ pub mod kernel_cache;
 pub mod modules;
 pub mod nvrtc;
 pub mod probe;
+mod select;
 mod storage;
 pub mod tensor_ops;
 
@@ -31,4 +32,5 @@ pub use backend::CudaBackend;
 pub use device::GpuDevice;
 pub use dtype::Half;
 pub use error::CudaError;
+pub use select::{cpu_fallback_notices, job_device};
 pub use storage::CudaStorage;
