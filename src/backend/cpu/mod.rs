@@ -2,6 +2,10 @@
 //! matrix products. One file per op family; ops that only one model needs
 //! (e.g. the VAE's convolutions) get their own file here.
 
+pub mod channel_norm;
+pub mod conv3d;
+pub mod space_depth;
+
 mod attention;
 mod copy;
 mod elementwise;

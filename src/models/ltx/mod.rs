@@ -2,5 +2,6 @@
 //! reference module.
 
 pub mod transformer;
+pub mod vae;
 
 pub use transformer::{LtxVideoTransformer3DModel, TransformerConfig, TransformerInputs};
