@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod engine;
+pub mod kernels;
 pub mod models;
 pub mod pipeline;
 pub mod sampler;

@@ -2,3 +2,4 @@
 
 pub mod ltx;
 pub mod nn;
+pub mod t5;

@@ -8,6 +8,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("transformer-cpu", "transformer_cpu"),
     ("attention-gpu", "attention_gpu"),
     ("transformer-gpu", "transformer_gpu"),
+    ("t5-cpu", "t5_cpu"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -1,1 +1,81 @@
 //! Installs what the tests need on a fresh machine, into `.tools/` (ignored).
+//!
+//! NVRTC: the `nvidia-cuda-nvrtc` and `nvidia-cuda-runtime` wheels from PyPI,
+//! installed with pip into `.tools/cuda`, so that the test that compiles every
+//! kernel with NVRTC runs in CI without a CUDA toolkit (and without a GPU).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{exec, root};
+
+/// NVRTC wheels, pinned to the CUDA 13 series (the `nvidia/cu13` layout).
+const NVRTC_WHEELS: [&str; 2] = ["nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14"];
+
+/// Environment for the tests: `GENFX_NVRTC_LIB` naming the installed NVRTC.
+pub fn prepare() -> Result<Vec<(String, String)>, String> {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    match ensure_nvrtc() {
+        Ok(lib) => Ok(vec![("GENFX_NVRTC_LIB".into(), lib.display().to_string())]),
+        Err(e) if in_ci => Err(e),
+        Err(e) => {
+            eprintln!("xtask: warning: {e}; the NVRTC kernel test will report itself skipped");
+            Ok(Vec::new())
+        }
+    }
+}
+
+fn tools_dir() -> PathBuf {
+    root().join(".tools").join("cuda")
+}
+
+fn find_nvrtc(dir: &Path) -> Option<PathBuf> {
+    let lib = dir.join("nvidia").join("cu13").join("lib");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(lib)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libnvrtc.so") && !n.contains("builtins"))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// The NVRTC library, installing the wheels first when they are missing.
+pub fn ensure_nvrtc() -> Result<PathBuf, String> {
+    let dir = tools_dir();
+    if let Some(lib) = find_nvrtc(&dir) {
+        return Ok(lib);
+    }
+    let python = ["python3", "python"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-m", "pip", "--version"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .ok_or("no python with pip found to install the NVRTC wheels")?;
+    let mut pip = Command::new(python);
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--upgrade",
+        "--target",
+    ])
+    .arg(&dir)
+    .args(NVRTC_WHEELS);
+    exec(pip)?;
+    find_nvrtc(&dir).ok_or_else(|| {
+        format!(
+            "NVRTC wheels installed but no libnvrtc under {}",
+            dir.display()
+        )
+    })
+}

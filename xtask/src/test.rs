@@ -1,8 +1,11 @@
 //! `cargo xtask test`: formatting, lints, every test.
 
+use crate::setup;
 use crate::util::{cargo, exec};
 
 pub fn run(extra: &[String]) -> Result<(), String> {
+    let env = setup::prepare()?;
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     exec(fmt)?;
@@ -19,6 +22,6 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     exec(clippy)?;
 
     let mut test = cargo();
-    test.args(["test", "--workspace"]).args(extra);
+    test.args(["test", "--workspace"]).args(extra).envs(env);
     exec(test)
 }

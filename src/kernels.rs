@@ -1,0 +1,448 @@
+//! Our CUDA kernels (`kernels/*.cu`): the embedded module sources (and PTX
+//! when build.rs found nvcc), and for every kernel its name, parameter order
+//! and launch configuration.
+//!
+//! The launch configurations are plain functions so that the CUDA backend and
+//! the emulated tests (which run the same sources on the CPU) launch exactly
+//! the same grid and block. Parameter lists are given as `name: type` in the
+//! order the kernel takes them; `T` is the 16-bit storage type the kernel name
+//! ends in, `dptr<T>` a device pointer, `i64`/`u64` 64-bit integers.
+
+use thiserror::Error;
+
+/// One kernel file as the binary carries it.
+#[derive(Clone, Copy, Debug)]
+pub struct KernelModule {
+    /// File stem (`attention` for `kernels/attention.cu`).
+    pub name: &'static str,
+    /// Self-contained CUDA C++ (our headers inlined; needs no include path).
+    pub source: &'static str,
+    /// PTX made by nvcc at build time, by architecture; empty without nvcc.
+    pub ptx: &'static [(&'static str, &'static str)],
+}
+
+mod embedded {
+    use super::KernelModule;
+    include!(concat!(env!("OUT_DIR"), "/kernels_embedded.rs"));
+}
+
+/// Every kernel module.
+pub const MODULES: &[KernelModule] = embedded::MODULES;
+/// Whether build.rs found nvcc and embedded PTX.
+pub const PTX_FROM_NVCC: bool = embedded::PTX_FROM_NVCC;
+/// The architectures PTX is made for, and that the NVRTC test compiles for.
+pub const ARCHS: [&str; 3] = ["sm_80", "sm_89", "sm_90"];
+
+/// The module called `name`.
+pub fn module(name: &str) -> Option<&'static KernelModule> {
+    MODULES.iter().find(|m| m.name == name)
+}
+
+/// 16-bit storage type of a kernel's tensors (f32 accumulation inside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Half {
+    Bf16,
+    F16,
+}
+
+impl Half {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Half::Bf16 => "bf16",
+            Half::F16 => "f16",
+        }
+    }
+}
+
+/// Element type of a sampler input (model outputs may stay 16-bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Value {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Value::F32 => "f32",
+            Value::Bf16 => "bf16",
+            Value::F16 => "f16",
+        }
+    }
+}
+
+/// Sample type of a host RGBA frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Sample {
+    U8,
+    U16,
+    F32,
+}
+
+impl Sample {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Sample::U8 => "u8",
+            Sample::U16 => "u16",
+            Sample::F32 => "f32",
+        }
+    }
+    pub fn bytes(self) -> usize {
+        match self {
+            Sample::U8 => 1,
+            Sample::U16 => 2,
+            Sample::F32 => 4,
+        }
+    }
+}
+
+/// Grid, block and dynamic shared memory of a launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaunchConfig {
+    pub grid: [u32; 3],
+    pub block: [u32; 3],
+    pub shared_mem_bytes: u32,
+}
+
+/// What to launch: module, kernel and configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Launch {
+    pub module: &'static str,
+    pub kernel: String,
+    pub config: LaunchConfig,
+}
+
+/// Shared memory a block may use without the opt-in attribute.
+pub const DEFAULT_SHARED_MEM_LIMIT: u32 = 48 * 1024;
+
+impl Launch {
+    /// Whether the CUDA backend must raise the function's maximum dynamic
+    /// shared memory (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`) first.
+    pub fn needs_shared_mem_opt_in(&self) -> bool {
+        self.config.shared_mem_bytes > DEFAULT_SHARED_MEM_LIMIT
+    }
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum KernelError {
+    #[error("{kernel}: {what}")]
+    Unsupported { kernel: &'static str, what: String },
+}
+
+fn unsupported(kernel: &'static str, what: impl Into<String>) -> KernelError {
+    KernelError::Unsupported {
+        kernel,
+        what: what.into(),
+    }
+}
+
+const THREADS: u32 = 256;
+/// Grid-stride kernels need no more blocks than this to fill any GPU.
+const MAX_STRIDE_BLOCKS: u64 = 65_536;
+
+fn grid_stride(n: u64) -> LaunchConfig {
+    let blocks = n.div_ceil(u64::from(THREADS)).clamp(1, MAX_STRIDE_BLOCKS);
+    LaunchConfig {
+        grid: [blocks as u32, 1, 1],
+        block: [THREADS, 1, 1],
+        shared_mem_bytes: 0,
+    }
+}
+
+fn fits_i32(kernel: &'static str, what: &str, v: usize) -> Result<(), KernelError> {
+    if v > i32::MAX as usize {
+        return Err(unsupported(kernel, format!("{what} = {v} exceeds i32")));
+    }
+    Ok(())
+}
+
+/// Elementwise activations, in `activation.cu`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `gelu_tanh_T(x: dptr<const T>, y: dptr<T>, n: i64)`
+    GeluTanh,
+    /// `silu_T(x: dptr<const T>, y: dptr<T>, n: i64)`
+    Silu,
+    /// `gelu_tanh_mul_T(gate: dptr<const T>, up: dptr<const T>, y: dptr<T>, n: i64)`:
+    /// y = gelu_tanh(gate) * up (T5's gated FFN).
+    GeluTanhMul,
+}
+
+pub fn activation(kind: Activation, dtype: Half, n: usize) -> Launch {
+    let base = match kind {
+        Activation::GeluTanh => "gelu_tanh",
+        Activation::Silu => "silu",
+        Activation::GeluTanhMul => "gelu_tanh_mul",
+    };
+    Launch {
+        module: "activation",
+        kernel: format!("{base}_{}", dtype.suffix()),
+        config: grid_stride(n as u64),
+    }
+}
+
+/// `euler_step_V(x: dptr<f32>, v: dptr<const V>, sigma: dptr<const f32>,
+/// sigma_next: dptr<const f32>, update: dptr<const u8> (null = all),
+/// tokens: i64, channels: i32)`: x += (sigma_next - sigma) * v per token,
+/// frozen tokens (update = 0) untouched.
+pub fn euler_step(velocity: Value, tokens: usize, channels: usize) -> Result<Launch, KernelError> {
+    fits_i32("euler_step", "channels", channels)?;
+    Ok(Launch {
+        module: "sampler",
+        kernel: format!("euler_step_{}", velocity.suffix()),
+        config: grid_stride((tokens * channels) as u64),
+    })
+}
+
+/// Chunks per batch item that [`guidance_combine`] writes partial sums for.
+pub fn guidance_chunks(per_item: usize) -> u32 {
+    (per_item as u64)
+        .div_ceil(u64::from(THREADS) * 4)
+        .clamp(1, 1024) as u32
+}
+
+/// `guidance_combine_V(uncond, cond, perturbed (null = CFG only): dptr<const V>,
+/// out: dptr<f32>, partials: dptr<f32> [items * chunks * 4] (null = no rescale),
+/// cfg: f32, stg: f32, per_item: i64)`.
+pub fn guidance_combine(
+    values: Value,
+    per_item: usize,
+    items: usize,
+) -> Result<Launch, KernelError> {
+    if items == 0 || items > 65_535 {
+        return Err(unsupported(
+            "guidance_combine",
+            format!("{items} batch items"),
+        ));
+    }
+    Ok(Launch {
+        module: "sampler",
+        kernel: format!("guidance_combine_{}", values.suffix()),
+        config: LaunchConfig {
+            grid: [guidance_chunks(per_item), items as u32, 1],
+            block: [THREADS, 1, 1],
+            shared_mem_bytes: 0,
+        },
+    })
+}
+
+/// `guidance_rescale(out: dptr<f32>, partials: dptr<const f32>, rescale: f32,
+/// per_item: i64, chunks: i32)`, after [`guidance_combine`] with partials.
+pub fn guidance_rescale(per_item: usize, items: usize) -> Result<Launch, KernelError> {
+    if items == 0 || items > 65_535 {
+        return Err(unsupported(
+            "guidance_rescale",
+            format!("{items} batch items"),
+        ));
+    }
+    if per_item < 2 {
+        return Err(unsupported(
+            "guidance_rescale",
+            "needs two values per item for a deviation",
+        ));
+    }
+    Ok(Launch {
+        module: "sampler",
+        kernel: "guidance_rescale".into(),
+        config: LaunchConfig {
+            grid: [guidance_chunks(per_item), items as u32, 1],
+            block: [THREADS, 1, 1],
+            shared_mem_bytes: 0,
+        },
+    })
+}
+
+/// `noise_normal_f32(out: dptr<f32>, n: i64, seed: u64, stream: u64, start: u64)`:
+/// out[k] = `sampler::noise::normal(seed, stream, start + k)`.
+pub fn noise_normal(n: usize) -> Launch {
+    Launch {
+        module: "sampler",
+        kernel: "noise_normal_f32".into(),
+        config: grid_stride((n as u64).div_ceil(4) + 1),
+    }
+}
+
+/// `norm_modulate_T(x, weight, bias, scale, shift: dptr<const T> (all but x
+/// nullable), y: dptr<T>, rows: i32, cols: i32, x_ld: i64, y_ld: i64,
+/// mod_ld: i64, rows_per_mod: i32, eps: f32, layer_norm: i32)`:
+/// y = norm(x) * weight + bias, then * (1 + scale) + shift with the
+/// modulation row `row / rows_per_mod`. One block per row.
+pub fn norm_modulate(dtype: Half, rows: usize, cols: usize) -> Result<Launch, KernelError> {
+    fits_i32("norm_modulate", "rows", rows)?;
+    fits_i32("norm_modulate", "cols", cols)?;
+    if rows == 0 || cols == 0 {
+        return Err(unsupported("norm_modulate", "empty rows"));
+    }
+    let block = (cols as u32).next_multiple_of(32).clamp(32, THREADS);
+    Ok(Launch {
+        module: "norm",
+        kernel: format!("norm_modulate_{}", dtype.suffix()),
+        config: LaunchConfig {
+            grid: [rows as u32, 1, 1],
+            block: [block, 1, 1],
+            shared_mem_bytes: 0,
+        },
+    })
+}
+
+/// `gated_residual_T(x: dptr<T>, y: dptr<const T>, gate: dptr<const T> (nullable),
+/// rows: i32, cols: i32, x_ld: i64, y_ld: i64, gate_ld: i64, rows_per_gate: i32)`:
+/// x += gate * y.
+pub fn gated_residual(dtype: Half, rows: usize, cols: usize) -> Result<Launch, KernelError> {
+    fits_i32("gated_residual", "rows", rows)?;
+    fits_i32("gated_residual", "cols", cols)?;
+    Ok(Launch {
+        module: "norm",
+        kernel: format!("gated_residual_{}", dtype.suffix()),
+        config: grid_stride((rows * cols) as u64),
+    })
+}
+
+/// `rope_interleaved_T(x: dptr<const T>, y: dptr<T>, cos: dptr<const f32>,
+/// sin: dptr<const f32>, rows: i32, cols: i32, x_ld: i64, y_ld: i64,
+/// table_rows: i32)`: LTX rotary embedding over interleaved pairs, tables
+/// `[table_rows, cols]` used for row `r % table_rows`.
+pub fn rope_interleaved(dtype: Half, rows: usize, cols: usize) -> Result<Launch, KernelError> {
+    fits_i32("rope_interleaved", "rows", rows)?;
+    if cols % 2 != 0 {
+        return Err(unsupported("rope_interleaved", format!("odd width {cols}")));
+    }
+    Ok(Launch {
+        module: "rope",
+        kernel: format!("rope_interleaved_{}", dtype.suffix()),
+        config: grid_stride((rows * cols / 2) as u64),
+    })
+}
+
+fn frame_config(width: usize, height: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid: [width.div_ceil(32) as u32, height.div_ceil(8) as u32, 1],
+        block: [32, 8, 1],
+        shared_mem_bytes: 0,
+    }
+}
+
+fn check_frame(kernel: &'static str, width: usize, height: usize) -> Result<(), KernelError> {
+    if width == 0 || height == 0 || width > 1 << 16 || height > 1 << 16 {
+        return Err(unsupported(kernel, format!("frame {width}x{height}")));
+    }
+    Ok(())
+}
+
+/// `rgba_S_to_planar_V(base: dptr<const u8>, origin: i64, row_stride: i64,
+/// width: i32, height: i32, out: dptr<V> [3, height, width])`: host RGBA
+/// (row y at byte `origin + y * row_stride`, negative for bottom-up) to
+/// planar RGB in [-1, 1].
+pub fn rgba_to_planar(
+    sample: Sample,
+    out: Value,
+    width: usize,
+    height: usize,
+) -> Result<Launch, KernelError> {
+    check_frame("rgba_to_planar", width, height)?;
+    Ok(Launch {
+        module: "frame",
+        kernel: format!("rgba_{}_to_planar_{}", sample.suffix(), out.suffix()),
+        config: frame_config(width, height),
+    })
+}
+
+/// `planar_V_to_rgba_S(in: dptr<const V> [3, height, width], base: dptr<u8>,
+/// origin: i64, row_stride: i64, width: i32, height: i32)`: back to host RGBA,
+/// clamped to [0, 1], alpha opaque.
+pub fn planar_to_rgba(
+    input: Value,
+    sample: Sample,
+    width: usize,
+    height: usize,
+) -> Result<Launch, KernelError> {
+    check_frame("planar_to_rgba", width, height)?;
+    Ok(Launch {
+        module: "frame",
+        kernel: format!("planar_{}_to_rgba_{}", input.suffix(), sample.suffix()),
+        config: frame_config(width, height),
+    })
+}
+
+/// `depth_to_space_3d_T(x: dptr<const T>, y: dptr<T>, batch, frames, height,
+/// width, channels, st, sh, sw, drop_front: i32)`: channels-last
+/// `[B, T, H, W, C*st*sh*sw] -> [B, T*st - drop_front, H*sh, W*sw, C]`.
+pub fn depth_to_space_3d(dtype: Half, output_elements: usize) -> Launch {
+    Launch {
+        module: "pixel_shuffle",
+        kernel: format!("depth_to_space_3d_{}", dtype.suffix()),
+        config: grid_stride(output_elements as u64),
+    }
+}
+
+/// `conv3d_T(x, w, bias (nullable): dptr<const T>, y: dptr<T>, batch, t_in,
+/// h_in, w_in, c_in, c_out, kt, kh, kw, pad_t_front, pad_t_back, pad_h,
+/// pad_w: i32)`: stride-1 3-D convolution, channels-last, weights
+/// `[c_out, kt, kh, kw, c_in]`, replicate padding in time, zeros in space.
+/// `output_voxels` = batch * t_out * h_out * w_out.
+pub fn conv3d(dtype: Half, output_voxels: usize, c_out: usize) -> Result<Launch, KernelError> {
+    let grid_x = output_voxels.div_ceil(64);
+    if grid_x == 0 || grid_x > i32::MAX as usize || c_out == 0 || c_out.div_ceil(64) > 65_535 {
+        return Err(unsupported(
+            "conv3d",
+            format!("{output_voxels} voxels x {c_out} channels"),
+        ));
+    }
+    Ok(Launch {
+        module: "conv3d",
+        kernel: format!("conv3d_{}", dtype.suffix()),
+        config: LaunchConfig {
+            grid: [grid_x as u32, c_out.div_ceil(64) as u32, 1],
+            block: [THREADS, 1, 1],
+            shared_mem_bytes: 0,
+        },
+    })
+}
+
+/// Query rows per attention block.
+pub const ATTENTION_BLOCK_ROWS: usize = 64;
+
+/// `flash_attention_T_dD(q, k, v: dptr<const T>, out: dptr<T>,
+/// key_bias: dptr<const f32> [batch, lk] (nullable), lq: i32, lk: i32,
+/// q_batch, q_row, k_batch, k_row, v_batch, v_row, o_batch, o_row: i64,
+/// scale: f32)`. Element (b, row, h, d) of q is at
+/// `q[b * q_batch + row * q_row + h * D + d]`; strides are in elements and
+/// must be multiples of 8, pointers 16-byte aligned. `key_bias` is added to
+/// the scaled logits (the reference's mask is `(1 - mask) * -10000`).
+pub fn flash_attention(
+    dtype: Half,
+    head_dim: usize,
+    batch: usize,
+    heads: usize,
+    lq: usize,
+    lk: usize,
+) -> Result<Launch, KernelError> {
+    const K: &str = "flash_attention";
+    if head_dim != 64 && head_dim != 128 {
+        return Err(unsupported(
+            K,
+            format!("head dim {head_dim} (64 and 128 are built)"),
+        ));
+    }
+    if heads == 0 || heads > 65_535 || batch == 0 || batch > 65_535 {
+        return Err(unsupported(K, format!("{batch} batch x {heads} heads")));
+    }
+    fits_i32(K, "query length", lq)?;
+    fits_i32(K, "key length", lk)?;
+    let tiles = lq.div_ceil(ATTENTION_BLOCK_ROWS).max(1);
+    Ok(Launch {
+        module: "attention",
+        kernel: format!("flash_attention_{}_d{head_dim}", dtype.suffix()),
+        config: LaunchConfig {
+            grid: [tiles as u32, heads as u32, batch as u32],
+            block: [128, 1, 1],
+            shared_mem_bytes: (3 * ATTENTION_BLOCK_ROWS * (head_dim + 8) * 2) as u32,
+        },
+    })
+}
+
+/// Checks the stride rules of [`flash_attention`] for one tensor.
+pub fn attention_strides_ok(batch_stride: usize, row_stride: usize) -> bool {
+    batch_stride % 8 == 0 && row_stride % 8 == 0
+}

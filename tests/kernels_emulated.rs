@@ -1,0 +1,1145 @@
+//! Every kernel of `kernels/` executed on the CPU through the SIMT emulator,
+//! with the grid and block the CUDA backend uses (`genfx::kernels`), on tiny
+//! shapes that still cover partial tiles and strided layouts, compared with
+//! straightforward f64 reference code at the 16-bit tolerances below.
+//!
+//! Tolerances (same as the GPU tests): outputs stored in bf16 are within
+//! 1e-2 + 1.6e-2 |ref|, f16 within 2e-3 + 4e-3 |ref| (two ulps of the type plus
+//! f32 summation-order noise); attention, which also rounds the softmax
+//! weights to 16 bits before P V, gets 2e-2 + 2e-2 |ref| and 4e-3 + 8e-3 |ref|.
+
+use genfx::kernels::{self, Activation, Half, Launch, Sample, Value};
+use genfx_kernels_emu::{input, launch, null, output, Arg, Dims, Element};
+use half::{bf16, f16};
+
+// --- helpers -----------------------------------------------------------------------
+
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    /// Uniform in [-1, 1).
+    fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f() * scale).collect()
+    }
+}
+
+trait Store: Element {
+    const HALF: Half;
+    const ATOL: f64;
+    const RTOL: f64;
+    fn from(v: f32) -> Self;
+    fn to(self) -> f32;
+}
+impl Store for bf16 {
+    const HALF: Half = Half::Bf16;
+    const ATOL: f64 = 1e-2;
+    const RTOL: f64 = 1.6e-2;
+    fn from(v: f32) -> Self {
+        bf16::from_f32(v)
+    }
+    fn to(self) -> f32 {
+        self.to_f32()
+    }
+}
+impl Store for f16 {
+    const HALF: Half = Half::F16;
+    const ATOL: f64 = 2e-3;
+    const RTOL: f64 = 4e-3;
+    fn from(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+    fn to(self) -> f32 {
+        self.to_f32()
+    }
+}
+
+fn store<T: Store>(v: &[f32]) -> Vec<T> {
+    v.iter().map(|&x| T::from(x)).collect()
+}
+fn load<T: Store>(v: &[T]) -> Vec<f32> {
+    v.iter().map(|&x| x.to()).collect()
+}
+
+fn dims(l: &Launch) -> Dims {
+    Dims {
+        grid: l.config.grid,
+        block: l.config.block,
+        shared_mem_bytes: l.config.shared_mem_bytes,
+    }
+}
+
+fn run(l: &Launch, args: &mut [Arg<'_>]) {
+    if let Err(e) = launch(&l.kernel, dims(l), args) {
+        panic!("{}: {e}", l.kernel);
+    }
+}
+
+#[track_caller]
+fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let excess = (f64::from(g) - w).abs() - (atol + rtol * w.abs());
+        let excess = if excess.is_nan() {
+            f64::INFINITY
+        } else {
+            excess
+        };
+        let worse = match worst {
+            None => excess > 0.0,
+            Some((_, w)) => excess > w,
+        };
+        if worse {
+            worst = Some((i, excess));
+        }
+    }
+    if let Some((i, _)) = worst {
+        panic!(
+            "{what}: element {i} is {} but the reference is {} (tolerance {atol} + {rtol}*|ref|)",
+            got[i], want[i]
+        );
+    }
+}
+
+// --- coverage -------------------------------------------------------------------------
+
+/// The kernel names `genfx::kernels` hands the CUDA backend, for every type.
+fn all_launch_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for h in [Half::Bf16, Half::F16] {
+        for a in [
+            Activation::GeluTanh,
+            Activation::Silu,
+            Activation::GeluTanhMul,
+        ] {
+            names.push(kernels::activation(a, h, 1).kernel);
+        }
+        names.push(kernels::norm_modulate(h, 1, 1).unwrap().kernel);
+        names.push(kernels::gated_residual(h, 1, 1).unwrap().kernel);
+        names.push(kernels::rope_interleaved(h, 1, 2).unwrap().kernel);
+        names.push(kernels::depth_to_space_3d(h, 1).kernel);
+        names.push(kernels::conv3d(h, 1, 1).unwrap().kernel);
+        for d in [64, 128] {
+            names.push(kernels::flash_attention(h, d, 1, 1, 1, 1).unwrap().kernel);
+        }
+    }
+    for v in [Value::F32, Value::Bf16, Value::F16] {
+        names.push(kernels::euler_step(v, 1, 1).unwrap().kernel);
+        names.push(kernels::guidance_combine(v, 1, 1).unwrap().kernel);
+        for s in [Sample::U8, Sample::U16, Sample::F32] {
+            names.push(kernels::rgba_to_planar(s, v, 1, 1).unwrap().kernel);
+            names.push(kernels::planar_to_rgba(v, s, 1, 1).unwrap().kernel);
+        }
+    }
+    names.push(kernels::guidance_rescale(2, 1).unwrap().kernel);
+    names.push(kernels::noise_normal(1).kernel);
+    names.sort();
+    names
+}
+
+#[test]
+fn emulator_runs_exactly_the_kernels_the_backend_launches() {
+    let mut emulated: Vec<String> = genfx_kernels_emu::kernel_names()
+        .into_iter()
+        .filter(|n| !n.starts_with("selftest_"))
+        .collect();
+    emulated.sort();
+    assert_eq!(emulated, all_launch_names());
+    // And every module the launch functions name is an embedded kernel file.
+    for l in [
+        kernels::activation(Activation::Silu, Half::Bf16, 1),
+        kernels::noise_normal(1),
+        kernels::flash_attention(Half::Bf16, 64, 1, 1, 1, 1).unwrap(),
+    ] {
+        assert!(kernels::module(l.module).is_some(), "{}", l.module);
+    }
+    assert_eq!(kernels::MODULES.len(), 8);
+}
+
+// --- activations ------------------------------------------------------------------------
+
+fn gelu_tanh(x: f64) -> f64 {
+    0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
+}
+fn silu(x: f64) -> f64 {
+    x / (1.0 + (-x).exp())
+}
+
+fn check_activations<T: Store>() {
+    let n = 1000;
+    let mut rng = Rng::new(1);
+    let x = store::<T>(&rng.vec(n, 4.0));
+    let up = store::<T>(&rng.vec(n, 2.0));
+    let xf = load(&x);
+    let upf = load(&up);
+    for kind in [
+        Activation::GeluTanh,
+        Activation::Silu,
+        Activation::GeluTanhMul,
+    ] {
+        let l = kernels::activation(kind, T::HALF, n);
+        let mut y = vec![T::from(0.0); n];
+        match kind {
+            Activation::GeluTanhMul => run(
+                &l,
+                &mut [
+                    input("gate", &x),
+                    input("up", &up),
+                    output("y", &mut y),
+                    Arg::I64(n as i64),
+                ],
+            ),
+            _ => run(
+                &l,
+                &mut [input("x", &x), output("y", &mut y), Arg::I64(n as i64)],
+            ),
+        }
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let v = f64::from(xf[i]);
+                match kind {
+                    Activation::GeluTanh => gelu_tanh(v),
+                    Activation::Silu => silu(v),
+                    Activation::GeluTanhMul => gelu_tanh(v) * f64::from(upf[i]),
+                }
+            })
+            .collect();
+        assert_close(&l.kernel, &load(&y), &want, T::ATOL, T::RTOL);
+    }
+}
+
+#[test]
+fn activations_match_reference() {
+    check_activations::<bf16>();
+    check_activations::<f16>();
+}
+
+// --- sampler ----------------------------------------------------------------------------
+
+fn check_euler<V: Element>(value: Value, make: impl Fn(f32) -> V, back: impl Fn(V) -> f32) {
+    let (tokens, channels) = (37usize, 5usize);
+    let mut rng = Rng::new(2);
+    let x0 = rng.vec(tokens * channels, 1.0);
+    let v: Vec<V> = rng
+        .vec(tokens * channels, 1.0)
+        .into_iter()
+        .map(&make)
+        .collect();
+    let sigma: Vec<f32> = (0..tokens).map(|t| 0.5 + 0.01 * t as f32).collect();
+    let sigma_next: Vec<f32> = sigma.iter().map(|s| s - 0.1).collect();
+    let update: Vec<u8> = (0..tokens).map(|t| u8::from(t % 3 != 0)).collect();
+    let l = kernels::euler_step(value, tokens, channels).unwrap();
+    let mut x = x0.clone();
+    run(
+        &l,
+        &mut [
+            output("x", &mut x),
+            input("v", &v),
+            input("sigma", &sigma),
+            input("sigma_next", &sigma_next),
+            input("update", &update),
+            Arg::I64(tokens as i64),
+            Arg::I32(channels as i32),
+        ],
+    );
+    for i in 0..tokens * channels {
+        let t = i / channels;
+        let want = if update[t] == 0 {
+            x0[i]
+        } else {
+            x0[i] + (sigma_next[t] - sigma[t]) * back(v[i])
+        };
+        assert_eq!(x[i], want, "{} element {i}", l.kernel);
+    }
+    // Without a mask every token moves.
+    let mut x = x0.clone();
+    run(
+        &l,
+        &mut [
+            output("x", &mut x),
+            input("v", &v),
+            input("sigma", &sigma),
+            input("sigma_next", &sigma_next),
+            null(),
+            Arg::I64(tokens as i64),
+            Arg::I32(channels as i32),
+        ],
+    );
+    assert!((0..tokens * channels).all(|i| x[i] != x0[i] || back(v[i]) == 0.0));
+}
+
+#[test]
+fn euler_step_moves_only_unfrozen_tokens() {
+    check_euler(Value::F32, |v| v, |v| v);
+    check_euler(Value::Bf16, bf16::from_f32, bf16::to_f32);
+    check_euler(Value::F16, f16::from_f32, f16::to_f32);
+}
+
+fn std_unbiased(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+#[test]
+fn guidance_combine_and_rescale_match_reference() {
+    let (per_item, items) = (1500usize, 2usize);
+    let n = per_item * items;
+    let mut rng = Rng::new(3);
+    let uncond = store::<bf16>(&rng.vec(n, 1.0));
+    let cond = store::<bf16>(&rng.vec(n, 1.2));
+    let perturbed = store::<bf16>(&rng.vec(n, 0.8));
+    let (u, c, p) = (load(&uncond), load(&cond), load(&perturbed));
+    let (cfg, stg, rescale) = (3.0f32, 1.0f32, 0.7f32);
+    for with_stg in [true, false] {
+        let l = kernels::guidance_combine(Value::Bf16, per_item, items).unwrap();
+        let chunks = kernels::guidance_chunks(per_item) as usize;
+        assert!(chunks > 1, "the test must cover several chunks");
+        let mut out = vec![0f32; n];
+        let mut partials = vec![0f32; items * chunks * 4];
+        run(
+            &l,
+            &mut [
+                input("uncond", &uncond),
+                input("cond", &cond),
+                if with_stg {
+                    input("perturbed", &perturbed)
+                } else {
+                    null()
+                },
+                output("out", &mut out),
+                output("partials", &mut partials),
+                Arg::F32(cfg),
+                Arg::F32(stg),
+                Arg::I64(per_item as i64),
+            ],
+        );
+        let combined: Vec<f64> = (0..n)
+            .map(|i| {
+                let (u, c, p) = (f64::from(u[i]), f64::from(c[i]), f64::from(p[i]));
+                u + f64::from(cfg) * (c - u)
+                    + if with_stg {
+                        f64::from(stg) * (c - p)
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        assert_close(&l.kernel, &out, &combined, 1e-5, 1e-5);
+
+        let r = kernels::guidance_rescale(per_item, items).unwrap();
+        run(
+            &r,
+            &mut [
+                output("out", &mut out),
+                input("partials", &partials),
+                Arg::F32(rescale),
+                Arg::I64(per_item as i64),
+                Arg::I32(chunks as i32),
+            ],
+        );
+        let mut want = Vec::with_capacity(n);
+        for item in 0..items {
+            let range = item * per_item..(item + 1) * per_item;
+            let g = &combined[range.clone()];
+            let cf: Vec<f64> = c[range].iter().map(|&x| f64::from(x)).collect();
+            let factor = std_unbiased(&cf) / std_unbiased(g);
+            let r = f64::from(rescale);
+            want.extend(g.iter().map(|&x| r * x * factor + (1.0 - r) * x));
+        }
+        assert_close(&r.kernel, &out, &want, 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn noise_is_bit_identical_to_the_cpu_generator() {
+    let (n, start, seed, stream) = (1001usize, 3u64, 0x1234_5678_9abc_def0u64, 42u64);
+    let l = kernels::noise_normal(n);
+    let mut out = vec![0f32; n];
+    run(
+        &l,
+        &mut [
+            output("out", &mut out),
+            Arg::I64(n as i64),
+            Arg::U64(seed),
+            Arg::U64(stream),
+            Arg::U64(start),
+        ],
+    );
+    for (k, &v) in out.iter().enumerate() {
+        let want = genfx::sampler::noise::normal(seed, stream, start + k as u64);
+        assert_eq!(v.to_bits(), want.to_bits(), "position {}", start + k as u64);
+    }
+}
+
+// --- norms and residuals ---------------------------------------------------------------
+
+#[allow(clippy::too_many_arguments)]
+fn norm_reference(
+    x: &[f32],
+    w: Option<&[f32]>,
+    b: Option<&[f32]>,
+    mods: Option<(&[f32], &[f32])>,
+    rows: usize,
+    cols: usize,
+    x_ld: usize,
+    mod_ld: usize,
+    rows_per_mod: usize,
+    eps: f64,
+    layer: bool,
+) -> Vec<f64> {
+    let mut out = Vec::new();
+    for r in 0..rows {
+        let row: Vec<f64> = x[r * x_ld..r * x_ld + cols]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let mean = if layer {
+            row.iter().sum::<f64>() / cols as f64
+        } else {
+            0.0
+        };
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / cols as f64;
+        let rstd = 1.0 / (var + eps).sqrt();
+        for c in 0..cols {
+            let mut v = (row[c] - mean) * rstd;
+            if let Some(w) = w {
+                v *= f64::from(w[c]);
+            }
+            if let Some(b) = b {
+                v += f64::from(b[c]);
+            }
+            if let Some((scale, shift)) = mods {
+                let m = (r / rows_per_mod) * mod_ld + c;
+                v = v * (1.0 + f64::from(scale[m])) + f64::from(shift[m]);
+            }
+            out.push(v);
+        }
+    }
+    out
+}
+
+fn check_norms<T: Store>() {
+    let (rows, cols, x_ld, y_ld) = (6usize, 80usize, 88usize, 80usize);
+    let mut rng = Rng::new(4);
+    let x = store::<T>(
+        &(0..rows * x_ld)
+            .map(|i| rng.f() * 2.0 + (i % 7) as f32 * 0.1)
+            .collect::<Vec<_>>(),
+    );
+    let w = store::<T>(&rng.vec(cols, 1.0));
+    let bias = store::<T>(&rng.vec(cols, 0.5));
+    let (xf, wf, bf) = (load(&x), load(&w), load(&bias));
+    // AdaLN rows: per token (rows_per_mod 1) and per sample of 3 tokens.
+    for (rows_per_mod, layer) in [(1usize, false), (3, true), (1, true)] {
+        let mod_rows = rows / rows_per_mod;
+        let mod_ld = cols + 8;
+        let scale = store::<T>(&rng.vec(mod_rows * mod_ld, 0.5));
+        let shift = store::<T>(&rng.vec(mod_rows * mod_ld, 0.5));
+        let (sf, hf) = (load(&scale), load(&shift));
+        let l = kernels::norm_modulate(T::HALF, rows, cols).unwrap();
+        let mut y = vec![T::from(0.0); rows * y_ld];
+        let use_bias = layer;
+        run(
+            &l,
+            &mut [
+                input("x", &x),
+                input("weight", &w),
+                if use_bias {
+                    input("bias", &bias)
+                } else {
+                    null()
+                },
+                input("scale", &scale),
+                input("shift", &shift),
+                output("y", &mut y),
+                Arg::I32(rows as i32),
+                Arg::I32(cols as i32),
+                Arg::I64(x_ld as i64),
+                Arg::I64(y_ld as i64),
+                Arg::I64(mod_ld as i64),
+                Arg::I32(rows_per_mod as i32),
+                Arg::F32(1e-6),
+                Arg::I32(i32::from(layer)),
+            ],
+        );
+        let want = norm_reference(
+            &xf,
+            Some(&wf),
+            use_bias.then_some(&bf[..]),
+            Some((&sf, &hf)),
+            rows,
+            cols,
+            x_ld,
+            mod_ld,
+            rows_per_mod,
+            1e-6,
+            layer,
+        );
+        let what = format!("{} rows_per_mod {rows_per_mod} layer {layer}", l.kernel);
+        assert_close(&what, &load(&y), &want, T::ATOL * 2.0, T::RTOL);
+    }
+    // Plain RMSNorm: no weight, no modulation.
+    let l = kernels::norm_modulate(T::HALF, rows, cols).unwrap();
+    let mut y = vec![T::from(0.0); rows * y_ld];
+    run(
+        &l,
+        &mut [
+            input("x", &x),
+            null(),
+            null(),
+            null(),
+            null(),
+            output("y", &mut y),
+            Arg::I32(rows as i32),
+            Arg::I32(cols as i32),
+            Arg::I64(x_ld as i64),
+            Arg::I64(y_ld as i64),
+            Arg::I64(0),
+            Arg::I32(1),
+            Arg::F32(1e-6),
+            Arg::I32(0),
+        ],
+    );
+    let want = norm_reference(&xf, None, None, None, rows, cols, x_ld, 0, 1, 1e-6, false);
+    assert_close("plain rms norm", &load(&y), &want, T::ATOL, T::RTOL);
+}
+
+#[test]
+fn norm_modulate_matches_reference() {
+    check_norms::<bf16>();
+    check_norms::<f16>();
+}
+
+fn check_gated_residual<T: Store>() {
+    let (rows, cols, x_ld, y_ld, gate_ld, rows_per_gate) =
+        (7usize, 33usize, 40usize, 33usize, 36usize, 7usize);
+    let mut rng = Rng::new(5);
+    let x0 = store::<T>(&rng.vec(rows * x_ld, 1.0));
+    let y = store::<T>(&rng.vec(rows * y_ld, 1.0));
+    let gate = store::<T>(&rng.vec(gate_ld, 1.0));
+    let (x0f, yf, gf) = (load(&x0), load(&y), load(&gate));
+    let l = kernels::gated_residual(T::HALF, rows, cols).unwrap();
+    let mut x = x0.clone();
+    run(
+        &l,
+        &mut [
+            output("x", &mut x),
+            input("y", &y),
+            input("gate", &gate),
+            Arg::I32(rows as i32),
+            Arg::I32(cols as i32),
+            Arg::I64(x_ld as i64),
+            Arg::I64(y_ld as i64),
+            Arg::I64(gate_ld as i64),
+            Arg::I32(rows_per_gate as i32),
+        ],
+    );
+    let got = load(&x);
+    let mut want = Vec::new();
+    let mut got_v = Vec::new();
+    for r in 0..rows {
+        for c in 0..x_ld {
+            let i = r * x_ld + c;
+            let w = if c < cols {
+                f64::from(x0f[i])
+                    + f64::from(gf[(r / rows_per_gate) * gate_ld + c]) * f64::from(yf[r * y_ld + c])
+            } else {
+                f64::from(x0f[i]) // padding between rows stays untouched
+            };
+            want.push(w);
+            got_v.push(got[i]);
+        }
+    }
+    assert_close(&l.kernel, &got_v, &want, T::ATOL, T::RTOL);
+}
+
+#[test]
+fn gated_residual_matches_reference() {
+    check_gated_residual::<bf16>();
+    check_gated_residual::<f16>();
+}
+
+// --- rope -------------------------------------------------------------------------------
+
+fn check_rope<T: Store>() {
+    let (rows, cols, table_rows, x_ld, y_ld) = (6usize, 16usize, 3usize, 24usize, 16usize);
+    let mut rng = Rng::new(6);
+    let x = store::<T>(&rng.vec(rows * x_ld, 1.0));
+    let xf = load(&x);
+    // Tables as the host makes them: angles in f64 (large, as LTX's are), rounded once.
+    let mut cos_t = vec![0f32; table_rows * cols];
+    let mut sin_t = vec![0f32; table_rows * cols];
+    for r in 0..table_rows {
+        for j in 0..cols / 2 {
+            let angle = (r as f64 * 1000.0 + 1.0) * (j as f64 + 0.5) * 37.0;
+            for k in 0..2 {
+                cos_t[r * cols + 2 * j + k] = angle.cos() as f32;
+                sin_t[r * cols + 2 * j + k] = angle.sin() as f32;
+            }
+        }
+    }
+    let l = kernels::rope_interleaved(T::HALF, rows, cols).unwrap();
+    let mut y = vec![T::from(0.0); rows * y_ld];
+    run(
+        &l,
+        &mut [
+            input("x", &x),
+            output("y", &mut y),
+            input("cos", &cos_t),
+            input("sin", &sin_t),
+            Arg::I32(rows as i32),
+            Arg::I32(cols as i32),
+            Arg::I64(x_ld as i64),
+            Arg::I64(y_ld as i64),
+            Arg::I32(table_rows as i32),
+        ],
+    );
+    let mut want = Vec::new();
+    for r in 0..rows {
+        for c in 0..cols {
+            // diffusers: x * cos + rotate(x) * sin with rotate([a, b]) = [-b, a] per pair.
+            let t = (r % table_rows) * cols + c;
+            let pair = c - c % 2;
+            let rotated = if c % 2 == 0 {
+                -xf[r * x_ld + pair + 1]
+            } else {
+                xf[r * x_ld + pair]
+            };
+            want.push(
+                f64::from(xf[r * x_ld + c]) * f64::from(cos_t[t])
+                    + f64::from(rotated) * f64::from(sin_t[t]),
+            );
+        }
+    }
+    assert_close(&l.kernel, &load(&y), &want, T::ATOL, T::RTOL);
+}
+
+#[test]
+fn rope_matches_reference() {
+    check_rope::<bf16>();
+    check_rope::<f16>();
+}
+
+// --- frame conversion -----------------------------------------------------------------------
+
+fn sample_bytes(sample: Sample, values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &v in values {
+        match sample {
+            Sample::U8 => out.push((v * 255.0).round() as u8),
+            Sample::U16 => out.extend(((v * 65535.0).round() as u16).to_ne_bytes()),
+            Sample::F32 => out.extend(v.to_ne_bytes()),
+        }
+    }
+    out
+}
+fn read_sample(sample: Sample, bytes: &[u8]) -> f32 {
+    match sample {
+        Sample::U8 => f32::from(bytes[0]) / 255.0,
+        Sample::U16 => f32::from(u16::from_ne_bytes([bytes[0], bytes[1]])) / 65535.0,
+        Sample::F32 => f32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+    }
+}
+
+fn check_frames<V: Element>(value: Value, zero: V, back: impl Fn(V) -> f32, tol: f64) {
+    let (w, h) = (37usize, 11usize);
+    let mut rng = Rng::new(7);
+    for sample in [Sample::U8, Sample::U16, Sample::F32] {
+        let sb = sample.bytes();
+        let row_bytes = w * 4 * sb + 16; // padded rows
+                                         // A bottom-up image: the top row is stored last.
+        let pixels: Vec<f32> = (0..w * h * 4).map(|_| rng.f() * 0.5 + 0.5).collect();
+        let mut host = vec![0u8; row_bytes * h];
+        for y in 0..h {
+            let stored = h - 1 - y;
+            let bytes = sample_bytes(sample, &pixels[y * w * 4..(y + 1) * w * 4]);
+            host[stored * row_bytes..stored * row_bytes + bytes.len()].copy_from_slice(&bytes);
+        }
+        let origin = ((h - 1) * row_bytes) as i64;
+        let stride = -(row_bytes as i64);
+        let l = kernels::rgba_to_planar(sample, value, w, h).unwrap();
+        let mut planar = vec![zero; 3 * w * h];
+        run(
+            &l,
+            &mut [
+                input("rgba", &host),
+                Arg::I64(origin),
+                Arg::I64(stride),
+                Arg::I32(w as i32),
+                Arg::I32(h as i32),
+                output("planar", &mut planar),
+            ],
+        );
+        let mut want = Vec::new();
+        for c in 0..3 {
+            for y in 0..h {
+                for x in 0..w {
+                    let stored = h - 1 - y;
+                    let at = stored * row_bytes + (x * 4 + c) * sb;
+                    want.push(2.0 * f64::from(read_sample(sample, &host[at..at + sb])) - 1.0);
+                }
+            }
+        }
+        let got: Vec<f32> = planar.iter().map(|&v| back(v)).collect();
+        assert_close(&l.kernel, &got, &want, tol, tol);
+
+        // Back: clamp to [0, 1], alpha opaque; padding bytes untouched.
+        let l = kernels::planar_to_rgba(value, sample, w, h).unwrap();
+        let mut out = vec![0xAAu8; row_bytes * h];
+        run(
+            &l,
+            &mut [
+                input("planar", &planar),
+                output("rgba", &mut out),
+                Arg::I64(origin),
+                Arg::I64(stride),
+                Arg::I32(w as i32),
+                Arg::I32(h as i32),
+            ],
+        );
+        let unit_tol = tol
+            + match sample {
+                Sample::U8 => 1.0 / 255.0,
+                Sample::U16 => 1.0 / 65535.0,
+                Sample::F32 => 0.0,
+            };
+        for y in 0..h {
+            let stored = h - 1 - y;
+            for x in 0..w {
+                for c in 0..4 {
+                    let at = stored * row_bytes + (x * 4 + c) * sb;
+                    let got = f64::from(read_sample(sample, &out[at..at + sb]));
+                    let expect = if c == 3 {
+                        1.0
+                    } else {
+                        (0.5 * f64::from(back(planar[c * w * h + y * w + x])) + 0.5).clamp(0.0, 1.0)
+                    };
+                    assert!(
+                        (got - expect).abs() <= unit_tol,
+                        "{} pixel ({x},{y}) channel {c}: {got} vs {expect}",
+                        l.kernel
+                    );
+                }
+            }
+            assert!(
+                out[stored * row_bytes + w * 4 * sb..(stored + 1) * row_bytes]
+                    .iter()
+                    .all(|&b| b == 0xAA)
+            );
+        }
+    }
+}
+
+#[test]
+fn frame_conversion_round_trips_any_layout() {
+    check_frames(Value::F32, 0f32, |v| v, 1e-6);
+    check_frames(Value::Bf16, bf16::ZERO, bf16::to_f32, 8e-3);
+    check_frames(Value::F16, f16::ZERO, f16::to_f32, 1e-3);
+}
+
+#[test]
+fn planar_to_rgba_clamps_out_of_range_values() {
+    let (w, h) = (4usize, 1usize);
+    let planar: Vec<f32> = vec![-3.0, -1.0, 1.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.5, 0.5, 0.5];
+    let mut out = vec![0u8; w * 4];
+    let l = kernels::planar_to_rgba(Value::F32, Sample::U8, w, h).unwrap();
+    run(
+        &l,
+        &mut [
+            input("planar", &planar),
+            output("rgba", &mut out),
+            Arg::I64(0),
+            Arg::I64((w * 4) as i64),
+            Arg::I32(w as i32),
+            Arg::I32(h as i32),
+        ],
+    );
+    let red: Vec<u8> = (0..w).map(|x| out[x * 4]).collect();
+    assert_eq!(red, vec![0, 0, 255, 255]);
+    assert!((0..w).all(|x| out[x * 4 + 3] == 255 && out[x * 4 + 1] == 128));
+}
+
+// --- pixel shuffle ----------------------------------------------------------------------------
+
+fn check_depth_to_space<T: Store>() {
+    let (b, t, h, w, c, st, sh, sw, drop) = (
+        2usize, 2usize, 3usize, 2usize, 3usize, 2usize, 2usize, 2usize, 1usize,
+    );
+    let cin = c * st * sh * sw;
+    let n_in = b * t * h * w * cin;
+    let x: Vec<T> = (0..n_in).map(|i| T::from(i as f32)).collect();
+    let (to, ho, wo) = (t * st - drop, h * sh, w * sw);
+    let n_out = b * to * ho * wo * c;
+    let l = kernels::depth_to_space_3d(T::HALF, n_out);
+    let mut y = vec![T::from(-1.0); n_out];
+    run(
+        &l,
+        &mut [
+            input("x", &x),
+            output("y", &mut y),
+            Arg::I32(b as i32),
+            Arg::I32(t as i32),
+            Arg::I32(h as i32),
+            Arg::I32(w as i32),
+            Arg::I32(c as i32),
+            Arg::I32(st as i32),
+            Arg::I32(sh as i32),
+            Arg::I32(sw as i32),
+            Arg::I32(drop as i32),
+        ],
+    );
+    // From the input side, as the reference's reshape + permute reads:
+    // input channel (c, i, j, k) of voxel (t, y, x) -> output (t*st+i, y*sh+j, x*sw+k, c).
+    let mut want = vec![f64::NAN; n_out];
+    for bb in 0..b {
+        for tt in 0..t {
+            for yy in 0..h {
+                for xx in 0..w {
+                    for cc in 0..c {
+                        for i in 0..st {
+                            for j in 0..sh {
+                                for k in 0..sw {
+                                    let ci = ((cc * st + i) * sh + j) * sw + k;
+                                    let src = (((bb * t + tt) * h + yy) * w + xx) * cin + ci;
+                                    let tf = tt * st + i;
+                                    if tf < drop {
+                                        continue;
+                                    }
+                                    let dst = (((bb * to + tf - drop) * ho + yy * sh + j) * wo
+                                        + xx * sw
+                                        + k)
+                                        * c
+                                        + cc;
+                                    want[dst] = src as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(want.iter().all(|v| !v.is_nan()));
+    let want: Vec<f64> = want
+        .iter()
+        .map(|&v| f64::from(T::from(v as f32).to()))
+        .collect();
+    assert_close(&l.kernel, &load(&y), &want, 0.0, 0.0);
+}
+
+#[test]
+fn depth_to_space_matches_reference_layout() {
+    check_depth_to_space::<bf16>();
+    check_depth_to_space::<f16>();
+}
+
+// --- conv3d -------------------------------------------------------------------------------------
+
+fn check_conv3d<T: Store>() {
+    let (b, t, h, w, cin, cout) = (1usize, 3usize, 6usize, 6usize, 7usize, 70usize);
+    let (kt, kh, kw) = (3usize, 3usize, 3usize);
+    for (pad_front, pad_back, pad_h, pad_w) in [(2usize, 0usize, 1usize, 1usize), (1, 1, 0, 1)] {
+        let mut rng = Rng::new(8);
+        let x = store::<T>(&rng.vec(b * t * h * w * cin, 1.0));
+        let wt = store::<T>(&rng.vec(cout * kt * kh * kw * cin, 0.3));
+        let bias = store::<T>(&rng.vec(cout, 0.5));
+        let (xf, wf, bf) = (load(&x), load(&wt), load(&bias));
+        let to = t + pad_front + pad_back - kt + 1;
+        let ho = h + 2 * pad_h - kh + 1;
+        let wo = w + 2 * pad_w - kw + 1;
+        let m = b * to * ho * wo;
+        let l = kernels::conv3d(T::HALF, m, cout).unwrap();
+        assert!(
+            l.config.grid[0] > 1 && l.config.grid[1] > 1,
+            "the test must cover several tiles"
+        );
+        let mut y = vec![T::from(0.0); m * cout];
+        run(
+            &l,
+            &mut [
+                input("x", &x),
+                input("w", &wt),
+                input("bias", &bias),
+                output("y", &mut y),
+                Arg::I32(b as i32),
+                Arg::I32(t as i32),
+                Arg::I32(h as i32),
+                Arg::I32(w as i32),
+                Arg::I32(cin as i32),
+                Arg::I32(cout as i32),
+                Arg::I32(kt as i32),
+                Arg::I32(kh as i32),
+                Arg::I32(kw as i32),
+                Arg::I32(pad_front as i32),
+                Arg::I32(pad_back as i32),
+                Arg::I32(pad_h as i32),
+                Arg::I32(pad_w as i32),
+            ],
+        );
+        let mut want = Vec::with_capacity(m * cout);
+        for bb in 0..b {
+            for ot in 0..to {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        for co in 0..cout {
+                            let mut acc = f64::from(bf[co]);
+                            for dt in 0..kt {
+                                // Replicate padding in time: clamp to the clip.
+                                let ti = (ot + dt).saturating_sub(pad_front).min(t - 1);
+                                for dy in 0..kh {
+                                    for dx in 0..kw {
+                                        let (yi, xi) = (oy + dy, ox + dx);
+                                        if yi < pad_h
+                                            || xi < pad_w
+                                            || yi - pad_h >= h
+                                            || xi - pad_w >= w
+                                        {
+                                            continue;
+                                        }
+                                        for ci in 0..cin {
+                                            let xv = xf[(((bb * t + ti) * h + yi - pad_h) * w
+                                                + xi
+                                                - pad_w)
+                                                * cin
+                                                + ci];
+                                            let wv = wf
+                                                [(((co * kt + dt) * kh + dy) * kw + dx) * cin + ci];
+                                            acc += f64::from(xv) * f64::from(wv);
+                                        }
+                                    }
+                                }
+                            }
+                            want.push(acc);
+                        }
+                    }
+                }
+            }
+        }
+        let what = format!("{} pads ({pad_front},{pad_back},{pad_h},{pad_w})", l.kernel);
+        assert_close(&what, &load(&y), &want, T::ATOL * 2.0, T::RTOL);
+    }
+}
+
+#[test]
+fn conv3d_matches_direct_convolution() {
+    check_conv3d::<bf16>();
+    check_conv3d::<f16>();
+}
+
+// --- attention ----------------------------------------------------------------------------------
+
+struct AttentionCase {
+    batch: usize,
+    heads: usize,
+    head_dim: usize,
+    lq: usize,
+    lk: usize,
+    /// Keys masked per batch item (their bias is -10000), from the end.
+    masked: usize,
+    /// q, k, v interleaved in one fused buffer (row stride 3 * heads * D).
+    fused: bool,
+}
+
+fn check_attention<T: Store>(case: &AttentionCase, atol: f64, rtol: f64) {
+    let AttentionCase {
+        batch,
+        heads,
+        head_dim: d,
+        lq,
+        lk,
+        masked,
+        fused,
+    } = *case;
+    let width = heads * d;
+    let mut rng = Rng::new((lq * 131 + lk * 7 + d) as u64);
+    // Fused: one [batch, l, 3 * width] buffer holds q | k | v (self-attention).
+    let (q_row, k_row) = if fused {
+        (3 * width, 3 * width)
+    } else {
+        (width, width)
+    };
+    let q_len = if fused {
+        batch * lq * q_row
+    } else {
+        batch * lq * width
+    };
+    let k_len = if fused { 0 } else { batch * lk * width };
+    let qkv = store::<T>(&rng.vec(q_len, 1.5));
+    let k_sep = store::<T>(&rng.vec(k_len, 1.5));
+    let v_sep = store::<T>(&rng.vec(k_len, 1.0));
+    let qkvf = load(&qkv);
+    let (kf, vf) = (load(&k_sep), load(&v_sep));
+    let bias: Vec<f32> = (0..batch * lk)
+        .map(|i| if i % lk >= lk - masked { -10000.0 } else { 0.0 })
+        .collect();
+    let scale = 1.0 / (d as f32).sqrt();
+    let l = kernels::flash_attention(T::HALF, d, batch, heads, lq, lk).unwrap();
+    let o_row = width;
+    let mut out = vec![T::from(0.0); batch * lq * o_row];
+    let (q_batch, k_batch) = ((lq * q_row) as i64, (lk * k_row) as i64);
+    {
+        let (k_buf, v_buf): (&[T], &[T]) = if fused {
+            (&qkv[width..], &qkv[2 * width..])
+        } else {
+            (&k_sep, &v_sep)
+        };
+        run(
+            &l,
+            &mut [
+                input("q", &qkv),
+                input("k", k_buf),
+                input("v", v_buf),
+                output("out", &mut out),
+                if masked > 0 {
+                    input("key_bias", &bias)
+                } else {
+                    null()
+                },
+                Arg::I32(lq as i32),
+                Arg::I32(lk as i32),
+                Arg::I64(q_batch),
+                Arg::I64(q_row as i64),
+                Arg::I64(k_batch),
+                Arg::I64(k_row as i64),
+                Arg::I64(k_batch),
+                Arg::I64(k_row as i64),
+                Arg::I64((lq * o_row) as i64),
+                Arg::I64(o_row as i64),
+                Arg::F32(scale),
+            ],
+        );
+    }
+    let qv = |b: usize, r: usize, h: usize, e: usize| {
+        f64::from(qkvf[b * lq * q_row + r * q_row + h * d + e])
+    };
+    let kv = |b: usize, r: usize, h: usize, e: usize| {
+        if fused {
+            f64::from(qkvf[b * lk * k_row + r * k_row + width + h * d + e])
+        } else {
+            f64::from(kf[b * lk * k_row + r * k_row + h * d + e])
+        }
+    };
+    let vv = |b: usize, r: usize, h: usize, e: usize| {
+        if fused {
+            f64::from(qkvf[b * lk * k_row + r * k_row + 2 * width + h * d + e])
+        } else {
+            f64::from(vf[b * lk * k_row + r * k_row + h * d + e])
+        }
+    };
+    let mut want = Vec::with_capacity(out.len());
+    for b in 0..batch {
+        for r in 0..lq {
+            let mut row = vec![0f64; width];
+            for h in 0..heads {
+                let logits: Vec<f64> = (0..lk)
+                    .map(|j| {
+                        let dot: f64 = (0..d).map(|e| qv(b, r, h, e) * kv(b, j, h, e)).sum();
+                        let bias = if masked > 0 {
+                            f64::from(bias[b * lk + j])
+                        } else {
+                            0.0
+                        };
+                        dot * f64::from(scale) + bias
+                    })
+                    .collect();
+                let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                let p: Vec<f64> = logits.iter().map(|&s| (s - m).exp()).collect();
+                let sum: f64 = p.iter().sum();
+                for e in 0..d {
+                    row[h * d + e] = (0..lk).map(|j| p[j] * vv(b, j, h, e)).sum::<f64>() / sum;
+                }
+            }
+            want.extend(row);
+        }
+    }
+    let what = format!(
+        "{} batch {batch} heads {heads} lq {lq} lk {lk} masked {masked} fused {fused}",
+        l.kernel
+    );
+    assert_close(&what, &load(&out), &want, atol, rtol);
+}
+
+#[test]
+fn flash_attention_bf16_d64_masked_cross_attention() {
+    let case = AttentionCase {
+        batch: 2,
+        heads: 2,
+        head_dim: 64,
+        lq: 70,
+        lk: 90,
+        masked: 13,
+        fused: false,
+    };
+    check_attention::<bf16>(&case, 2e-2, 2e-2);
+}
+
+#[test]
+fn flash_attention_bf16_d128_fused_self_attention() {
+    let case = AttentionCase {
+        batch: 1,
+        heads: 2,
+        head_dim: 128,
+        lq: 67,
+        lk: 67,
+        masked: 0,
+        fused: true,
+    };
+    check_attention::<bf16>(&case, 2e-2, 2e-2);
+}
+
+#[test]
+fn flash_attention_f16_d64_fused_and_short_keys() {
+    let case = AttentionCase {
+        batch: 2,
+        heads: 1,
+        head_dim: 64,
+        lq: 64,
+        lk: 64,
+        masked: 0,
+        fused: true,
+    };
+    check_attention::<f16>(&case, 4e-3, 8e-3);
+    let case = AttentionCase {
+        batch: 1,
+        heads: 2,
+        head_dim: 64,
+        lq: 17,
+        lk: 5,
+        masked: 2,
+        fused: false,
+    };
+    check_attention::<f16>(&case, 4e-3, 8e-3);
+}
+
+#[test]
+fn flash_attention_f16_d128_several_key_tiles() {
+    let case = AttentionCase {
+        batch: 1,
+        heads: 1,
+        head_dim: 128,
+        lq: 20,
+        lk: 150,
+        masked: 30,
+        fused: false,
+    };
+    check_attention::<f16>(&case, 4e-3, 8e-3);
+}
+
+#[test]
+fn flash_attention_rejects_unbuilt_head_dims() {
+    assert!(kernels::flash_attention(Half::Bf16, 96, 1, 1, 1, 1).is_err());
+    let l = kernels::flash_attention(Half::Bf16, 128, 1, 1, 1, 1).unwrap();
+    assert!(l.needs_shared_mem_opt_in());
+    assert!(!kernels::flash_attention(Half::Bf16, 64, 1, 1, 1, 1)
+        .unwrap()
+        .needs_shared_mem_opt_in());
+}

@@ -1,0 +1,148 @@
+//! Every embedded kernel module compiles with NVRTC for sm_80, sm_89 and
+//! sm_90 with no error and no warning, and every kernel it defines is one the
+//! emulator runs (so no compiled kernel escapes the emulated tests).
+//!
+//! NVRTC comes from the `nvidia-cuda-nvrtc` wheel that `cargo xtask test`
+//! installs into `.tools/cuda` (or `GENFX_NVRTC_LIB` names the library). In CI
+//! (`CI=true`) a missing NVRTC fails the test; elsewhere it is reported as
+//! skipped.
+
+use std::ffi::{c_char, CString};
+use std::path::{Path, PathBuf};
+
+use genfx::kernels::{ARCHS, MODULES};
+
+/// Options the CUDA backend compiles with (plus the architecture).
+const OPTIONS: [&str; 2] = ["--std=c++17", "--use_fast_math"];
+
+fn nvrtc_library() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("GENFX_NVRTC_LIB") {
+        return Some(PathBuf::from(p));
+    }
+    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/cuda/nvidia/cu13/lib");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&lib)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libnvrtc.so") && !n.contains("builtins"))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+fn to_string(chars: &[c_char]) -> String {
+    let bytes: Vec<u8> = chars
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Compiles one module for one architecture: Ok(ptx) when NVRTC succeeded
+/// without a word, else the log.
+fn compile(name: &str, source: &str, arch: &str) -> Result<String, String> {
+    use cudarc::nvrtc::result as nvrtc;
+    let src = CString::new(source).map_err(|_| "source holds a NUL".to_string())?;
+    let cname = CString::new(name).map_err(|_| "name holds a NUL".to_string())?;
+    let mut options: Vec<String> = vec![format!("--gpu-architecture={arch}")];
+    options.extend(OPTIONS.iter().map(|s| s.to_string()));
+    let prog = nvrtc::create_program(&src, Some(&cname))
+        .map_err(|e| format!("nvrtcCreateProgram: {e:?}"))?;
+    // SAFETY: `prog` was just created and is destroyed once below; the
+    // options are NUL-free strings that live across the call.
+    let compiled = unsafe { nvrtc::compile_program(prog, &options) };
+    // SAFETY: `prog` is a live program; the log exists after compiling.
+    let log = unsafe { nvrtc::get_program_log(prog) }
+        .map(|l| to_string(&l))
+        .unwrap_or_default();
+    let result = match compiled {
+        Err(e) => Err(format!("{e:?}\n{log}")),
+        Ok(()) if !log.trim().is_empty() => Err(format!("warnings:\n{log}")),
+        // SAFETY: compilation succeeded, so the program holds PTX.
+        Ok(()) => unsafe { nvrtc::get_ptx(prog) }
+            .map(|p| to_string(&p))
+            .map_err(|e| format!("nvrtcGetPTX: {e:?}")),
+    };
+    // SAFETY: `prog` is live and not used after this.
+    let _ = unsafe { nvrtc::destroy_program(prog) };
+    result
+}
+
+fn entries(ptx: &str) -> Vec<String> {
+    ptx.lines()
+        .filter_map(|l| l.split(".entry ").nth(1))
+        .map(|rest| rest.split(['(', ' ']).next().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn every_kernel_compiles_with_nvrtc_for_every_arch_without_warnings() {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let Some(lib) = nvrtc_library().filter(|p| p.exists()) else {
+        assert!(
+            !in_ci,
+            "NVRTC is not installed: `cargo xtask test` installs it into .tools/cuda"
+        );
+        eprintln!(
+            "skipped: no NVRTC (run `cargo xtask test` to install it, or set GENFX_NVRTC_LIB)"
+        );
+        return;
+    };
+    // Loaded by full path first, so that cudarc's load by name finds this
+    // copy (the dynamic loader matches the soname).
+    // SAFETY: loading NVRTC runs only its own initialisers; the handle is kept
+    // for the life of the process.
+    let library = unsafe { libloading::Library::new(&lib) }
+        .unwrap_or_else(|e| panic!("cannot load {}: {e}", lib.display()));
+    std::mem::forget(library);
+
+    let emulated = genfx_kernels_emu::kernel_names();
+    // One thread per module: NVRTC compiles independent programs concurrently.
+    let results: Vec<(String, Result<String, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = MODULES
+            .iter()
+            .flat_map(|module| ARCHS.iter().map(move |&arch| (module, arch)))
+            .map(|(module, arch)| {
+                scope.spawn(move || {
+                    let what = format!("kernels/{}.cu for {arch}", module.name);
+                    (what, compile(module.name, module.source, arch))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("compile thread panicked"))
+            .collect()
+    });
+    let mut compiled_kernels = Vec::new();
+    let mut failures = Vec::new();
+    for (what, result) in results {
+        match result {
+            Ok(ptx) => {
+                let names = entries(&ptx);
+                assert!(!names.is_empty(), "{what}: no kernels in the PTX");
+                compiled_kernels.extend(names);
+            }
+            Err(log) => failures.push(format!("{what}: {log}")),
+        }
+    }
+    assert!(failures.is_empty(), "NVRTC:\n{}", failures.join("\n\n"));
+    compiled_kernels.sort();
+    compiled_kernels.dedup();
+    for k in &compiled_kernels {
+        assert!(
+            emulated.contains(k),
+            "kernel {k} compiles for the GPU but the emulator does not run it"
+        );
+    }
+    for k in emulated.iter().filter(|k| !k.starts_with("selftest_")) {
+        assert!(
+            compiled_kernels.contains(k),
+            "emulated kernel {k} is not in any compiled module"
+        );
+    }
+}
