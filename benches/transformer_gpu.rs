@@ -138,7 +138,17 @@ fn main() {
             "ours_ms": ms,
             "diffusers_ms": torch_ms,
             "speedup_vs_diffusers": ratio,
-            "attention_path": "cublas-reference",
+            "attention_path": gpu.attention_path(
+                &genfx::backend::AttentionSpec {
+                    batch: 1,
+                    q_len: tokens,
+                    kv_len: tokens,
+                    heads: 32,
+                    head_dim: 64,
+                    scale: 0.125,
+                },
+                dtype
+            ),
             "alloc_peak_bytes": gpu.alloc_stats().peak_bytes_in_use,
             "torch": torch["torch"],
             "diffusers": torch["diffusers"],

@@ -374,6 +374,8 @@ fn attention_matches_cpu_for_self_and_masked_cross_attention() {
             (1, 200, 200, 4, 64, false),
             (2, 130, 77, 3, 64, true),
             (1, 70, 129, 2, 128, true),
+            // head dim 32: the cuBLAS reference path also in 16 bits
+            (1, 50, 33, 2, 32, true),
         ] {
             let (q, cq) = c.put(&values(batch * q_len * heads * head_dim, 20));
             let (k, ck) = c.put(&values(batch * kv_len * heads * head_dim, 21));
@@ -423,7 +425,10 @@ fn attention_matches_cpu_for_self_and_masked_cross_attention() {
                     )
                     .unwrap(),
             );
-            let what = format!("attention b{batch} q{q_len} kv{kv_len} h{heads} d{head_dim}");
+            let what = format!(
+                "attention b{batch} q{q_len} kv{kv_len} h{heads} d{head_dim} via {}",
+                c.gpu.attention_path(&spec, c.dtype())
+            );
             assert_close(&c.name(&what), &got, &want, c.half);
         }
     }
@@ -498,4 +503,29 @@ fn weights_are_uploaded_once_in_the_cards_half_type() {
     assert_eq!(pa, pb);
     gpu.device().evict_weights("test/");
     assert_eq!(gpu.device().cached_weights(), 0);
+}
+
+#[test]
+#[ignore = "GPU test: run `cargo xtask test-gpu`"]
+fn noise_on_the_gpu_is_the_cpus_noise() {
+    let Some(gpu) = gpu_or_skip("noise_on_the_gpu_is_the_cpus_noise") else {
+        return;
+    };
+    // an unaligned start and length exercise the partial Philox groups
+    for (seed, stream, start, len) in [(42u64, 0u64, 0u64, 4096usize), (7, 3, 1001, 777)] {
+        let got = f32s(
+            gpu.download(&*gpu.noise_normal(len, seed, stream, start).unwrap())
+                .unwrap(),
+        );
+        let mut want = vec![0f32; len];
+        genfx::sampler::noise::fill_normal(seed, stream, start, &mut want);
+        // same counter, same arithmetic: only the last ulp of log/sin/cos
+        // (fast-math on the GPU) may differ
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "noise {seed}/{stream} element {i}: GPU {g} vs CPU {w}"
+            );
+        }
+    }
 }

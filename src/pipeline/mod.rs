@@ -1,6 +1,10 @@
 //! Generation jobs (generate, extend, fill) built on the conditioned sampler,
 //! the model folder they load, and the caches around them.
 
+pub mod adapters;
+pub mod components;
 pub mod disk_cache;
+pub mod latents;
+pub mod ltx;
 pub mod model_folder;
 pub mod registry;

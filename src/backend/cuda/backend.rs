@@ -15,12 +15,14 @@ use super::blas::{self, as_blas_operand, Gemm, MatView};
 use super::device::{driver_err, DriverMemory, GpuDevice};
 use super::dtype::first_non_finite;
 use super::error::CudaError;
+use super::modules::ModuleSource;
 use super::probe::{guard, Libraries};
 use super::storage::CudaStorage;
 use super::tensor_ops::{StridedArg, TENSOR_OPS};
 use crate::backend::{
     AttentionSpec, Backend, BackendStorage, BinaryOp, CpuStorage, MatmulSpec, Operand, UnaryOp,
 };
+use crate::kernels;
 use crate::tensor::{contiguous_strides, DType, Layout, Result, TensorError};
 
 type Out = Result<Box<dyn BackendStorage>>;
@@ -226,9 +228,14 @@ impl CudaBackend {
         &self.stream
     }
 
-    /// Which implementation [`Backend::attention`] uses for `spec`.
-    pub fn attention_path(&self, _spec: &AttentionSpec, _dtype: DType) -> &'static str {
-        "cublas-reference"
+    /// Which implementation [`Backend::attention`] uses for `spec` with
+    /// contiguous, 16-byte aligned operands.
+    pub fn attention_path(&self, spec: &AttentionSpec, dtype: DType) -> &'static str {
+        if flash_kind(spec, dtype).is_some() {
+            "flash (kernels/attention.cu)"
+        } else {
+            "cublas-reference"
+        }
     }
 
     pub fn alloc_stats(&self) -> AllocStats {
@@ -285,6 +292,25 @@ impl CudaBackend {
         let mut weights = self.dev.weights.lock();
         let entry = weights.entry(key.to_string()).or_insert(stored);
         Ok(entry.clone())
+    }
+
+    /// `len` Gaussian values of the counter-based generator, the same as
+    /// `sampler::noise::fill_normal(seed, stream, start, ..)` gives on the
+    /// CPU, made on the GPU (f32).
+    pub fn noise_normal(&self, len: usize, seed: u64, stream: u64, start: u64) -> Out {
+        let out = self.alloc(len, DType::F32)?;
+        if len > 0 {
+            let launch = kernels::noise_normal(len);
+            let args = [
+                out.ptr().into(),
+                (len as i64).into(),
+                seed.into(),
+                stream.into(),
+                start.into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
+        }
+        Ok(Box::new(out))
     }
 
     /// Waits for every op queued so far; reports a kernel fault from any.
@@ -369,6 +395,124 @@ impl CudaBackend {
                 })
         })
         .map_err(|e| self.err(e))
+    }
+
+    /// Launches a kernel of `kernels/` as [`kernels`] describes it.
+    fn launch_kernel(&self, launch: &kernels::Launch, args: &[KArg]) -> Result<()> {
+        let module = kernels::module(launch.module).ok_or_else(|| {
+            self.err(CudaError::Invalid {
+                op: "launch",
+                detail: format!("no kernel module '{}'", launch.module),
+            })
+        })?;
+        let source = ModuleSource {
+            name: module.name,
+            source: module.source,
+            ptx: module.ptx,
+            options: &[],
+        };
+        let func = self
+            .dev
+            .function(&source, &launch.kernel)
+            .map_err(|e| self.err(e))?;
+        let c = launch.config;
+        let cfg = LaunchConfig {
+            grid_dim: (c.grid[0], c.grid[1], c.grid[2]),
+            block_dim: (c.block[0], c.block[1], c.block[2]),
+            shared_mem_bytes: c.shared_mem_bytes,
+        };
+        let name = launch.kernel.as_str();
+        guard("cuLaunchKernel", || {
+            if launch.needs_shared_mem_opt_in() {
+                func.set_attribute(
+                    cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    c.shared_mem_bytes as i32,
+                )
+                .map_err(|e| CudaError::Launch {
+                    kernel: name.into(),
+                    detail: format!(
+                        "{} bytes of shared memory refused: {}",
+                        c.shared_mem_bytes,
+                        driver_err("cuFuncSetAttribute", e)
+                    ),
+                })?;
+            }
+            let mut builder = self.stream.launch_builder(&func);
+            for a in args {
+                match a {
+                    KArg::U64(v) => builder.arg(v),
+                    KArg::I64(v) => builder.arg(v),
+                    KArg::I32(v) => builder.arg(v),
+                    KArg::F32(v) => builder.arg(v),
+                    KArg::Strided(v) => builder.arg(v),
+                };
+            }
+            // SAFETY: `args` follow the parameter list that src/kernels.rs
+            // documents for this kernel, in order and with its C types;
+            // buffers are sized for the shapes the launch was made for.
+            unsafe { builder.launch(cfg) }
+                .map(|_| ())
+                .map_err(|e| CudaError::Launch {
+                    kernel: name.into(),
+                    detail: driver_err("cuLaunchKernel", e).to_string(),
+                })
+        })
+        .map_err(|e| self.err(e))
+    }
+
+    /// Flash attention of `kernels/attention.cu`: tensor cores, online
+    /// softmax, no N×N buffer. `flash_kind` has checked dtype and head dim.
+    fn attention_flash(
+        &self,
+        q: &Arg<'_>,
+        k: &Arg<'_>,
+        v: &Arg<'_>,
+        bias: Option<&Arg<'_>>,
+        spec: &AttentionSpec,
+        half: kernels::Half,
+    ) -> Result<CudaStorage> {
+        let dtype = match half {
+            kernels::Half::Bf16 => DType::BF16,
+            kernels::Half::F16 => DType::F16,
+        };
+        let AttentionSpec {
+            batch,
+            q_len,
+            kv_len,
+            heads,
+            head_dim,
+            scale,
+        } = *spec;
+        let out = self.alloc(batch * q_len * heads * head_dim, dtype)?;
+        let launch = kernels::flash_attention(half, head_dim, batch, heads, q_len, kv_len)
+            .map_err(|e| {
+                self.err(CudaError::Invalid {
+                    op: "attention",
+                    detail: e.to_string(),
+                })
+            })?;
+        let row = (heads * head_dim) as i64;
+        let (qb, kb) = (q_len as i64 * row, kv_len as i64 * row);
+        let args = [
+            q.ptr().into(),
+            k.ptr().into(),
+            v.ptr().into(),
+            out.ptr().into(),
+            bias.map_or(0u64, |b| b.ptr()).into(),
+            int("attention", q_len)?.into(),
+            int("attention", kv_len)?.into(),
+            qb.into(),
+            row.into(),
+            kb.into(),
+            row.into(),
+            kb.into(),
+            row.into(),
+            qb.into(),
+            row.into(),
+            scale.into(),
+        ];
+        self.launch_kernel(&launch, &args)?;
+        Ok(out)
     }
 
     /// `o` as dtype `dtype`, copied (and made contiguous) only when needed.
@@ -670,6 +814,30 @@ impl CudaBackend {
         }
         Ok(Box::new(out))
     }
+}
+
+/// The flash kernel's storage type when it serves `spec` (16-bit storage,
+/// head dim 64 or 128, strides multiples of 8 elements), else `None`.
+fn flash_kind(spec: &AttentionSpec, dtype: DType) -> Option<kernels::Half> {
+    let half = match dtype {
+        DType::BF16 => kernels::Half::Bf16,
+        DType::F16 => kernels::Half::F16,
+        DType::F32 => return None,
+    };
+    let row = spec.heads * spec.head_dim;
+    let ok = matches!(spec.head_dim, 64 | 128)
+        && kernels::attention_strides_ok(spec.q_len * row, row)
+        && kernels::attention_strides_ok(spec.kv_len * row, row)
+        && kernels::flash_attention(
+            half,
+            spec.head_dim,
+            spec.batch,
+            spec.heads,
+            spec.q_len,
+            spec.kv_len,
+        )
+        .is_ok();
+    ok.then_some(half)
 }
 
 fn check_same_dims(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
@@ -1105,6 +1273,17 @@ impl Backend for CudaBackend {
                 op: "attention",
                 msg: "key bias must be [batch, kv_len]".into(),
             });
+        }
+        let aligned = [&q, &k, &v].iter().all(|a| a.ptr() % 16 == 0);
+        if let (Some(half), true) = (flash_kind(spec, dtype), aligned) {
+            return Ok(Box::new(self.attention_flash(
+                &q,
+                &k,
+                &v,
+                bias.as_ref(),
+                spec,
+                half,
+            )?));
         }
         Ok(Box::new(self.attention_blas(
             &q,

@@ -117,13 +117,11 @@ pub fn compile_cached(
     Ok(Image::Cubin(cubin))
 }
 
-/// The options every compile gets for `arch`.
+/// The options every compile gets for `arch`. No fast-math: build.rs's
+/// nvcc PTX is made without it, and the run-time fallback must give the
+/// same numbers (the noise generator's log/sin/cos above all).
 pub fn base_options(arch: &str) -> Vec<String> {
-    let mut options: Vec<String> = vec![
-        format!("--gpu-architecture={arch}"),
-        "--std=c++17".into(),
-        "--use_fast_math".into(),
-    ];
+    let mut options: Vec<String> = vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()];
     options.extend(
         include_dirs()
             .into_iter()

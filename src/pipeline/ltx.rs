@@ -1,0 +1,428 @@
+//! The conditioned LTX-Video pipeline, step for step as diffusers'
+//! `LTXConditionPipeline` runs it: conditions encoded and lerped into the
+//! latents by strength (or appended as prefix tokens with their own
+//! positions), per-token timesteps that keep conditioned tokens frozen,
+//! flow-matching Euler with classifier-free guidance and rescale, prefix
+//! tokens stripped, and the timestep-conditioned decode.
+//!
+//! All noise comes from a [`NoiseSource`] by purpose, so the production run
+//! is reproducible anywhere and tests can feed the reference's noise.
+
+use std::sync::Arc;
+
+use super::components::{EncodedPrompt, VelocityInputs, VelocityModel, VideoCodec};
+use super::latents::{lerp, pack, positions, unpack};
+use crate::engine::{EngineError, JobObserver, Stage};
+use crate::sampler::flow_match::{classifier_free, euler_step, rescale, token_timesteps, StepAt};
+use crate::sampler::noise::{NoisePurpose, NoiseSource};
+use crate::sampler::schedule::Schedule;
+
+/// Latent frames a prefix condition keeps as extra tokens.
+const PREFIX_LATENT_FRAMES: usize = 2;
+
+/// Frames placed in the shot with a strength.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Condition {
+    /// `[3, frames, height, width]` RGB in [-1, 1] at the working size.
+    pub pixels: Vec<f32>,
+    pub frames: usize,
+    /// Pixel frame of the shot the first frame lands on (a multiple of 8).
+    pub frame_index: usize,
+    /// 1 keeps the frames, 0 ignores them.
+    pub strength: f32,
+}
+
+/// How to sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampling {
+    pub schedule: Schedule,
+    /// The scheduler's `num_train_timesteps`.
+    pub train_timesteps: f32,
+    /// Classifier-free guidance scale; at 1 or below the negative prompt is
+    /// not run.
+    pub guidance_scale: f32,
+    pub guidance_rescale: f32,
+    /// Noise added to fully conditioned tokens, shrinking with t².
+    pub image_cond_noise_scale: f32,
+    pub decode_timestep: f32,
+    pub decode_noise_scale: f32,
+}
+
+/// One run.
+#[derive(Clone, Debug)]
+pub struct RunParams {
+    pub width: usize,
+    pub height: usize,
+    /// 8k+1.
+    pub num_frames: usize,
+    pub frame_rate: f64,
+    pub conditions: Vec<Condition>,
+    pub sampling: Sampling,
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// `[tokens, C]` after the last step, prefix tokens first.
+    pub packed_latents: Vec<f32>,
+    /// `[C, f, h, w]` normalised latents of the shot (prefix stripped).
+    pub latents: Vec<f32>,
+    pub latent_dims: [usize; 4],
+    /// `[3, F, H, W]` in [0, 1].
+    pub video: Vec<f32>,
+}
+
+/// The transformer and VAE of one model.
+#[derive(Clone)]
+pub struct LtxPipeline {
+    pub transformer: Arc<dyn VelocityModel>,
+    pub vae: Arc<dyn VideoCodec>,
+}
+
+fn invalid(msg: String) -> EngineError {
+    EngineError::InvalidRequest(msg)
+}
+
+/// Latents being denoised, with what conditioning put in them.
+struct Prepared {
+    /// `[tokens, C]`, prefix tokens first.
+    latents: Vec<f32>,
+    /// Per token strength, when any condition exists.
+    mask: Option<Vec<f32>>,
+    /// `[3, tokens]`, frames in seconds.
+    coords: Vec<f32>,
+    prefix_tokens: usize,
+}
+
+/// How many frames of a condition fit: no further than the shot's end, cut
+/// to 8k+1 (`trim_conditioning_sequence`).
+pub fn usable_condition_frames(
+    frames: usize,
+    frame_index: usize,
+    num_frames: usize,
+    temporal: usize,
+) -> usize {
+    let n = frames.min(num_frames.saturating_sub(frame_index));
+    if n == 0 {
+        return 0;
+    }
+    (n - 1) / temporal * temporal + 1
+}
+
+impl LtxPipeline {
+    fn prepare(
+        &self,
+        params: &RunParams,
+        noise: &dyn NoiseSource,
+    ) -> Result<Prepared, EngineError> {
+        let channels = self.transformer.channels();
+        if channels != self.vae.latent_channels() {
+            return Err(EngineError::NoModel(format!(
+                "transformer takes {channels} latent channels, the VAE makes {}",
+                self.vae.latent_channels()
+            )));
+        }
+        let (spatial, temporal) = self.vae.compression();
+        let (lf, lh, lw) = (
+            (params.num_frames - 1) / temporal + 1,
+            params.height / spatial,
+            params.width / spatial,
+        );
+        let plane = lh * lw;
+        let voxels = lf * plane;
+        let mut grid = noise.draw(NoisePurpose::InitialLatents, channels * voxels);
+        let mut frame_strength = vec![0.0f32; lf];
+        let mut extra_latents: Vec<f32> = Vec::new();
+        let mut extra_coords: Vec<Vec<f32>> = Vec::new();
+        let mut extra_mask: Vec<f32> = Vec::new();
+
+        for (k, cond) in params.conditions.iter().enumerate() {
+            let k32 = k as u32;
+            let cf = (cond.frames - 1) / temporal + 1;
+            let cond_noise = noise.draw(NoisePurpose::ConditionEncode(k32), channels * cf * plane);
+            let mut latents = self.vae.encode_condition(
+                &cond.pixels,
+                cond.frames,
+                params.height,
+                params.width,
+                &cond_noise,
+            )?;
+            if latents.len() != channels * cf * plane {
+                return Err(EngineError::Failed(format!(
+                    "VAE gave {} latent values for {} frames, expected {}",
+                    latents.len(),
+                    cond.frames,
+                    channels * cf * plane
+                )));
+            }
+            let s = cond.strength;
+            if cond.frame_index == 0 {
+                let n = cf.min(lf);
+                for c in 0..channels {
+                    for v in 0..n * plane {
+                        let g = &mut grid[c * voxels + v];
+                        *g = lerp(*g, latents[c * cf * plane + v], s);
+                    }
+                }
+                frame_strength[..n].iter_mut().for_each(|m| *m = s);
+                continue;
+            }
+            let mut kept = cf;
+            if cond.frames > 1 {
+                if cf < PREFIX_LATENT_FRAMES {
+                    return Err(invalid(format!(
+                        "a clip placed after frame 0 needs at least {PREFIX_LATENT_FRAMES} latent frames ({} frames), got {}",
+                        (PREFIX_LATENT_FRAMES - 1) * temporal + 1,
+                        cond.frames
+                    )));
+                }
+                if cf > PREFIX_LATENT_FRAMES {
+                    let start = cond.frame_index / temporal + PREFIX_LATENT_FRAMES;
+                    let end = (start + cf - PREFIX_LATENT_FRAMES).min(lf);
+                    for c in 0..channels {
+                        for f in start..end {
+                            let src = f - start + PREFIX_LATENT_FRAMES;
+                            for p in 0..plane {
+                                let g = &mut grid[c * voxels + f * plane + p];
+                                *g = lerp(*g, latents[(c * cf + src) * plane + p], s);
+                            }
+                        }
+                    }
+                    frame_strength[start.min(lf)..end]
+                        .iter_mut()
+                        .for_each(|m| *m = s);
+                    kept = PREFIX_LATENT_FRAMES;
+                    latents = (0..channels)
+                        .flat_map(|c| latents[c * cf * plane..(c * cf + kept) * plane].to_vec())
+                        .collect();
+                }
+            }
+            let prefix_noise = noise.draw(NoisePurpose::ConditionPrefix(k32), latents.len());
+            for (l, n) in latents.iter_mut().zip(&prefix_noise) {
+                *l = lerp(*n, *l, s);
+            }
+            extra_coords.push(positions(kept, lh, lw, spatial, temporal, cond.frame_index));
+            extra_latents.extend(pack(&latents, channels, kept * plane));
+            extra_mask.extend(std::iter::repeat(s).take(kept * plane));
+        }
+
+        let main_coords = positions(lf, lh, lw, spatial, temporal, 0);
+        let prefix_tokens = extra_mask.len();
+        let tokens = prefix_tokens + voxels;
+        let mut latents = extra_latents;
+        latents.extend(pack(&grid, channels, voxels));
+        let mask = (!params.conditions.is_empty()).then(|| {
+            let mut m = extra_mask;
+            for &strength in &frame_strength {
+                m.extend(std::iter::repeat(strength).take(plane));
+            }
+            m
+        });
+        let inv_rate = (1.0 / params.frame_rate) as f32;
+        let mut coords = vec![0.0f32; 3 * tokens];
+        let mut offset = 0;
+        for part in extra_coords.iter().chain(std::iter::once(&main_coords)) {
+            let n = part.len() / 3;
+            for axis in 0..3 {
+                for i in 0..n {
+                    let v = part[axis * n + i];
+                    coords[axis * tokens + offset + i] = if axis == 0 { v * inv_rate } else { v };
+                }
+            }
+            offset += n;
+        }
+        Ok(Prepared {
+            latents,
+            mask,
+            coords,
+            prefix_tokens,
+        })
+    }
+
+    /// Runs the whole pipeline. `negative` is used when guidance is on.
+    pub fn run(
+        &self,
+        positive: &EncodedPrompt,
+        negative: Option<&EncodedPrompt>,
+        params: &RunParams,
+        noise: &dyn NoiseSource,
+        observer: &dyn JobObserver,
+    ) -> Result<RunOutput, EngineError> {
+        let (spatial, temporal) = self.vae.compression();
+        if params.width % spatial != 0 || params.height % spatial != 0 || params.width == 0 {
+            return Err(invalid(format!(
+                "{}x{} is not a multiple of {spatial}",
+                params.width, params.height
+            )));
+        }
+        if params.num_frames == 0 || (params.num_frames - 1) % temporal != 0 {
+            return Err(invalid(format!(
+                "{} frames is not {temporal}k+1",
+                params.num_frames
+            )));
+        }
+        for c in &params.conditions {
+            if c.frames == 0 || (c.frames - 1) % temporal != 0 {
+                return Err(invalid(format!(
+                    "a condition of {} frames is not {temporal}k+1",
+                    c.frames
+                )));
+            }
+            if c.frame_index % temporal != 0 || c.frame_index >= params.num_frames {
+                return Err(invalid(format!(
+                    "a condition at frame {} is not a multiple of {temporal} inside the shot",
+                    c.frame_index
+                )));
+            }
+            if c.pixels.len() != 3 * c.frames * params.width * params.height {
+                return Err(invalid("condition pixels do not match their size".into()));
+            }
+        }
+        let channels = self.transformer.channels();
+        if positive.dim != self.transformer.text_dim() {
+            return Err(EngineError::NoModel(format!(
+                "text encoder gives {} features, the transformer takes {}",
+                positive.dim,
+                self.transformer.text_dim()
+            )));
+        }
+        let s = &params.sampling;
+        let guided = s.guidance_scale > 1.0;
+        let negative = match (guided, negative) {
+            (false, _) => None,
+            (true, Some(n)) if n.tokens == positive.tokens && n.dim == positive.dim => Some(n),
+            (true, _) => {
+                return Err(invalid(
+                    "guidance needs a negative prompt encoded like the prompt".into(),
+                ))
+            }
+        };
+
+        observer.progress(Stage::EncodingFrames, 0, params.conditions.len() as u32);
+        let prepared = self.prepare(params, noise)?;
+        observer.progress(
+            Stage::EncodingFrames,
+            params.conditions.len() as u32,
+            params.conditions.len() as u32,
+        );
+        let Prepared {
+            mut latents,
+            mask,
+            coords,
+            prefix_tokens,
+        } = prepared;
+        let tokens = latents.len() / channels;
+        let init_latents = mask.as_ref().map(|_| latents.clone());
+        let batch = if guided { 2 } else { 1 };
+        let text: Vec<f32> = match negative {
+            Some(n) => [n.embeds.as_slice(), positive.embeds.as_slice()].concat(),
+            None => positive.embeds.clone(),
+        };
+        let text_mask: Vec<f32> = match negative {
+            Some(n) => [n.mask.as_slice(), positive.mask.as_slice()].concat(),
+            None => positive.mask.clone(),
+        };
+        let coords_batch: Vec<f32> = coords.repeat(batch);
+
+        let steps = s.schedule.steps();
+        for (i, &t) in s.schedule.timesteps.iter().enumerate() {
+            if observer.should_abort() {
+                return Err(EngineError::Aborted);
+            }
+            if let (Some(init), Some(m)) = (&init_latents, &mask) {
+                if s.image_cond_noise_scale > 0.0 {
+                    let step_noise =
+                        noise.draw(NoisePurpose::ConditionStep(i as u32), latents.len());
+                    let tt = t / 1000.0;
+                    let factor = tt * tt;
+                    for (tok, &strength) in m.iter().enumerate() {
+                        if strength > 1.0 - 1e-6 {
+                            for c in 0..channels {
+                                let j = tok * channels + c;
+                                latents[j] =
+                                    init[j] + s.image_cond_noise_scale * step_noise[j] * factor;
+                            }
+                        }
+                    }
+                }
+            }
+            let tts = token_timesteps(t, mask.as_deref(), tokens, s.train_timesteps);
+            let hidden = latents.repeat(batch);
+            let timestep = tts.repeat(batch);
+            let mut v = self.transformer.velocity(&VelocityInputs {
+                batch,
+                tokens,
+                hidden_states: &hidden,
+                text: &text,
+                text_tokens: positive.tokens,
+                text_mask: &text_mask,
+                timestep: &timestep,
+                coords: &coords_batch,
+            })?;
+            if v.len() != batch * tokens * channels {
+                return Err(EngineError::Failed(format!(
+                    "transformer gave {} values, expected {}",
+                    v.len(),
+                    batch * tokens * channels
+                )));
+            }
+            if guided {
+                let cond = v.split_off(tokens * channels);
+                classifier_free(&mut v, &cond, s.guidance_scale);
+                if s.guidance_rescale > 0.0 {
+                    rescale(&mut v, &cond, s.guidance_rescale);
+                }
+            }
+            let at = StepAt {
+                sigmas: &s.schedule.sigmas,
+                t,
+                train: s.train_timesteps,
+            };
+            euler_step(&mut latents, &v, channels, &tts, mask.as_deref(), at);
+            observer.progress(Stage::Denoising, i as u32 + 1, steps as u32);
+        }
+        if observer.should_abort() {
+            return Err(EngineError::Aborted);
+        }
+
+        let packed_latents = latents.clone();
+        let (lf, lh, lw) = (
+            (params.num_frames - 1) / temporal + 1,
+            params.height / spatial,
+            params.width / spatial,
+        );
+        let voxels = lf * lh * lw;
+        let shot = unpack(&latents[prefix_tokens * channels..], channels, voxels);
+        let dims = [channels, lf, lh, lw];
+        observer.progress(Stage::Decoding, 0, 1);
+        let decode_noise = if self.vae.timestep_conditioned() {
+            noise.draw(NoisePurpose::Decode, shot.len())
+        } else {
+            Vec::new()
+        };
+        let mut video = self.vae.decode(
+            &shot,
+            dims,
+            s.decode_timestep,
+            s.decode_noise_scale,
+            &decode_noise,
+        )?;
+        let expected = 3 * params.num_frames * params.height * params.width;
+        if video.len() != expected {
+            return Err(EngineError::Failed(format!(
+                "VAE decoded {} values, expected {expected}",
+                video.len()
+            )));
+        }
+        for x in &mut video {
+            *x = (*x * 0.5 + 0.5).clamp(0.0, 1.0);
+        }
+        observer.progress(Stage::Decoding, 1, 1);
+        Ok(RunOutput {
+            packed_latents,
+            latents: shot,
+            latent_dims: dims,
+            video,
+        })
+    }
+}
