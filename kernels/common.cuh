@@ -382,6 +382,10 @@ __device__ __forceinline__ void ldmatrix_x2_trans(u32 (&r)[2], dptr<const T> row
 template <class T>
 __device__ __forceinline__ void cp_async_16(dptr<T> dst, dptr<const T> src, bool valid) {
 #ifdef GENFX_SIMT
+    // The copy may land any time until its wait: the destination counts as
+    // written from the issue on (so a missing barrier before reusing a tile
+    // is a reported race) and again when it lands at the wait.
+    simt::check_access(dst.alloc, reinterpret_cast<const char*>(dst.p), 16, 16, true);
     unsigned char data[16] = {0};
     if (valid) {
         uint4 v = ptr_cast<const uint4>(src).load();

@@ -158,18 +158,11 @@ pub trait ShotEngine: Send + Sync {
     ) -> Result<Shot, EngineError>;
 }
 
-/// The engine a host integration should use in this build.
+/// The engine a host integration should use in this build: LTX-Video on the
+/// CPU reference backend, behind the disk cache of finished shots.
 pub fn default_engine() -> Arc<dyn ShotEngine> {
-    Arc::new(Unavailable)
-}
-
-/// Stands in until a model family is wired: it says so and renders nothing.
-struct Unavailable;
-
-impl ShotEngine for Unavailable {
-    fn generate(&self, _: &ShotRequest, _: &dyn JobObserver) -> Result<Shot, EngineError> {
-        Err(EngineError::NoModel(
-            "this build of GenFX has no generative model wired in yet".into(),
-        ))
-    }
+    let ltx = crate::pipeline::engine::LtxEngine::new(crate::backend::Device::cpu());
+    Arc::new(crate::pipeline::disk_cache::DiskCachedEngine::new(
+        Arc::new(ltx),
+    ))
 }

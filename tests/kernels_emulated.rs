@@ -1,7 +1,8 @@
 //! Every kernel of `kernels/` executed on the CPU through the SIMT emulator,
 //! with the grid and block the CUDA backend uses (`genfx::kernels`), on tiny
 //! shapes that still cover partial tiles and strided layouts, compared with
-//! straightforward f64 reference code at the 16-bit tolerances below.
+//! straightforward f64 reference code and (module `cpu_ops`) with the
+//! engine's CPU backend ops, at the 16-bit tolerances below.
 //!
 //! Tolerances (same as the GPU tests): outputs stored in bf16 are within
 //! 1e-2 + 1.6e-2 |ref|, f16 within 2e-3 + 4e-3 |ref| (two ulps of the type plus
@@ -1142,4 +1143,269 @@ fn flash_attention_rejects_unbuilt_head_dims() {
     assert!(!kernels::flash_attention(Half::Bf16, 64, 1, 1, 1, 1)
         .unwrap()
         .needs_shared_mem_opt_in());
+}
+
+// --- against the engine's CPU ops ----------------------------------------------------------------
+// The same inputs (the 16-bit values, widened) through genfx's CPU backend,
+// which is the reference every CUDA op is held to.
+
+mod cpu_ops {
+    use super::*;
+    use genfx::backend::Device;
+    use genfx::tensor::Tensor;
+
+    fn cpu(data: &[f32], dims: &[usize]) -> Tensor {
+        Tensor::from_slice(data, dims, &Device::cpu()).expect("valid CPU tensor")
+    }
+    fn host(t: genfx::tensor::Result<Tensor>) -> Vec<f64> {
+        let v = t.and_then(|t| t.to_vec_f32()).expect("CPU op runs");
+        v.into_iter().map(f64::from).collect()
+    }
+
+    fn attention_vs_cpu<T: Store>(d: usize, atol: f64, rtol: f64) {
+        let (b, h, lq, lk, masked) = (2usize, 2usize, 70usize, 90usize, 11usize);
+        let w = h * d;
+        let mut rng = Rng::new(11);
+        let q = store::<T>(&rng.vec(b * lq * w, 1.5));
+        let k = store::<T>(&rng.vec(b * lk * w, 1.5));
+        let v = store::<T>(&rng.vec(b * lk * w, 1.0));
+        let bias: Vec<f32> = (0..b * lk)
+            .map(|i| if i % lk >= lk - masked { -10000.0 } else { 0.0 })
+            .collect();
+        let scale = 1.0 / (d as f32).sqrt();
+        let l = kernels::flash_attention(T::HALF, d, b, h, lq, lk).unwrap();
+        let mut out = vec![T::from(0.0); b * lq * w];
+        run(
+            &l,
+            &mut [
+                input("q", &q),
+                input("k", &k),
+                input("v", &v),
+                output("out", &mut out),
+                input("key_bias", &bias),
+                Arg::I32(lq as i32),
+                Arg::I32(lk as i32),
+                Arg::I64((lq * w) as i64),
+                Arg::I64(w as i64),
+                Arg::I64((lk * w) as i64),
+                Arg::I64(w as i64),
+                Arg::I64((lk * w) as i64),
+                Arg::I64(w as i64),
+                Arg::I64((lq * w) as i64),
+                Arg::I64(w as i64),
+                Arg::F32(scale),
+            ],
+        );
+        let want = host(Tensor::attention(
+            &cpu(&load(&q), &[b, lq, h, d]),
+            &cpu(&load(&k), &[b, lk, h, d]),
+            &cpu(&load(&v), &[b, lk, h, d]),
+            Some(&cpu(&bias, &[b, lk])),
+            scale,
+        ));
+        assert_close(
+            &format!("{} vs CPU attention", l.kernel),
+            &load(&out),
+            &want,
+            atol,
+            rtol,
+        );
+    }
+
+    #[test]
+    fn flash_attention_agrees_with_cpu_attention() {
+        attention_vs_cpu::<bf16>(64, 2e-2, 2e-2);
+        attention_vs_cpu::<f16>(128, 4e-3, 8e-3);
+    }
+
+    fn norm_launch<T: Store>(
+        x: &[T],
+        weight: Option<&[T]>,
+        bias: Option<&[T]>,
+        mods: (&[T], &[T]),
+        rows: usize,
+        cols: usize,
+        layer: bool,
+    ) -> Vec<f32> {
+        let l = kernels::norm_modulate(T::HALF, rows, cols).unwrap();
+        let mut y = vec![T::from(0.0); rows * cols];
+        run(
+            &l,
+            &mut [
+                input("x", x),
+                weight.map_or_else(null, |w| input("weight", w)),
+                bias.map_or_else(null, |b| input("bias", b)),
+                input("scale", mods.0),
+                input("shift", mods.1),
+                output("y", &mut y),
+                Arg::I32(rows as i32),
+                Arg::I32(cols as i32),
+                Arg::I64(cols as i64),
+                Arg::I64(cols as i64),
+                Arg::I64(cols as i64),
+                Arg::I32(1),
+                Arg::F32(1e-6),
+                Arg::I32(i32::from(layer)),
+            ],
+        );
+        load(&y)
+    }
+
+    fn norms_vs_cpu<T: Store>() {
+        let (rows, cols) = (5usize, 72usize);
+        let mut rng = Rng::new(12);
+        let x = store::<T>(&rng.vec(rows * cols, 2.0));
+        let w = store::<T>(&rng.vec(cols, 1.0));
+        let b = store::<T>(&rng.vec(cols, 0.5));
+        let scale = store::<T>(&rng.vec(rows * cols, 0.5));
+        let shift = store::<T>(&rng.vec(rows * cols, 0.5));
+        let (xt, sc, sh) = (
+            cpu(&load(&x), &[rows, cols]),
+            cpu(&load(&scale), &[rows, cols]),
+            cpu(&load(&shift), &[rows, cols]),
+        );
+        let (wt, bt) = (cpu(&load(&w), &[cols]), cpu(&load(&b), &[cols]));
+
+        let got = norm_launch(&x, Some(&w), None, (&scale, &shift), rows, cols, false);
+        let want = host(
+            xt.rms_norm(Some(&wt), 1e-6)
+                .and_then(|n| n.modulate(&sh, &sc)),
+        );
+        assert_close(
+            "norm_modulate (RMS) vs CPU rms_norm + modulate",
+            &got,
+            &want,
+            T::ATOL * 2.0,
+            T::RTOL,
+        );
+
+        let got = norm_launch(&x, Some(&w), Some(&b), (&scale, &shift), rows, cols, true);
+        let want = host(
+            xt.layer_norm(Some(&wt), Some(&bt), 1e-6)
+                .and_then(|n| n.modulate(&sh, &sc)),
+        );
+        assert_close(
+            "norm_modulate (layer) vs CPU layer_norm + modulate",
+            &got,
+            &want,
+            T::ATOL * 2.0,
+            T::RTOL,
+        );
+    }
+
+    #[test]
+    fn norm_modulate_agrees_with_cpu_norms() {
+        norms_vs_cpu::<bf16>();
+        norms_vs_cpu::<f16>();
+    }
+
+    fn elementwise_vs_cpu<T: Store>() {
+        let (rows, cols) = (6usize, 40usize);
+        let n = rows * cols;
+        let mut rng = Rng::new(13);
+        let x = store::<T>(&rng.vec(n, 3.0));
+        let up = store::<T>(&rng.vec(n, 1.0));
+        let xt = cpu(&load(&x), &[rows, cols]);
+        let upt = cpu(&load(&up), &[rows, cols]);
+        let cases: [(Activation, Vec<f64>); 3] = [
+            (Activation::GeluTanh, host(xt.gelu_tanh())),
+            (Activation::Silu, host(xt.silu())),
+            (
+                Activation::GeluTanhMul,
+                host(xt.gelu_tanh().and_then(|g| g.mul(&upt))),
+            ),
+        ];
+        for (kind, want) in cases {
+            let l = kernels::activation(kind, T::HALF, n);
+            let mut y = vec![T::from(0.0); n];
+            if kind == Activation::GeluTanhMul {
+                run(
+                    &l,
+                    &mut [
+                        input("gate", &x),
+                        input("up", &up),
+                        output("y", &mut y),
+                        Arg::I64(n as i64),
+                    ],
+                );
+            } else {
+                run(
+                    &l,
+                    &mut [input("x", &x), output("y", &mut y), Arg::I64(n as i64)],
+                );
+            }
+            assert_close(
+                &format!("{} vs CPU op", l.kernel),
+                &load(&y),
+                &want,
+                T::ATOL,
+                T::RTOL,
+            );
+        }
+
+        // RoPE with per-row tables, and the gated residual with one gate row.
+        let mut cos_t = vec![0f32; n];
+        let mut sin_t = vec![0f32; n];
+        for (i, (c, s)) in cos_t.iter_mut().zip(sin_t.iter_mut()).enumerate() {
+            let angle = ((i / 2) as f64 * 1234.5).rem_euclid(std::f64::consts::TAU);
+            (*c, *s) = (angle.cos() as f32, angle.sin() as f32);
+        }
+        let l = kernels::rope_interleaved(T::HALF, rows, cols).unwrap();
+        let mut y = vec![T::from(0.0); n];
+        run(
+            &l,
+            &mut [
+                input("x", &x),
+                output("y", &mut y),
+                input("cos", &cos_t),
+                input("sin", &sin_t),
+                Arg::I32(rows as i32),
+                Arg::I32(cols as i32),
+                Arg::I64(cols as i64),
+                Arg::I64(cols as i64),
+                Arg::I32(rows as i32),
+            ],
+        );
+        let want =
+            host(xt.rope_interleaved(&cpu(&cos_t, &[rows, cols]), &cpu(&sin_t, &[rows, cols])));
+        assert_close(
+            &format!("{} vs CPU rope", l.kernel),
+            &load(&y),
+            &want,
+            T::ATOL,
+            T::RTOL,
+        );
+
+        let gate = store::<T>(&rng.vec(cols, 1.0));
+        let l = kernels::gated_residual(T::HALF, rows, cols).unwrap();
+        let mut acc = x.clone();
+        run(
+            &l,
+            &mut [
+                output("x", &mut acc),
+                input("y", &up),
+                input("gate", &gate),
+                Arg::I32(rows as i32),
+                Arg::I32(cols as i32),
+                Arg::I64(cols as i64),
+                Arg::I64(cols as i64),
+                Arg::I64(cols as i64),
+                Arg::I32(rows as i32),
+            ],
+        );
+        let want = host(xt.gated_residual(&cpu(&load(&gate), &[1, cols]), &upt));
+        assert_close(
+            &format!("{} vs CPU gated_residual", l.kernel),
+            &load(&acc),
+            &want,
+            T::ATOL,
+            T::RTOL,
+        );
+    }
+
+    #[test]
+    fn elementwise_kernels_agree_with_cpu_ops() {
+        elementwise_vs_cpu::<bf16>();
+        elementwise_vs_cpu::<f16>();
+    }
 }

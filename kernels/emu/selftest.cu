@@ -134,6 +134,24 @@ extern "C" __global__ void selftest_war_race(dptr<float> out, int with_barrier) 
     out[threadIdx.x] = s[threadIdx.x];
 }
 
+// Reusing a tile for the next cp.async while other threads may still read
+// it: a race unless a barrier separates the reads from the issue.
+extern "C" __global__ void selftest_cp_async_reuse(dptr<const float> src, dptr<float> out, int with_barrier) {
+    SHARED_ARRAY(float, tile, 64 * 4);
+    const unsigned t = threadIdx.x, n = blockDim.x;
+    cp_async_16<float>(tile + t * 4, src + t * 4, true);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    out[t] = tile[((t + 1) % n) * 4];
+    if (with_barrier) __syncthreads();
+    cp_async_16<float>(tile + t * 4, src + n * 4 + t * 4, true);
+    cp_async_commit();
+    cp_async_wait<0>();
+    __syncthreads();
+    out[n + t] = tile[((t + 1) % n) * 4];
+}
+
 extern "C" __global__ void selftest_atomics(dptr<int> counter, dptr<float> sum) {
     atomicAdd(counter, 1);
     atomicAdd(sum, 0.5f);
@@ -158,6 +176,7 @@ GENFX_SIMT_EXPORTS(selftest) {
     GENFX_SIMT_KERNEL(selftest_divergent);
     GENFX_SIMT_KERNEL(selftest_race);
     GENFX_SIMT_KERNEL(selftest_war_race);
+    GENFX_SIMT_KERNEL(selftest_cp_async_reuse);
     GENFX_SIMT_KERNEL(selftest_atomics);
     GENFX_SIMT_KERNEL(selftest_block_sum);
 }

@@ -132,6 +132,32 @@ fn cp_async_lands_at_wait_group() {
 }
 
 #[test]
+fn reusing_a_tile_for_cp_async_without_a_barrier_is_a_race() {
+    let n = 64usize;
+    let src: Vec<f32> = (0..2 * n * 4).map(|i| i as f32).collect();
+    let mut out = vec![0f32; 2 * n];
+    let m = fault(launch(
+        "selftest_cp_async_reuse",
+        dims(1, n as u32),
+        &mut [input("src", &src), output("out", &mut out), Arg::I32(0)],
+    ));
+    assert!(
+        m.contains("shared-memory race (write after read") && m.contains("'tile'"),
+        "{m}"
+    );
+    launch(
+        "selftest_cp_async_reuse",
+        dims(1, n as u32),
+        &mut [input("src", &src), output("out", &mut out), Arg::I32(1)],
+    )
+    .unwrap();
+    for t in 0..n {
+        assert_eq!(out[t], (((t + 1) % n) * 4) as f32);
+        assert_eq!(out[n + t], (n * 4 + ((t + 1) % n) * 4) as f32);
+    }
+}
+
+#[test]
 fn atomics_are_atomic_across_blocks() {
     let mut counter = vec![0i32; 2];
     let mut sum = vec![0f32; 1];

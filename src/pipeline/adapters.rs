@@ -2,10 +2,12 @@
 
 use std::path::Path;
 
-use super::components::{VelocityInputs, VelocityModel};
+use super::components::{EncodedPrompt, PromptEncoder, VelocityInputs, VelocityModel, VideoCodec};
 use crate::backend::Device;
 use crate::engine::EngineError;
+use crate::models::ltx::vae::{AutoencoderKLLTXVideo, DecodeConditioning, Tiling, Volume};
 use crate::models::ltx::{LtxVideoTransformer3DModel, TransformerInputs};
+use crate::models::t5::{ReleasePolicy, TextEncoder};
 use crate::tensor::{DType, Tensor, TensorError};
 
 fn failed(e: TensorError) -> EngineError {
@@ -64,5 +66,145 @@ impl VelocityModel for LtxTransformer {
             })
             .map_err(failed)?;
         out.to_vec_f32().map_err(failed)
+    }
+}
+
+fn vae_failed(e: crate::models::ltx::vae::VaeError) -> EngineError {
+    EngineError::Failed(format!("VAE: {e}"))
+}
+
+/// The LTX VAE as a [`VideoCodec`].
+pub struct LtxVae {
+    model: AutoencoderKLLTXVideo,
+    tiling: Tiling,
+}
+
+impl LtxVae {
+    pub fn load(dir: &Path) -> Result<Self, EngineError> {
+        let model = AutoencoderKLLTXVideo::load(dir)
+            .map_err(|e| EngineError::NoModel(format!("VAE: {e}")))?;
+        Ok(Self {
+            model,
+            tiling: Tiling::default(),
+        })
+    }
+}
+
+impl VideoCodec for LtxVae {
+    fn latent_channels(&self) -> usize {
+        self.model.config().latent_channels
+    }
+
+    fn compression(&self) -> (usize, usize) {
+        self.model.compression()
+    }
+
+    fn timestep_conditioned(&self) -> bool {
+        self.model.config().timestep_conditioning
+    }
+
+    fn encode_condition(
+        &self,
+        pixels: &[f32],
+        frames: usize,
+        height: usize,
+        width: usize,
+        noise: &[f32],
+    ) -> Result<Vec<f32>, EngineError> {
+        let [lf, lh, lw] = self
+            .model
+            .latent_size(frames, height, width)
+            .map_err(vae_failed)?;
+        let video =
+            Volume::new([1, 3, frames, height, width], pixels.to_vec()).map_err(vae_failed)?;
+        let noise = Volume::new([1, self.latent_channels(), lf, lh, lw], noise.to_vec())
+            .map_err(vae_failed)?;
+        let latents = self
+            .model
+            .encode_conditioning(&video, &noise)
+            .map_err(vae_failed)?;
+        Ok(latents.into_data())
+    }
+
+    fn decode(
+        &self,
+        latents: &[f32],
+        dims: [usize; 4],
+        timestep: f32,
+        noise_scale: f32,
+        noise: &[f32],
+    ) -> Result<Vec<f32>, EngineError> {
+        let [c, f, h, w] = dims;
+        let z = Volume::new([1, c, f, h, w], latents.to_vec()).map_err(vae_failed)?;
+        let noise = if noise.is_empty() {
+            None
+        } else {
+            Some(Volume::new([1, c, f, h, w], noise.to_vec()).map_err(vae_failed)?)
+        };
+        let timestep = [timestep];
+        let scale = [noise_scale];
+        let cond = DecodeConditioning {
+            timestep: &timestep,
+            noise_scale: Some(&scale),
+            noise: noise.as_ref(),
+        };
+        let video = self
+            .model
+            .decode_latents(&z, &cond, &self.tiling)
+            .map_err(vae_failed)?;
+        Ok(video.into_data())
+    }
+}
+
+/// Tokenizer and T5 encoder as a [`PromptEncoder`].
+pub struct T5Prompts {
+    encoder: TextEncoder,
+}
+
+impl T5Prompts {
+    /// `folder` is the model folder (`tokenizer/`, `text_encoder/`).
+    pub fn load(folder: &Path, device: &Device, max_tokens: usize) -> Result<Self, EngineError> {
+        let encoder =
+            TextEncoder::from_model_folder(folder, device, max_tokens, ReleasePolicy::KeepLoaded)
+                .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
+        Ok(Self { encoder })
+    }
+}
+
+impl PromptEncoder for T5Prompts {
+    fn encode(&self, prompt: &str, max_tokens: usize) -> Result<EncodedPrompt, EngineError> {
+        let tokenizer = self.encoder.tokenizer();
+        if tokenizer.max_length() != max_tokens {
+            return Err(EngineError::Failed(format!(
+                "text encoder set up for {} tokens, asked for {max_tokens}",
+                tokenizer.max_length()
+            )));
+        }
+        let truncated = tokenizer.encode(prompt).truncated > 0;
+        let mut out = self
+            .encoder
+            .encode(&[prompt])
+            .map_err(|e| EngineError::Failed(format!("text encoder: {e}")))?;
+        let embedding = out
+            .pop()
+            .ok_or_else(|| EngineError::Failed("text encoder returned nothing".into()))?;
+        let dims = embedding.hidden.dims().to_vec();
+        let (tokens, dim) = match dims[..] {
+            [t, d] => (t, d),
+            [1, t, d] => (t, d),
+            _ => {
+                return Err(EngineError::Failed(format!(
+                    "text encoder output has shape {dims:?}"
+                )))
+            }
+        };
+        let embeds = embedding.hidden.to_vec_f32().map_err(failed)?;
+        Ok(EncodedPrompt {
+            embeds,
+            mask: embedding.attention_mask.iter().map(|&m| m as f32).collect(),
+            tokens,
+            dim,
+            truncated,
+        })
     }
 }

@@ -4,6 +4,7 @@
 pub mod adapters;
 pub mod components;
 pub mod disk_cache;
+pub mod engine;
 pub mod latents;
 pub mod ltx;
 pub mod model_folder;

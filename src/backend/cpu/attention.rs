@@ -6,7 +6,7 @@
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::math;
+use super::{math, simd};
 use crate::backend::AttentionSpec;
 use crate::tensor::{Result, TensorError};
 
@@ -124,9 +124,7 @@ fn query_block(
             for i in 0..qb {
                 let srow = &mut s[i * kb..(i + 1) * kb];
                 if let Some(b) = bias {
-                    for (x, &b) in srow.iter_mut().zip(&b[k0..k0 + kb]) {
-                        *x += b;
-                    }
+                    simd::add_assign(srow, &b[k0..k0 + kb]);
                 }
                 let block_max = srow.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let new_max = m[i].max(block_max);
@@ -135,10 +133,7 @@ fn query_block(
                     continue;
                 }
                 let alpha = math::exp(m[i] - new_max);
-                for x in srow.iter_mut() {
-                    *x = math::exp(*x - new_max);
-                }
-                l[i] = l[i] * alpha + super::norm::sum(srow);
+                l[i] = l[i] * alpha + simd::exp_shifted_sum(srow, new_max);
                 m[i] = new_max;
                 if alpha != 1.0 {
                     acc[i * dh..(i + 1) * dh]

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::{contiguous_f32, f32_data, math, PAR_MIN_ELEMS};
+use super::{contiguous_f32, f32_data, simd, PAR_MIN_ELEMS};
 use crate::backend::{BinaryOp, Operand, UnaryOp};
 use crate::tensor::{Result, TensorError};
 
@@ -32,10 +32,19 @@ fn map(src: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     out
 }
 
+/// Like `map`, with a function that processes whole slices.
+fn map_slices(src: &[f32], f: fn(&mut [f32], &[f32])) -> Vec<f32> {
+    let mut out = vec![0.0; src.len()];
+    for_rows(&mut out, 1, |start, chunk| {
+        f(chunk, &src[start..start + chunk.len()])
+    });
+    out
+}
+
 pub fn unary(op: UnaryOp, src: &[f32]) -> Vec<f32> {
     match op {
-        UnaryOp::GeluTanh => map(src, math::gelu_tanh),
-        UnaryOp::Silu => map(src, math::silu),
+        UnaryOp::GeluTanh => map_slices(src, simd::gelu_tanh),
+        UnaryOp::Silu => map_slices(src, simd::silu),
         UnaryOp::Exp => map(src, f32::exp),
         UnaryOp::Neg => map(src, |x| -x),
         UnaryOp::Sqrt => map(src, f32::sqrt),

@@ -12,6 +12,7 @@ mod elementwise;
 mod math;
 mod matmul;
 mod norm;
+mod simd;
 mod storage;
 
 pub use storage::CpuStorage;

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{math, PAR_MIN_ELEMS};
+use super::{simd, PAR_MIN_ELEMS};
 
 fn rows(src: &[f32], dim: usize, f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Vec<f32> {
     let dim = dim.max(1);
@@ -55,10 +55,8 @@ fn sum_sq(x: &[f32], mean: f32) -> f32 {
 pub fn softmax(src: &[f32], dim: usize) -> Vec<f32> {
     rows(src, dim, |x, o| {
         let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        for (o, &v) in o.iter_mut().zip(x) {
-            *o = math::exp(v - max);
-        }
-        let inv = 1.0 / sum(o);
+        o.copy_from_slice(x);
+        let inv = 1.0 / simd::exp_shifted_sum(o, max);
         o.iter_mut().for_each(|v| *v *= inv);
     })
 }

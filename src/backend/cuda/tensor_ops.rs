@@ -81,8 +81,9 @@ mod tests {
     }
 
     /// Every target architecture must compile without a warning. Runs
-    /// wherever NVRTC is installed (CI installs it); set GENFX_REQUIRE_NVRTC=1
-    /// to make its absence a failure.
+    /// wherever NVRTC is installed (`cargo xtask test` installs it and sets
+    /// GENFX_NVRTC_LIB); in CI (`CI=true`) or with GENFX_REQUIRE_NVRTC set,
+    /// its absence is a failure.
     #[test]
     fn tensor_ops_compile_for_every_target_with_nvrtc() {
         for arch in ["sm_80", "sm_89", "sm_90"] {
@@ -93,10 +94,9 @@ mod tests {
                     assert!(log.trim().is_empty(), "NVRTC warnings for {arch}:\n{log}");
                 }
                 Err(CudaError::Nvrtc(msg)) if !Libraries::detect().nvrtc => {
-                    assert!(
-                        std::env::var("GENFX_REQUIRE_NVRTC").is_err(),
-                        "GENFX_REQUIRE_NVRTC is set but NVRTC is missing: {msg}"
-                    );
+                    let required = std::env::var_os("GENFX_REQUIRE_NVRTC").is_some()
+                        || std::env::var("CI").is_ok_and(|v| v == "true");
+                    assert!(!required, "NVRTC is required here but missing: {msg}");
                     eprintln!("NVRTC not installed: tensor_ops.cu not compiled ({msg})");
                     return;
                 }

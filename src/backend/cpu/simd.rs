@@ -1,0 +1,101 @@
+//! Hot loops compiled twice: for the baseline x86-64 target (SSE2) and with
+//! AVX2+FMA, picked at run time. The code is the same scalar Rust; the wider
+//! target only lets the compiler use 8-lane vectors. No fused multiply-add
+//! is introduced (Rust never contracts `a * b + c`), so both versions give
+//! bit-identical results.
+
+use super::math;
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX2.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+}
+
+/// Declares `pub fn $name($args) -> $ret` that runs `$body` built for AVX2
+/// when the CPU has it, and for the baseline target otherwise.
+macro_rules! multiversion {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+        $(#[$doc])*
+        pub fn $name($($arg: $ty),*) -> $ret {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) -> $ret $body
+
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) -> $ret {
+                    generic($($arg),*)
+                }
+                if has_avx2() {
+                    // SAFETY: `has_avx2` checked at run time that this CPU
+                    // executes AVX2 and FMA instructions.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// `row[i] = exp(row[i] - max)`, returning the sum of the results.
+    fn exp_shifted_sum(row: &mut [f32], max: f32) -> f32 {
+        for x in row.iter_mut() {
+            *x = math::exp(*x - max);
+        }
+        super::norm::sum(row)
+    }
+}
+
+multiversion! {
+    /// `row[i] += bias[i]`.
+    fn add_assign(row: &mut [f32], bias: &[f32]) -> () {
+        for (x, &b) in row.iter_mut().zip(bias) {
+            *x += b;
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i] = gelu_tanh(x[i])`.
+    fn gelu_tanh(out: &mut [f32], x: &[f32]) -> () {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = math::gelu_tanh(v);
+        }
+    }
+}
+
+multiversion! {
+    /// `out[i] = silu(x[i])`.
+    fn silu(out: &mut [f32], x: &[f32]) -> () {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = math::silu(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispatch_matches_scalar() {
+        let x: Vec<f32> = (0..1000).map(|i| (i as f32 - 500.0) * 0.013).collect();
+        let mut row = x.clone();
+        let total = exp_shifted_sum(&mut row, 1.5);
+        for (r, v) in row.iter().zip(&x) {
+            assert_eq!(*r, math::exp(v - 1.5));
+        }
+        let plain: f32 = row.iter().sum();
+        assert!((total - plain).abs() <= 1e-5 * plain);
+        let mut out = vec![0.0; x.len()];
+        gelu_tanh(&mut out, &x);
+        for (o, v) in out.iter().zip(&x) {
+            assert_eq!(*o, math::gelu_tanh(*v), "gelu({v})");
+        }
+        silu(&mut out, &x);
+        assert!(out.iter().zip(&x).all(|(o, v)| *o == math::silu(*v)));
+        add_assign(&mut row, &x);
+    }
+}

@@ -1,0 +1,351 @@
+//! The LTX-Video [`ShotEngine`]: a request becomes a pipeline run on the
+//! model folder it names. Lengths and sizes the model cannot do are rounded
+//! to ones it can, and the user is told.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::adapters::{LtxTransformer, LtxVae, T5Prompts};
+use super::components::PromptEncoder;
+use super::ltx::{usable_condition_frames, Condition, LtxPipeline, RunParams, Sampling};
+use super::model_folder::{ModelFolder, Variant};
+use super::registry;
+use crate::backend::Device;
+use crate::engine::{
+    Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
+};
+use crate::sampler::noise::PhiloxNoise;
+use crate::sampler::schedule::{
+    linear_quadratic_timesteps, Schedule, ScheduleSource, DISTILLED_TIMESTEPS,
+};
+use crate::tokenizer::LTX_MAX_SEQUENCE_LENGTH;
+
+/// Everything loaded from one model folder, shared process-wide.
+pub struct LoadedModel {
+    pub folder: ModelFolder,
+    pub pipeline: LtxPipeline,
+    pub prompts: Arc<dyn PromptEncoder>,
+}
+
+/// Generates shots with LTX-Video on one device.
+pub struct LtxEngine {
+    device: Device,
+}
+
+impl LtxEngine {
+    pub fn new(device: Device) -> Self {
+        Self { device }
+    }
+
+    fn load(&self, spec: &Path) -> Result<Arc<LoadedModel>, EngineError> {
+        let folder = ModelFolder::open(spec).map_err(|e| EngineError::NoModel(e.to_string()))?;
+        let root: PathBuf = folder.root.clone();
+        registry::shared(&root, || {
+            let transformer = LtxTransformer::load(&root.join("transformer"), &self.device)?;
+            let vae = LtxVae::load(&root.join("vae"))?;
+            let prompts = T5Prompts::load(&root, &self.device, LTX_MAX_SEQUENCE_LENGTH)?;
+            Ok(LoadedModel {
+                folder,
+                pipeline: LtxPipeline {
+                    transformer: Arc::new(transformer),
+                    vae: Arc::new(vae),
+                },
+                prompts: Arc::new(prompts),
+            })
+        })
+    }
+}
+
+/// The nearest multiple of `m` (at least `m`).
+fn snap(value: u32, m: u32) -> u32 {
+    (((value + m / 2) / m) * m).max(m)
+}
+
+/// The nearest `k·m + 1` (at least 1).
+fn round_length(frames: u32, m: u32) -> u32 {
+    if frames <= 1 {
+        return 1;
+    }
+    ((frames - 1 + m / 2) / m) * m + 1
+}
+
+/// The sampling a Quality preset means for this kind of checkpoint.
+pub fn sampling_for(
+    folder: &ModelFolder,
+    quality: Quality,
+    guidance: f32,
+) -> Result<Sampling, EngineError> {
+    let config = &folder.scheduler;
+    let train = config.num_train_timesteps;
+    let lq = |n: usize| ScheduleSource::Timesteps(linear_quadratic_timesteps(n, train));
+    let (source, distilled) = match (folder.variant, quality) {
+        (_, Quality::Steps(0)) => {
+            return Err(EngineError::InvalidRequest(
+                "Steps must be at least 1".into(),
+            ))
+        }
+        (_, Quality::Steps(1)) if config.shift_terminal.is_some() => {
+            return Err(EngineError::InvalidRequest(
+                "this model's schedule needs at least 2 steps".into(),
+            ))
+        }
+        (_, Quality::Steps(n)) => (lq(n as usize), folder.variant == Variant::Distilled),
+        // The distilled models are trained for one timestep list.
+        (Variant::Distilled, _) => (
+            ScheduleSource::Timesteps(DISTILLED_TIMESTEPS.to_vec()),
+            true,
+        ),
+        (Variant::Dev, Quality::Draft) => (lq(20), false),
+        (Variant::Dev, Quality::Standard) => (lq(30), false),
+        (Variant::Dev, Quality::High) => (lq(50), false),
+    };
+    if !guidance.is_finite() || guidance < 0.0 {
+        return Err(EngineError::InvalidRequest(format!(
+            "guidance {guidance} must be a number of at least 0"
+        )));
+    }
+    let mu = config
+        .use_dynamic_shifting
+        .then(|| config.calculate_shift(config.base_image_seq_len as usize));
+    let schedule = Schedule::build(config, &source, mu)
+        .map_err(|e| EngineError::NoModel(format!("scheduler: {e}")))?;
+    Ok(Sampling {
+        schedule,
+        train_timesteps: train as f32,
+        // Distilled checkpoints are guidance-distilled: CFG would double the
+        // cost and over-saturate.
+        guidance_scale: if distilled { 1.0 } else { guidance },
+        guidance_rescale: if distilled { 0.7 } else { 0.0 },
+        image_cond_noise_scale: if distilled { 0.0 } else { 0.025 },
+        decode_timestep: 0.05,
+        decode_noise_scale: 0.025,
+    })
+}
+
+fn clip_pixels(frames: &[Frame], width: u32, height: u32) -> Result<Vec<f32>, EngineError> {
+    let plane = (width * height) as usize;
+    let mut out = vec![0.0f32; 3 * plane * frames.len()];
+    let per_channel = plane * frames.len();
+    for (f, frame) in frames.iter().enumerate() {
+        if frame.width != width || frame.height != height || frame.rgb.len() != 3 * plane {
+            return Err(EngineError::InvalidRequest(format!(
+                "a context frame is {}x{}, the working resolution is {width}x{height}",
+                frame.width, frame.height
+            )));
+        }
+        for p in 0..plane {
+            for c in 0..3 {
+                let v = frame.rgb[p * 3 + c];
+                let v = if v.is_finite() {
+                    v.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                out[c * per_channel + f * plane + p] = v * 2.0 - 1.0;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Which end of a clip touches the new frames.
+#[derive(Clone, Copy)]
+enum Seam {
+    /// The clip's last frames lead into the shot.
+    End,
+    /// The clip's first frames follow the shot.
+    Start,
+}
+
+fn condition(
+    clip: &Clip,
+    seam: Seam,
+    num_frames: u32,
+    request: &ShotRequest,
+    what: &str,
+    observer: &dyn JobObserver,
+) -> Result<Condition, EngineError> {
+    let available = clip.frames.len();
+    if available == 0 {
+        return Err(EngineError::InvalidRequest(format!(
+            "the {what} has no frames"
+        )));
+    }
+    let n = usable_condition_frames(available, 0, num_frames as usize, 8);
+    if n != available {
+        observer.notice(&format!(
+            "the {what} has {available} frames; LTX-Video takes 8k+1, so {n} are used"
+        ));
+    }
+    let frames = match seam {
+        Seam::End => &clip.frames[available - n..],
+        Seam::Start => &clip.frames[..n],
+    };
+    let frame_index = match seam {
+        Seam::End => 0,
+        Seam::Start => num_frames as usize - n,
+    };
+    Ok(Condition {
+        pixels: clip_pixels(frames, request.width, request.height)?,
+        frames: n,
+        frame_index,
+        strength: request.strength.clamp(0.0, 1.0),
+    })
+}
+
+impl ShotEngine for LtxEngine {
+    fn generate(
+        &self,
+        request: &ShotRequest,
+        observer: &dyn JobObserver,
+    ) -> Result<Shot, EngineError> {
+        if !(request.frame_rate.is_finite() && request.frame_rate > 0.0) {
+            return Err(EngineError::InvalidRequest(format!(
+                "frame rate {} must be positive",
+                request.frame_rate
+            )));
+        }
+        if !(0.0..=1.0).contains(&request.strength) {
+            return Err(EngineError::InvalidRequest(format!(
+                "strength {} must be within 0..1",
+                request.strength
+            )));
+        }
+        let width = snap(request.width, 32);
+        let height = snap(request.height, 32);
+        if (width, height) != (request.width, request.height) {
+            // Frames handed in are at the requested size; a different size
+            // would misplace them, so only prompt-only shots are snapped.
+            let has_frames = !matches!(request.job, Job::Generate { reference: None });
+            if has_frames {
+                return Err(EngineError::InvalidRequest(format!(
+                    "resolution {}x{} is not a multiple of 32 (nearest: {width}x{height})",
+                    request.width, request.height
+                )));
+            }
+            observer.notice(&format!(
+                "resolution {}x{} is not a multiple of 32; generating at {width}x{height}",
+                request.width, request.height
+            ));
+        }
+        let num_frames = round_length(request.num_frames, 8);
+        if num_frames != request.num_frames {
+            observer.notice(&format!(
+                "{} frames is not 8k+1; generating {num_frames} frames",
+                request.num_frames
+            ));
+        }
+        let mut request = request.clone();
+        request.width = width;
+        request.height = height;
+
+        observer.progress(Stage::LoadingModel, 0, 1);
+        let model = self.load(&request.model)?;
+        observer.progress(Stage::LoadingModel, 1, 1);
+        if observer.should_abort() {
+            return Err(EngineError::Aborted);
+        }
+
+        let conditions = match &request.job {
+            Job::Generate { reference: None } => vec![],
+            Job::Generate {
+                reference: Some(clip),
+            } => {
+                let mut c = condition(
+                    clip,
+                    Seam::Start,
+                    num_frames,
+                    &request,
+                    "reference",
+                    observer,
+                )?;
+                c.frame_index = 0;
+                vec![c]
+            }
+            Job::ExtendForward { context } => vec![condition(
+                context,
+                Seam::End,
+                num_frames,
+                &request,
+                "context",
+                observer,
+            )?],
+            Job::ExtendBackward { context } => vec![condition(
+                context,
+                Seam::Start,
+                num_frames,
+                &request,
+                "context",
+                observer,
+            )?],
+            Job::Fill { before, after } => vec![
+                condition(
+                    before,
+                    Seam::End,
+                    num_frames,
+                    &request,
+                    "clip before",
+                    observer,
+                )?,
+                condition(
+                    after,
+                    Seam::Start,
+                    num_frames,
+                    &request,
+                    "clip after",
+                    observer,
+                )?,
+            ],
+        };
+
+        let sampling = sampling_for(&model.folder, request.quality, request.guidance)?;
+        observer.progress(Stage::EncodingPrompt, 0, 1);
+        let positive = model
+            .prompts
+            .encode(&request.prompt, LTX_MAX_SEQUENCE_LENGTH)?;
+        if positive.truncated {
+            observer.notice(&format!(
+                "the prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
+            ));
+        }
+        let negative = if sampling.guidance_scale > 1.0 {
+            let n = model
+                .prompts
+                .encode(&request.negative_prompt, LTX_MAX_SEQUENCE_LENGTH)?;
+            if n.truncated {
+                observer.notice("the negative prompt was cut to fit");
+            }
+            Some(n)
+        } else {
+            None
+        };
+        observer.progress(Stage::EncodingPrompt, 1, 1);
+
+        let params = RunParams {
+            width: width as usize,
+            height: height as usize,
+            num_frames: num_frames as usize,
+            frame_rate: request.frame_rate,
+            conditions,
+            sampling,
+        };
+        let noise = PhiloxNoise::new(request.seed, 0);
+        let out = model
+            .pipeline
+            .run(&positive, negative.as_ref(), &params, &noise, observer)?;
+        let plane = (width * height) as usize;
+        let per_channel = plane * num_frames as usize;
+        let frames = (0..num_frames as usize)
+            .map(|f| {
+                let mut rgb = vec![0.0f32; 3 * plane];
+                for p in 0..plane {
+                    for c in 0..3 {
+                        rgb[p * 3 + c] = out.video[c * per_channel + f * plane + p];
+                    }
+                }
+                Frame { width, height, rgb }
+            })
+            .collect();
+        Ok(Shot { frames })
+    }
+}

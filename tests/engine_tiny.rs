@@ -1,0 +1,225 @@
+//! The LTX engine end to end on the tiny random-weight fixture model.
+
+use genfx::backend::Device;
+use genfx::engine::{
+    Clip, EngineError, Frame, Job, JobObserver, Quality, ShotEngine, ShotRequest, Stage,
+};
+use genfx::pipeline::engine::LtxEngine;
+use genfx::testing::fixtures_dir;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn request(job: Job) -> ShotRequest {
+    ShotRequest {
+        model: fixtures_dir().join("pipeline/model"),
+        prompt: "a red fox runs through the snow".into(),
+        negative_prompt: "blurry".into(),
+        seed: 11,
+        quality: Quality::Steps(2),
+        guidance: 3.0,
+        width: 64,
+        height: 32,
+        num_frames: 17,
+        frame_rate: 24.0,
+        strength: 1.0,
+        job,
+    }
+}
+
+fn clip(n: usize, shade: f32) -> Clip {
+    Clip {
+        frames: (0..n)
+            .map(|i| {
+                let rgb = (0..64 * 32 * 3)
+                    .map(|p| ((p as f32 * 0.01 + i as f32 * 0.1 + shade).sin() + 1.0) / 2.0)
+                    .collect();
+                Frame::new(64, 32, rgb).unwrap()
+            })
+            .collect(),
+    }
+}
+
+#[derive(Default)]
+struct Watch {
+    notes: Mutex<Vec<String>>,
+    steps: AtomicU32,
+    abort_after: Option<u32>,
+}
+
+impl JobObserver for Watch {
+    fn progress(&self, stage: Stage, done: u32, _: u32) {
+        if stage == Stage::Denoising {
+            self.steps.store(done, Ordering::SeqCst);
+        }
+    }
+    fn should_abort(&self) -> bool {
+        self.abort_after
+            .is_some_and(|n| self.steps.load(Ordering::SeqCst) >= n)
+    }
+    fn notice(&self, message: &str) {
+        self.notes.lock().push(message.into());
+    }
+}
+
+fn engine() -> LtxEngine {
+    LtxEngine::new(Device::cpu())
+}
+
+#[test]
+fn a_prompt_makes_a_deterministic_shot() {
+    let w = Watch::default();
+    let shot = engine()
+        .generate(&request(Job::Generate { reference: None }), &w)
+        .unwrap();
+    assert_eq!(shot.frames.len(), 17);
+    assert!(shot.frames.iter().all(|f| f.width == 64 && f.height == 32));
+    assert!(shot
+        .frames
+        .iter()
+        .flat_map(|f| &f.rgb)
+        .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+    assert_eq!(w.steps.load(Ordering::SeqCst), 2);
+    // Another engine (as another process or farm node would) makes the same frames.
+    let again = engine()
+        .generate(
+            &request(Job::Generate { reference: None }),
+            &Watch::default(),
+        )
+        .unwrap();
+    assert_eq!(shot.frames, again.frames);
+    let mut other = request(Job::Generate { reference: None });
+    other.seed = 12;
+    let different = engine().generate(&other, &Watch::default()).unwrap();
+    assert_ne!(shot.frames, different.frames);
+}
+
+#[test]
+fn extend_fill_and_reference_jobs_run() {
+    for job in [
+        Job::ExtendForward {
+            context: clip(9, 0.0),
+        },
+        Job::ExtendBackward {
+            context: clip(9, 1.0),
+        },
+        Job::Fill {
+            before: clip(9, 0.0),
+            after: clip(9, 2.0),
+        },
+        Job::Generate {
+            reference: Some(clip(1, 0.5)),
+        },
+    ] {
+        let w = Watch::default();
+        let shot = engine().generate(&request(job), &w).unwrap();
+        assert_eq!(shot.frames.len(), 17);
+        assert!(w.notes.lock().is_empty(), "{:?}", w.notes.lock());
+    }
+}
+
+#[test]
+fn odd_lengths_sizes_and_contexts_are_rounded_and_reported() {
+    let w = Watch::default();
+    let mut r = request(Job::Generate { reference: None });
+    r.width = 70;
+    r.height = 40;
+    r.num_frames = 20;
+    let shot = engine().generate(&r, &w).unwrap();
+    assert_eq!(shot.frames.len(), 17);
+    assert_eq!((shot.frames[0].width, shot.frames[0].height), (64, 32));
+    let notes = w.notes.lock().join("\n");
+    assert!(notes.contains("generating at 64x32"), "{notes}");
+    assert!(notes.contains("generating 17 frames"), "{notes}");
+
+    let w = Watch::default();
+    engine()
+        .generate(
+            &request(Job::ExtendForward {
+                context: clip(12, 0.0),
+            }),
+            &w,
+        )
+        .unwrap();
+    assert!(w
+        .notes
+        .lock()
+        .iter()
+        .any(|n| n.contains("12 frames") && n.contains("9 are used")));
+
+    // Frames at another size than the working resolution are refused.
+    let mut r = request(Job::ExtendForward {
+        context: clip(9, 0.0),
+    });
+    r.width = 96;
+    assert!(matches!(
+        engine().generate(&r, &Watch::default()),
+        Err(EngineError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn a_long_prompt_is_cut_and_reported() {
+    let w = Watch::default();
+    let mut r = request(Job::Generate { reference: None });
+    r.prompt = "the fox runs across the snow ".repeat(60);
+    engine().generate(&r, &w).unwrap();
+    assert!(
+        w.notes
+            .lock()
+            .iter()
+            .any(|n| n.contains("prompt") && n.contains("cut")),
+        "{:?}",
+        w.notes.lock()
+    );
+}
+
+#[test]
+fn one_step_is_refused_where_the_schedule_cannot_end_on_its_terminal() {
+    let mut r = request(Job::Generate { reference: None });
+    r.quality = Quality::Steps(1);
+    let err = engine().generate(&r, &Watch::default()).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::InvalidRequest(m) if m.contains("at least 2 steps")),
+        "{err}"
+    );
+}
+
+#[test]
+fn abort_stops_within_one_step() {
+    let w = Watch {
+        abort_after: Some(1),
+        ..Default::default()
+    };
+    let mut r = request(Job::Generate { reference: None });
+    r.quality = Quality::Steps(4);
+    assert_eq!(engine().generate(&r, &w).unwrap_err(), EngineError::Aborted);
+    assert_eq!(w.steps.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_missing_model_says_what_is_wrong() {
+    let mut r = request(Job::Generate { reference: None });
+    r.model = "/no/such/ltx-model".into();
+    let err = engine().generate(&r, &Watch::default()).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::NoModel(m) if m.contains("/no/such/ltx-model")),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_default_engine_generates_and_caches_on_disk() {
+    let dir = std::env::temp_dir().join(format!("genfx-engine-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    genfx::pipeline::disk_cache::set_cache_folder(Some(dir.clone()));
+    let e = genfx::engine::default_engine();
+    let r = request(Job::Generate { reference: None });
+    let first = e.generate(&r, &Watch::default()).unwrap();
+    let entries = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(entries, 1);
+    let w = Watch::default();
+    let second = genfx::engine::default_engine().generate(&r, &w).unwrap();
+    assert_eq!(first.frames, second.frames);
+    assert_eq!(w.steps.load(Ordering::SeqCst), 0, "served from the cache");
+    let _ = std::fs::remove_dir_all(&dir);
+}
