@@ -1,6 +1,6 @@
 """PyTorch half of `cargo xtask bench t5-cpu`.
 
-    t5_cpu.py MODEL_DIR THREADS RUNS
+    t5_cpu.py MODEL_DIR INPUTS THREADS RUNS
 
 Loads the transformers folder the Rust bench wrote (same weights), encodes
 the same 128-token prompt RUNS times on THREADS threads and prints one JSON
@@ -18,14 +18,15 @@ from safetensors.torch import load_file
 
 
 def main() -> None:
-    model_dir, threads, runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    model_dir, inputs_path = sys.argv[1], sys.argv[2]
+    threads, runs = int(sys.argv[3]), int(sys.argv[4])
     torch.set_num_threads(threads)
     from transformers import T5EncoderModel
 
     start = time.perf_counter()
     model = T5EncoderModel.from_pretrained(model_dir, torch_dtype=torch.float32).eval()
     load_s = time.perf_counter() - start
-    inputs = load_file(f"{model_dir}/inputs.safetensors")
+    inputs = load_file(inputs_path)
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     times = []
     with torch.inference_mode():
