@@ -7,9 +7,10 @@ mod vae_common;
 use std::collections::HashMap;
 
 use genfx::models::ltx::vae::{
-    AutoencoderKLLTXVideo, DecodeConditioning, SafetensorsFile, ShapedTensor, SpatialTiling,
-    TemporalTiling, TensorSource, Tiling, VaeConfig, VaeError, Volume,
+    AutoencoderKLLTXVideo, DecodeConditioning, ShapedTensor, SpatialTiling, TemporalTiling,
+    TensorSource, Tiling, VaeConfig, VaeError, Volume,
 };
+use genfx::weights::{WeightError, WeightFiles};
 use vae_common::{fixture_dir, fixture_vae};
 
 fn video(dims: [usize; 5]) -> Volume {
@@ -27,15 +28,17 @@ type Override = (&'static str, Option<ShapedTensor>);
 
 /// The fixture's weights with some tensors replaced or removed.
 struct Patched {
-    base: SafetensorsFile,
+    base: WeightFiles,
     overrides: HashMap<&'static str, Option<ShapedTensor>>,
 }
 
 impl Patched {
     fn new(overrides: Vec<Override>) -> Self {
         Self {
-            base: SafetensorsFile::read(&fixture_dir().join("diffusion_pytorch_model.safetensors"))
-                .expect("weights"),
+            base: WeightFiles::open_file(
+                &fixture_dir().join("diffusion_pytorch_model.safetensors"),
+            )
+            .expect("weights"),
             overrides: overrides.into_iter().collect(),
         }
     }
@@ -78,6 +81,17 @@ fn clips_of_wrong_shape_are_rejected() {
     input_error(vae.encode(&nan), "NaN");
 
     input_error(Volume::new([1, 3, 1, 32, 32], vec![0.0; 10]), "do not fill");
+    let device = genfx::backend::Device::cpu();
+    let clip = video([1, 3, 1, 2, 2]);
+    assert_eq!(
+        Volume::from_tensor(&clip.to_tensor(&device).expect("tensor")).expect("volume"),
+        clip
+    );
+    let flat = genfx::tensor::Tensor::from_slice(&[0.0; 12], &[3, 2, 2], &device).expect("tensor");
+    input_error(
+        Volume::from_tensor(&flat),
+        "[batch, channels, frames, height, width]",
+    );
     input_error(Volume::new([usize::MAX, 2, 1, 1, 1], vec![]), "do not fill");
 }
 
@@ -271,10 +285,37 @@ fn broken_configs_and_weights_are_rejected() {
         AutoencoderKLLTXVideo::from_source(config(), &bad_shape),
         Err(VaeError::WeightShape { .. })
     ));
+    // A folder whose weights file is garbage, or holds tensors this layout
+    // does not have (0.9.1's decoder noise scales).
+    let dir = std::env::temp_dir().join(format!("genfx-vae-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(fixture_dir().join("config.json"), dir.join("config.json")).expect("copy config");
+    let weights = dir.join("diffusion_pytorch_model.safetensors");
+    std::fs::write(&weights, b"not a safetensors file").expect("write");
     assert!(matches!(
-        SafetensorsFile::from_bytes(b"not a safetensors file".to_vec()),
-        Err(VaeError::WeightsFormat(_))
+        AutoencoderKLLTXVideo::load(&dir),
+        Err(VaeError::Weights(WeightError::Corrupt { .. }))
     ));
+    let original =
+        std::fs::read(fixture_dir().join("diffusion_pytorch_model.safetensors")).expect("read");
+    let parsed = safetensors::SafeTensors::deserialize(&original).expect("fixture parses");
+    let extra = vec![0u8; 4 * 16];
+    let mut tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        parsed.tensors().into_iter().collect();
+    tensors.push((
+        "decoder.mid_block.resnets.0.per_channel_scale1".into(),
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![16, 1, 1], &extra)
+            .expect("view"),
+    ));
+    safetensors::serialize_to_file(tensors, None, &weights).expect("write weights");
+    match AutoencoderKLLTXVideo::load(&dir) {
+        Err(VaeError::Weights(WeightError::UnexpectedTensors { examples, .. })) => {
+            assert!(examples[0].contains("per_channel_scale1"))
+        }
+        Err(e) => panic!("expected unexpected tensors, got {e}"),
+        Ok(_) => panic!("expected unexpected tensors, got a model"),
+    }
+    std::fs::remove_dir_all(&dir).ok();
     assert!(matches!(
         AutoencoderKLLTXVideo::load(&fixture_dir().join("no-such-folder")),
         Err(VaeError::Io { .. })

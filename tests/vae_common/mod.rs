@@ -4,14 +4,12 @@
 
 use std::path::PathBuf;
 
-use genfx::models::ltx::vae::{AutoencoderKLLTXVideo, SafetensorsFile, TensorSource, Volume};
+use genfx::models::ltx::vae::{AutoencoderKLLTXVideo, TensorSource, Volume};
+use genfx::weights::WeightFiles;
 use serde::Deserialize;
 
 pub fn fixture_dir() -> PathBuf {
-    std::env::var_os("GENFX_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
-        .join("vae")
+    genfx::testing::fixtures_dir().join("vae")
 }
 
 pub fn fixture_vae() -> AutoencoderKLLTXVideo {
@@ -44,9 +42,9 @@ pub struct TilingCase {
     pub stride: usize,
 }
 
-pub fn cases() -> (SafetensorsFile, CaseList) {
+pub fn cases() -> (WeightFiles, CaseList) {
     let dir = fixture_dir();
-    let source = SafetensorsFile::read(&dir.join("cases.safetensors")).expect("cases.safetensors");
+    let source = WeightFiles::open_file(&dir.join("cases.safetensors")).expect("cases.safetensors");
     let text = std::fs::read_to_string(dir.join("cases.json")).expect("cases.json");
     (
         source,
@@ -54,7 +52,7 @@ pub fn cases() -> (SafetensorsFile, CaseList) {
     )
 }
 
-pub fn tensor(source: &SafetensorsFile, name: &str) -> Volume {
+pub fn tensor(source: &WeightFiles, name: &str) -> Volume {
     let (shape, data) = source
         .fetch(name)
         .expect("cases readable")

@@ -6,6 +6,7 @@ use crate::util::{cargo, exec};
 /// Benchmarks by the name users type, with the bench target that runs each.
 const BENCHES: &[(&str, &str)] = &[
     ("transformer-cpu", "transformer_cpu"),
+    ("vae-cpu", "vae_cpu"),
     ("attention-gpu", "attention_gpu"),
     ("transformer-gpu", "transformer_gpu"),
     ("t5-cpu", "t5_cpu"),

@@ -1,6 +1,8 @@
 //! Everything that can go wrong loading or running the VAE, as one typed error.
 
 use crate::backend::cpu::conv3d::Conv3dError;
+use crate::tensor::TensorError;
+use crate::weights::WeightError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaeError {
@@ -14,8 +16,8 @@ pub enum VaeError {
     ConfigParse { path: String, message: String },
     #[error("VAE config is not supported: {0}")]
     UnsupportedConfig(String),
-    #[error("VAE weights file is not valid safetensors: {0}")]
-    WeightsFormat(String),
+    #[error(transparent)]
+    Weights(#[from] WeightError),
     #[error("VAE weight `{0}` is missing")]
     MissingWeight(String),
     #[error("VAE weight `{name}` has shape {got:?}, expected {expected:?}")]
@@ -24,8 +26,6 @@ pub enum VaeError {
         got: Vec<usize>,
         expected: Vec<usize>,
     },
-    #[error("VAE weight `{name}` has dtype {dtype}, expected F32, F16 or BF16")]
-    WeightDtype { name: String, dtype: String },
     #[error("VAE latent statistics are unusable: {0}")]
     Statistics(String),
     #[error("bad VAE input: {0}")]
@@ -34,6 +34,8 @@ pub enum VaeError {
     Tiling(String),
     #[error(transparent)]
     Conv(#[from] Conv3dError),
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
 }
 
 pub type Result<T> = std::result::Result<T, VaeError>;

@@ -22,12 +22,13 @@ pub mod weights;
 use std::path::Path;
 
 use crate::backend::cpu::channel_norm::normalize_channels;
+use crate::weights::WeightFiles;
 
 pub use config::VaeConfig;
 pub use error::{Result, VaeError};
 pub use tiling::{SpatialTiling, TemporalTiling, Tiling};
 pub use volume::Volume;
-pub use weights::{SafetensorsFile, ShapedTensor, TensorMap, TensorSource};
+pub use weights::{ShapedTensor, TensorMap, TensorSource};
 
 use decoder::Decoder;
 use encoder::Encoder;
@@ -77,8 +78,11 @@ impl AutoencoderKLLTXVideo {
             source,
         })?;
         let config = VaeConfig::from_json(&text, &config_path.display().to_string())?;
-        let weights = SafetensorsFile::read(&dir.join(WEIGHTS_FILE))?;
-        Self::from_source(config, &weights)
+        let files = WeightFiles::open_file(&dir.join(WEIGHTS_FILE))?;
+        let vae = Self::from_source(config, &files)?;
+        // Leftover tensors mean another layout (e.g. 0.9.1's noise scales).
+        files.check_all_used()?;
+        Ok(vae)
     }
 
     /// Builds the model from a config and any source of diffusers-named tensors.

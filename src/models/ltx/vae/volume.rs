@@ -1,6 +1,9 @@
 //! `Volume`: a dense f32 `[batch, channels, frames, height, width]` array, the
 //! one shape every VAE activation, input and output has.
 
+use crate::backend::Device;
+use crate::tensor::Tensor;
+
 use super::error::{Result, VaeError};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +23,22 @@ impl Volume {
             )));
         }
         Ok(Self { dims, data })
+    }
+
+    /// Copies a rank-5 tensor (any device, any float dtype) into a volume.
+    pub fn from_tensor(tensor: &Tensor) -> Result<Self> {
+        let dims: [usize; 5] = tensor.dims().try_into().map_err(|_| {
+            VaeError::Input(format!(
+                "expected a [batch, channels, frames, height, width] tensor, got dims {:?}",
+                tensor.dims()
+            ))
+        })?;
+        Self::new(dims, tensor.to_vec_f32()?)
+    }
+
+    /// The same values as an f32 tensor on `device`.
+    pub fn to_tensor(&self, device: &Device) -> Result<Tensor> {
+        Ok(Tensor::from_slice(&self.data, &self.dims, device)?)
     }
 
     pub fn zeros(dims: [usize; 5]) -> Self {

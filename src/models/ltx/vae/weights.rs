@@ -2,9 +2,10 @@
 //! expected shapes checked.
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
+use crate::backend::Device;
+use crate::tensor::DType;
+use crate::weights::{WeightError, WeightFiles};
 
 use super::error::{Result, VaeError};
 
@@ -17,59 +18,19 @@ pub trait TensorSource {
     fn fetch(&self, name: &str) -> Result<Option<ShapedTensor>>;
 }
 
-/// A safetensors file read into memory, converted to f32 tensor by tensor on
-/// request (checkpoints ship bf16 or f32).
-pub struct SafetensorsFile {
-    bytes: Vec<u8>,
-}
-
-impl SafetensorsFile {
-    pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| VaeError::Io {
-            path: path.display().to_string(),
+/// Core's memory-mapped weight files: tensors are converted to f32 one at a
+/// time as the model asks for them, so a bf16 checkpoint is never held twice.
+impl TensorSource for WeightFiles {
+    fn fetch(&self, name: &str) -> Result<Option<ShapedTensor>> {
+        let Some(dims) = self.shape(name).map(<[usize]>::to_vec) else {
+            return Ok(None);
+        };
+        let tensor = self.load(name, &dims, DType::F32, &Device::cpu())?;
+        let data = tensor.to_vec_f32().map_err(|source| WeightError::Tensor {
+            name: name.to_string(),
             source,
         })?;
-        SafeTensors::deserialize(&bytes).map_err(|e| VaeError::WeightsFormat(e.to_string()))?;
-        Ok(Self { bytes })
-    }
-
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
-        SafeTensors::deserialize(&bytes).map_err(|e| VaeError::WeightsFormat(e.to_string()))?;
-        Ok(Self { bytes })
-    }
-}
-
-impl TensorSource for SafetensorsFile {
-    fn fetch(&self, name: &str) -> Result<Option<ShapedTensor>> {
-        let st = SafeTensors::deserialize(&self.bytes)
-            .map_err(|e| VaeError::WeightsFormat(e.to_string()))?;
-        let view = match st.tensor(name) {
-            Ok(v) => v,
-            Err(safetensors::SafeTensorError::TensorNotFound(_)) => return Ok(None),
-            Err(e) => return Err(VaeError::WeightsFormat(e.to_string())),
-        };
-        let data = view.data();
-        let values = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(VaeError::WeightDtype {
-                    name: name.to_string(),
-                    dtype: format!("{other:?}"),
-                })
-            }
-        };
-        Ok(Some((view.shape().to_vec(), values)))
+        Ok(Some((dims, data)))
     }
 }
 
