@@ -18,6 +18,9 @@ pub fn root() -> PathBuf {
 
 /// Ends a benchmark that cannot run here: a clear line, then the JSON line.
 pub fn no_gpu(bench: &str, reason: &str) -> ! {
+    let reason = reason
+        .strip_prefix("no CUDA driver/GPU: ")
+        .unwrap_or(reason);
     println!("{bench}: no CUDA driver/GPU ({reason}); nothing was measured");
     println!(
         "{}",

@@ -69,11 +69,14 @@ fn round_length(frames: u32, m: u32) -> u32 {
     ((frames - 1 + m / 2) / m) * m + 1
 }
 
-/// The sampling a Quality preset means for this kind of checkpoint.
+/// The sampling a Quality preset means for this kind of checkpoint;
+/// `latent_tokens` (latent frames × height × width) sets the shift of
+/// configs with dynamic shifting.
 pub fn sampling_for(
     folder: &ModelFolder,
     quality: Quality,
     guidance: f32,
+    latent_tokens: usize,
 ) -> Result<Sampling, EngineError> {
     let config = &folder.scheduler;
     let train = config.num_train_timesteps;
@@ -106,7 +109,7 @@ pub fn sampling_for(
     }
     let mu = config
         .use_dynamic_shifting
-        .then(|| config.calculate_shift(config.base_image_seq_len as usize));
+        .then(|| config.calculate_shift(latent_tokens));
     let schedule = Schedule::build(config, &source, mu)
         .map_err(|e| EngineError::NoModel(format!("scheduler: {e}")))?;
     Ok(Sampling {
@@ -298,7 +301,14 @@ impl ShotEngine for LtxEngine {
             ],
         };
 
-        let sampling = sampling_for(&model.folder, request.quality, request.guidance)?;
+        let latent_tokens =
+            ((num_frames as usize - 1) / 8 + 1) * (width as usize / 32) * (height as usize / 32);
+        let sampling = sampling_for(
+            &model.folder,
+            request.quality,
+            request.guidance,
+            latent_tokens,
+        )?;
         observer.progress(Stage::EncodingPrompt, 0, 1);
         let positive = model
             .prompts

@@ -909,6 +909,10 @@ impl Backend for CudaBackend {
         let out = self.alloc(len, dtype)?;
         let stream = self.stream.cu_stream();
         guard("cuMemsetD8Async", || {
+            self.dev
+                .context()
+                .bind_to_thread()
+                .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
             // SAFETY: clears exactly the bytes `out` owns, in stream order.
             unsafe { drv::memset_d8_async(out.ptr(), 0, out.bytes(), stream) }
                 .map_err(|e| driver_err("cuMemsetD8Async", e))
