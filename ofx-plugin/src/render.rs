@@ -80,6 +80,20 @@ fn render_frame(ctx: &Ctx) -> Result<(), Problem> {
             sys::kOfxStatErrValue,
         ));
     }
+    // GenFX declares CUDA render unsupported; a host that sends device
+    // pointers anyway must get a refusal, not a CPU read of GPU memory.
+    if args
+        .get_int(sys::kOfxImageEffectPropCudaEnabled, 0)
+        .unwrap_or(0)
+        != 0
+    {
+        return Err(Problem::Tell(
+            "GenFX: this host sent CUDA images; GenFX renders on the CPU side for now. \
+             Turn off GPU image processing for GenFX."
+                .into(),
+            sys::kOfxStatErrUnsupported,
+        ));
+    }
     let window = args.get_ints::<4>(sys::kOfxImageEffectPropRenderWindow)?;
     let window = RectI {
         x1: window[0],
