@@ -109,8 +109,20 @@ fn with_effect(def: &'static dyn EffectDef, call: &Call) -> OfxResult<Status> {
     }
 }
 
+/// A property the effect works without: a refusal is logged, not fatal.
+fn soft(result: OfxResult<()>, what: &str) {
+    if let Err(e) = result {
+        log::warn!("host refused {what}: {e}");
+    }
+}
+
 fn required(args: Option<PropSet>, what: &'static str) -> OfxResult<PropSet> {
     args.ok_or(OfxError::BadHandle(what))
+}
+
+enum Capability {
+    Int(i32),
+    Str(&'static CStr),
 }
 
 fn describe(def: &'static dyn EffectDef, effect: &Effect) -> OfxResult<Status> {
@@ -130,30 +142,63 @@ fn describe(def: &'static dyn EffectDef, effect: &Effect) -> OfxResult<Status> {
             sys::kOfxBitDepthByte,
         ],
     )?;
-    p.set_int(sys::kOfxImageEffectPluginPropSingleInstance, 0, 0)?;
-    // Instance-safe: Natron then makes render clones, which share the
-    // process-wide engine and shot cache (weights load once per process).
-    p.set_cstr(
-        sys::kOfxImageEffectPluginRenderThreadSafety,
-        0,
-        sys::kOfxImageEffectRenderInstanceSafe,
-    )?;
-    p.set_int(sys::kOfxImageEffectPluginPropHostFrameThreading, 0, 0)?;
-    p.set_int(sys::kOfxImageEffectPropSupportsMultiResolution, 0, 1)?;
-    p.set_int(sys::kOfxImageEffectPropSupportsTiles, 0, 0)?;
-    p.set_int(
-        sys::kOfxImageEffectPropTemporalClipAccess,
-        0,
-        def.temporal() as i32,
-    )?;
-    p.set_int(sys::kOfxImageEffectPropSupportsMultipleClipDepths, 0, 0)?;
-    p.set_int(sys::kOfxImageEffectPropSupportsMultipleClipPARs, 0, 0)?;
-    // Not offered yet: the engine's CUDA backend runs on its own context and
-    // frames cross to the host through CPU memory; taking the host's device
-    // pointers and stream needs a device-side conversion path first. Hosts
-    // that do not know the property may refuse it, which is fine.
-    if let Err(e) = p.set_cstr(sys::kOfxImageEffectPropCudaRenderSupported, 0, c"false") {
-        log::debug!("host refused the CUDA render property: {e}");
+    // The rest are capabilities with sensible host defaults: a host that
+    // refuses one of them still gets a usable effect.
+    let capabilities: [(&CStr, Capability); 9] = [
+        (
+            sys::kOfxImageEffectPluginPropSingleInstance,
+            Capability::Int(0),
+        ),
+        // Instance-safe: Natron then makes render clones, which share the
+        // process-wide engine and shot cache (weights load once per process).
+        (
+            sys::kOfxImageEffectPluginRenderThreadSafety,
+            Capability::Str(sys::kOfxImageEffectRenderInstanceSafe),
+        ),
+        // GenFX renders whole frames itself; host tiling would only split
+        // the conversion of one frame.
+        (
+            sys::kOfxImageEffectPluginPropHostFrameThreading,
+            Capability::Int(0),
+        ),
+        (
+            sys::kOfxImageEffectPropSupportsMultiResolution,
+            Capability::Int(1),
+        ),
+        (sys::kOfxImageEffectPropSupportsTiles, Capability::Int(0)),
+        (
+            sys::kOfxImageEffectPropTemporalClipAccess,
+            Capability::Int(def.temporal() as i32),
+        ),
+        (
+            sys::kOfxImageEffectPropSupportsMultipleClipDepths,
+            Capability::Int(0),
+        ),
+        (
+            sys::kOfxImageEffectPropSupportsMultipleClipPARs,
+            Capability::Int(0),
+        ),
+        // Not offered yet: the engine's CUDA backend runs on its own context
+        // and frames cross to the host through CPU memory; taking the host's
+        // device pointers and stream needs a device-side conversion path
+        // first. Declaring "false" means Resolve never hands us CUDA memory.
+        (
+            sys::kOfxImageEffectPropCudaRenderSupported,
+            Capability::Str(c"false"),
+        ),
+    ];
+    for (name, value) in capabilities {
+        let result = match value {
+            Capability::Int(v) => p.set_int(name, 0, v),
+            Capability::Str(v) => p.set_cstr(name, 0, v),
+        };
+        if let Err(e) = result {
+            log::warn!(
+                "{}: host refused {}: {e}",
+                def.label(),
+                name.to_string_lossy()
+            );
+        }
     }
     Ok(sys::kOfxStatOK)
 }
@@ -176,7 +221,10 @@ fn describe_in_context(
     let rgba = [sys::kOfxImageComponentRGBA];
     let out = effect.define_clip(OUTPUT)?;
     out.set_cstrs(sys::kOfxImageEffectPropSupportedComponents, &rgba)?;
-    out.set_int(sys::kOfxImageEffectPropSupportsTiles, 0, 0)?;
+    soft(
+        out.set_int(sys::kOfxImageEffectPropSupportsTiles, 0, 0),
+        "output tiles",
+    );
     for clip in def.clips(context) {
         let p = effect.define_clip(clip.name)?;
         p.set_cstrs(
@@ -211,7 +259,10 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
         p.set_string(sys::kOfxParamPropScriptName, 0, spec.name)?;
         // A shot is one generation: a parameter that changed over time would
         // make every frame a different shot.
-        p.set_int(sys::kOfxParamPropAnimates, 0, 0)?;
+        soft(
+            p.set_int(sys::kOfxParamPropAnimates, 0, 0),
+            "parameter animation",
+        );
         match spec.kind {
             Kind::Text { mode, default } => {
                 let mode = match mode {
@@ -254,8 +305,14 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
                 p.set_double(sys::kOfxParamPropMax, 0, max)?;
                 p.set_double(sys::kOfxParamPropDisplayMin, 0, display_min)?;
                 p.set_double(sys::kOfxParamPropDisplayMax, 0, display_max)?;
-                p.set_double(sys::kOfxParamPropIncrement, 0, increment)?;
-                p.set_int(sys::kOfxParamPropDigits, 0, 2)?;
+                soft(
+                    p.set_double(sys::kOfxParamPropIncrement, 0, increment),
+                    "parameter increment",
+                );
+                soft(
+                    p.set_int(sys::kOfxParamPropDigits, 0, 2),
+                    "parameter digits",
+                );
             }
             Kind::Choice { options, default } => {
                 p.set_strings(sys::kOfxParamPropChoiceOption, options)?;

@@ -2,18 +2,17 @@
 //! `org.genfx.Extend`, `org.genfx.Fill`), the host wrappers and the shot
 //! cache.
 //!
-//! Layers, top to bottom: `entry` (exported C functions, panic barrier) ->
-//! `actions` / `render` (what each action answers) -> `effects` (per-effect
-//! contexts, clips and time layout), `params`, `settings`, `colour`,
-//! `framing`, `pixels`, `shot` (pure Rust) -> `ofx` (the only `unsafe`: typed
-//! wrappers over the C API) -> `ofx-sys` (bindings).
+//! Layers: `ofx` is the only module with `unsafe` — the exported C functions
+//! and panic barrier (`ofx::exports`) and typed wrappers over the host's
+//! suites. It hands a typed `Action` to `actions` / `render` (what each action
+//! answers), which use `effects` (per-effect contexts, clips and time layout),
+//! `params`, `settings`, `colour`, `framing`, `pixels` and `shot` (pure Rust).
 //!
 //! Logging goes to a file; see [`logging`] for where.
 
 mod actions;
 pub mod colour;
 pub mod effects;
-mod entry;
 pub mod framing;
 pub mod geometry;
 mod instance;
@@ -25,5 +24,5 @@ mod render;
 pub mod settings;
 pub mod shot;
 
-pub use entry::{OfxGetNumberOfPlugins, OfxGetPlugin, OfxSetHost};
+pub use ofx::exports::{OfxGetNumberOfPlugins, OfxGetPlugin, OfxSetHost};
 pub use render::shot_key;

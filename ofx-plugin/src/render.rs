@@ -80,6 +80,20 @@ fn render_frame(ctx: &Ctx) -> Result<(), Problem> {
             sys::kOfxStatErrValue,
         ));
     }
+    // GenFX declares CUDA render unsupported; a host that sends device
+    // pointers anyway must get a refusal, not a CPU read of GPU memory.
+    if args
+        .get_int(sys::kOfxImageEffectPropCudaEnabled, 0)
+        .unwrap_or(0)
+        != 0
+    {
+        return Err(Problem::Tell(
+            "GenFX: this host sent CUDA images; GenFX renders on the CPU side for now. \
+             Turn off GPU image processing for GenFX."
+                .into(),
+            sys::kOfxStatErrUnsupported,
+        ));
+    }
     let window = args.get_ints::<4>(sys::kOfxImageEffectPropRenderWindow)?;
     let window = RectI {
         x1: window[0],
@@ -650,4 +664,105 @@ fn write_generated(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(job: Job) -> ShotRequest {
+        ShotRequest {
+            model: PathBuf::from("/nonexistent/model"),
+            prompt: "a boat".into(),
+            negative_prompt: String::new(),
+            seed: 7,
+            quality: engine::Quality::Standard,
+            guidance: 3.0,
+            width: 64,
+            height: 32,
+            num_frames: 9,
+            frame_rate: 24.0,
+            strength: 1.0,
+            job,
+        }
+    }
+
+    fn clip(v: f32) -> Clip {
+        Clip {
+            frames: vec![Frame::new(2, 1, vec![v; 6]).unwrap()],
+        }
+    }
+
+    #[test]
+    fn the_key_covers_every_field_and_input_pixel() {
+        let base = request(Job::ExtendForward { context: clip(0.5) });
+        assert_eq!(shot_key(&base), shot_key(&base.clone()));
+        let variants = [
+            ShotRequest {
+                seed: 8,
+                ..base.clone()
+            },
+            ShotRequest {
+                prompt: "a ship".into(),
+                ..base.clone()
+            },
+            ShotRequest {
+                quality: engine::Quality::Steps(2),
+                ..base.clone()
+            },
+            ShotRequest {
+                guidance: 3.5,
+                ..base.clone()
+            },
+            ShotRequest {
+                width: 96,
+                ..base.clone()
+            },
+            ShotRequest {
+                num_frames: 17,
+                ..base.clone()
+            },
+            ShotRequest {
+                frame_rate: 25.0,
+                ..base.clone()
+            },
+            ShotRequest {
+                strength: 0.9,
+                ..base.clone()
+            },
+            ShotRequest {
+                model: PathBuf::from("/other"),
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::ExtendBackward { context: clip(0.5) },
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::ExtendForward {
+                    context: clip(0.51),
+                },
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::Fill {
+                    before: clip(0.5),
+                    after: Clip::default(),
+                },
+                ..base.clone()
+            },
+            ShotRequest {
+                job: Job::Fill {
+                    before: Clip::default(),
+                    after: clip(0.5),
+                },
+                ..base.clone()
+            },
+        ];
+        let mut keys = std::collections::HashSet::new();
+        keys.insert(shot_key(&base));
+        for v in &variants {
+            assert!(keys.insert(shot_key(v)), "{v:?} collides");
+        }
+    }
 }

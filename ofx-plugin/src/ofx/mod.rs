@@ -4,6 +4,7 @@
 pub mod action;
 pub mod effect;
 pub mod error;
+pub mod exports;
 pub mod host;
 pub mod message;
 pub mod param;

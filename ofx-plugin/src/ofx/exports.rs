@@ -1,10 +1,11 @@
-//! The exported C entry points. Every call is wrapped in `catch_unwind`: a
-//! panic becomes a failed status and a log line, never an unwind into the
-//! host.
+//! The exported C entry points and the plug-in table: the ABI edge. Every
+//! call is wrapped in `catch_unwind`: a panic becomes a failed status and a
+//! log line, never an unwind into the host. Actions are parsed here into
+//! `Action` and handed to `crate::actions::dispatch`.
 
+use super::{host, Action};
 use crate::actions::{dispatch, Call};
 use crate::effects::EffectKind;
-use crate::ofx::{host, Action};
 use ofx_sys as sys;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
