@@ -529,6 +529,11 @@ fn run_job(
         request.num_frames,
         std::mem::discriminant(&request.job)
     );
+    // The plugin keeps finished shots itself, in the folder each instance's
+    // Cache parameter names; the engine's process-wide disk cache (which
+    // serves the command line) would store every shot a second time.
+    static ENGINE_DISK_CACHE_OFF: std::sync::Once = std::sync::Once::new();
+    ENGINE_DISK_CACHE_OFF.call_once(|| genfx::pipeline::disk_cache::set_cache_folder(None));
     let shot = engine::default_engine().generate(request, &observer)?;
     if !valid(&shot, request) {
         return Err(EngineError::Failed(format!(

@@ -106,30 +106,63 @@ pub fn run() -> Result<(), String> {
     }
     println!("all {FRAMES} frames are identical to the source, bit for bit");
 
-    println!("\n== Extend, frame {FRAMES}: the first frame after the source is generated ==");
+    // The tiny model is the pipeline's parity fixture: real LTX-Video
+    // architecture, random weights. It proves the whole path runs; its
+    // pictures are noise-like by construction.
+    let model = crate::util::root().join("tests/fixtures/pipeline/model");
+    let first = FRAMES;
+    let last_generated = FRAMES + 8;
+    println!(
+        "\n== Extend, frames {first}..{last_generated}: generated after the source with the \
+         tiny RANDOM-WEIGHT test model in {} ==",
+        model.display()
+    );
     let mut generate = Command::new(&genfx);
     generate
         .arg("render")
         .arg(&bundle)
         .args(["--plugin", "org.genfx.Extend", "--context", "general"])
-        .args(["--frames", &format!("{FRAMES}-{FRAMES}")])
+        .args(["--frames", &format!("{first}-{last_generated}")])
         .arg("--source")
         .arg(format!("Source={}", source.display()))
         .args(["--set", "prompt=the red square keeps sliding right"])
+        .arg("--set")
+        .arg(format!("model={}", model.display()))
         .arg("--out")
         .arg(&generated);
-    eprintln!("$ {generate:?}");
-    let status = generate
+    exec(generate)?;
+    let written = sorted(&generated)?.len();
+    if written != last_generated - first + 1 {
+        return Err(format!(
+            "expected {} generated frames in {}, found {written}",
+            last_generated - first + 1,
+            generated.display()
+        ));
+    }
+    println!(
+        "{written} generated frames written to {} (random weights: expect texture, not a picture; \
+         point the 'model' parameter at downloaded LTX-Video weights for real shots, see README)",
+        generated.display()
+    );
+
+    println!("\n== Without a model the plugin refuses with a message and fakes nothing ==");
+    let mut refuse = Command::new(&genfx);
+    refuse
+        .arg("render")
+        .arg(&bundle)
+        .args(["--plugin", "org.genfx.Generate", "--context", "generator"])
+        .args(["--frames", "0-0"])
+        .args(["--set", "prompt=a lighthouse at dusk"])
+        .arg("--out")
+        .arg(demo.join("refused"));
+    eprintln!("$ {refuse:?}");
+    let status = refuse
         .status()
         .map_err(|e| format!("could not start genfx: {e}"))?;
     if status.success() {
-        println!("generated frame written to {}", generated.display());
-    } else {
-        println!(
-            "the plugin refused to generate (above: its message); no frame was faked. \
-             Point the 'model' parameter at LTX-Video weights to generate (see README)."
-        );
+        return Err("Generate without a model should have been refused".into());
     }
+    println!("refused as expected (message above)");
     println!("\ndemo output: {}", demo.display());
     Ok(())
 }

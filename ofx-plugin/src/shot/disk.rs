@@ -18,18 +18,8 @@ fn entry(dir: &Path, key: ShotKey) -> PathBuf {
 
 /// The per-user default folder.
 pub fn default_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("GENFX_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    #[cfg(target_os = "windows")]
-    let base = std::env::var_os("LOCALAPPDATA").map(PathBuf::from);
-    #[cfg(target_os = "macos")]
-    let base = std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Library/Caches"));
-    #[cfg(not(any(target_os = "windows", target_os = "macos")))]
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    base.map(|b| b.join("genfx").join("shots"))
+    // One rule for every front end, so the plugin and `genfx generate` agree.
+    genfx::pipeline::disk_cache::default_folder()
 }
 
 pub fn store(dir: &Path, key: ShotKey, shot: &Shot) -> io::Result<()> {
