@@ -3,6 +3,7 @@
 //! (batch 1, 32 heads of 64, 6144 and 13376 tokens, bf16). Prints medians,
 //! TFLOP/s and the ratio, then one JSON line.
 
+mod common;
 mod gpu_common;
 
 use genfx::backend::cuda::{CudaBackend, GpuDevice};

@@ -6,16 +6,19 @@
 //! 1024, 8 blocks, 32128 tokens) with random weights that this bench writes
 //! as a transformers folder, so both sides load the same file.
 //!
-//! PyTorch runs through `$GENFX_TORCH_PYTHON`, else `/work/pyenv/venv/bin/python`,
-//! else `python3`; without a working one the torch figures are null.
+//! PyTorch runs through `$GENFX_TORCH_PYTHON`, else `.tools/bench-venv`
+//! (created from `tools/requirements.txt` with `--setup`); without a working
+//! one the torch figures are null.
 //! Prints medians and peak memory, and as the last line
 //! `{"ours_s":…,"torch_s":…,"ratio":…}`.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
+use common::{median, status_kib, torch_python, write_f32_safetensors};
 use genfx::backend::Device;
 use genfx::models::t5::T5EncoderModel;
 use safetensors::tensor::{Dtype, TensorView};
@@ -120,7 +123,7 @@ fn write_model(root: &Path) {
         0.1,
         1.0,
     );
-    write_safetensors(&dir.join("model.safetensors"), &tensors, &HashMap::new());
+    write_f32_safetensors(&dir.join("model.safetensors"), &tensors, None);
 
     let ids: Vec<i64> = (0..TOKENS)
         .map(|i| {
@@ -147,29 +150,6 @@ fn write_model(root: &Path) {
     safetensors::serialize_to_file(views, None, &root.join("inputs.safetensors")).expect("inputs");
 }
 
-fn write_safetensors(
-    path: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
-    meta: &HashMap<String, String>,
-) {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, d)| d.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, dims, _), b)| {
-            (
-                name.clone(),
-                TensorView::new(Dtype::F32, dims.clone(), b).unwrap(),
-            )
-        })
-        .collect();
-    let meta = (!meta.is_empty()).then(|| meta.clone());
-    safetensors::serialize_to_file(views, meta, path).expect("model.safetensors");
-}
-
 fn read_inputs(root: &Path) -> (Vec<u32>, Vec<u32>) {
     let bytes = std::fs::read(root.join("inputs.safetensors")).expect("inputs");
     let st = safetensors::SafeTensors::deserialize(&bytes).expect("inputs parse");
@@ -184,43 +164,10 @@ fn read_inputs(root: &Path) -> (Vec<u32>, Vec<u32>) {
     (get("input_ids"), get("attention_mask"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-/// Peak resident memory of this process (VmHWM), in MiB.
-fn peak_rss_mb() -> Option<f64> {
-    status_mb("VmHWM:")
-}
-
-/// A memory figure from /proc/self/status, in MiB.
-fn status_mb(key: &str) -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(key))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
-fn python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GENFX_TORCH_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = PathBuf::from("/work/pyenv/venv/bin/python");
-    if venv.exists() {
-        return Some(venv);
-    }
-    Some(PathBuf::from("python3"))
-}
-
 fn torch_half(dir: &Path, threads: usize) -> Option<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/bench/t5_cpu.py");
-    let python = python()?;
+    let setup = std::env::args().any(|a| a == "--setup");
+    let python = torch_python(setup).map_err(|e| eprintln!("{e}")).ok()?;
     let out = Command::new(&python)
         .arg(&script)
         .arg(dir.join("text_encoder"))
@@ -273,7 +220,7 @@ fn main() {
     let model =
         T5EncoderModel::from_folder(&dir.join("text_encoder"), &Device::cpu()).expect("load");
     let load_s = start.elapsed().as_secs_f64();
-    let resident_after_load = status_mb("VmRSS:");
+    let resident_after_load = status_kib("VmRSS").map(|k| k as f64 / 1024.0);
     for _ in 0..2 {
         model.forward(&ids, &mask, 1, TOKENS).expect("warm-up");
     }
@@ -286,7 +233,7 @@ fn main() {
         })
         .collect();
     let ours = median(times);
-    let ours_peak = peak_rss_mb();
+    let ours_peak = status_kib("VmHWM").map(|k| k as f64 / 1024.0);
     drop(model);
 
     println!("T5 v1.1-small shape, 1 x {TOKENS} tokens, {threads} threads, median of {RUNS}");

@@ -7,14 +7,15 @@
 //! (ratio = ours / PyTorch).
 //!
 //! The PyTorch half runs `tools/bench/transformer_cpu.py` with the Python in
-//! `$GENFX_TORCH_PYTHON`, else `<workspace>/.venv/bin/python`. `--setup`
-//! creates that `.venv` from `tools/requirements.txt` when it is missing.
+//! `$GENFX_TORCH_PYTHON`, else `<workspace>/.tools/bench-venv/bin/python`. `--setup`
+//! creates that venv from `tools/requirements.txt` when it is missing.
 //! Without a usable Python the JSON reports `"torch_s":null`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
+use common::{cpu_torch_args, median, root as workspace, run_torch, write_f32_safetensors, Rng};
 use genfx::backend::Device;
 use genfx::models::ltx::transformer::{LtxVideoTransformer3DModel, TransformerInputs};
 use genfx::tensor::{DType, Tensor};
@@ -28,48 +29,6 @@ const CAPTION_CHANNELS: usize = 4096;
 const TEXT_TOKENS: usize = 128;
 /// Latent grid: 8 frames of 16×16 = 2048 tokens.
 const GRID: [usize; 3] = [8, 16, 16];
-
-/// Deterministic uniform values in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
-
-/// Writes f32 tensors as a safetensors file.
-fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
-    let mut header = Vec::new();
-    let mut offset = 0;
-    for (name, dims, data) in tensors {
-        let bytes = data.len() * 4;
-        header.push(format!(
-            "\"{name}\":{{\"dtype\":\"F32\",\"shape\":{dims:?},\"data_offsets\":[{offset},{}]}}",
-            offset + bytes
-        ));
-        offset += bytes;
-    }
-    let mut json = format!("{{{}}}", header.join(","));
-    while json.len() % 8 != 0 {
-        json.push(' ');
-    }
-    let mut out = Vec::with_capacity(8 + json.len() + offset);
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(json.as_bytes());
-    for (_, _, data) in tensors {
-        for v in data {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-    std::fs::write(path, out).expect("write safetensors");
-}
 
 /// Every parameter of the benchmark model, named as diffusers names them,
 /// with PyTorch-like init scales.
@@ -173,50 +132,6 @@ fn inputs(rng: &mut Rng) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     ]
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The Python to run PyTorch with, creating `.venv` first when asked.
-fn torch_python(setup: bool) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GENFX_TORCH_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = workspace().join(".venv");
-    let python = venv.join("bin").join("python");
-    if python.exists() {
-        return Some(python);
-    }
-    if !setup {
-        eprintln!(
-            "no PyTorch: set GENFX_TORCH_PYTHON or pass --setup to create {}",
-            venv.display()
-        );
-        return None;
-    }
-    eprintln!(
-        "creating {} from tools/requirements.txt (several minutes)",
-        venv.display()
-    );
-    let ok = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(&python)
-            .args(["-m", "pip", "install", "-r"])
-            .arg(workspace().join("tools").join("requirements.txt"))
-            .status()
-            .is_ok_and(|s| s.success());
-    ok.then_some(python)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -239,13 +154,14 @@ fn main() {
     std::fs::create_dir_all(&model_dir).expect("bench folder");
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     std::fs::write(model_dir.join("config.json"), config_json()).expect("config");
-    write_safetensors(
+    write_f32_safetensors(
         &model_dir.join("diffusion_pytorch_model.safetensors"),
         &weights(&mut rng),
+        None,
     );
     let inputs_path = dir.join("inputs.safetensors");
     let input_tensors = inputs(&mut rng);
-    write_safetensors(&inputs_path, &input_tensors);
+    write_f32_safetensors(&inputs_path, &input_tensors, None);
 
     let device = Device::cpu();
     let model =
@@ -286,38 +202,11 @@ fn main() {
     println!("ours:    median {ours:.3} s  {times:.3?}");
 
     let check = dir.join("torch_output.safetensors");
-    let torch = torch_python(setup).and_then(|python| {
-        let output = Command::new(&python)
-            .arg(
-                workspace()
-                    .join("tools")
-                    .join("bench")
-                    .join("transformer_cpu.py"),
-            )
-            .arg(&model_dir)
-            .arg(&inputs_path)
-            .args([
-                "--threads",
-                &threads.to_string(),
-                "--runs",
-                &runs.to_string(),
-                "--check",
-            ])
-            .arg(&check)
-            .output()
-            .ok()?;
-        if !output.status.success() {
-            eprintln!(
-                "PyTorch run failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return None;
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().last()?;
-        let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        v["median_s"].as_f64()
-    });
+    let args = cpu_torch_args(&model_dir, &inputs_path, threads, runs, &check);
+    let torch = run_torch("transformer_cpu.py", &args, setup)
+        .map_err(|e| eprintln!("PyTorch half not run: {e}"))
+        .ok()
+        .and_then(|v| v["median_s"].as_f64());
     match torch {
         Some(torch_s) => {
             println!("pytorch: median {torch_s:.3} s");

@@ -4,6 +4,7 @@
 //! PyTorch half writes its random model to disk first and we load it.
 //! Latent 16 x 16 x 24 = 6144 tokens (768x512, 121 frames), 128 text tokens.
 
+mod common;
 mod gpu_common;
 
 use std::path::PathBuf;
@@ -21,11 +22,7 @@ const TEXT: usize = 128;
 fn weights_dir() -> PathBuf {
     std::env::var_os("GENFX_BENCH_LTX_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            gpu_common::root()
-                .join("target")
-                .join("bench-ltx-2b-random")
-        })
+        .unwrap_or_else(|| common::root().join("target").join("bench-ltx-2b-random"))
 }
 
 fn ramp(n: usize, seed: usize) -> Vec<f32> {

@@ -11,8 +11,8 @@
 //! / PyTorch).
 //!
 //! The PyTorch half runs `tools/bench/vae_cpu.py` with the Python in
-//! `$GENFX_TORCH_PYTHON`, else `<workspace>/.venv/bin/python`. `--setup`
-//! creates that `.venv` from `tools/requirements.txt` when it is missing.
+//! `$GENFX_TORCH_PYTHON`, else `<workspace>/.tools/bench-venv/bin/python`. `--setup`
+//! creates that venv from `tools/requirements.txt` when it is missing.
 //! Without a usable Python the JSON reports `"torch_s":null`.
 //!
 //! What the baseline spends its time on (torch 2.15, 2 threads, profiled):
@@ -20,10 +20,14 @@
 //! not oneDNN, for these shapes), the rest in the copies, concatenations
 //! (causal time padding) and unfused elementwise passes of the RMS norms.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
+mod common;
+
+use common::{
+    cpu_torch_args, median, root as workspace, run_torch, status_kib, write_f32_safetensors, Named,
+    Rng,
+};
 use genfx::models::ltx::vae::{AutoencoderKLLTXVideo, Tiling, VaeConfig, Volume};
 use genfx::weights::WeightFiles;
 
@@ -46,23 +50,6 @@ fn config_json() -> String {
  "spatial_compression_ratio": 32, "temporal_compression_ratio": 8}"#
         .to_string()
 }
-
-/// Deterministic uniform values in [-1, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next() * scale).collect()
-    }
-}
-
-type Named = (String, Vec<usize>, Vec<f32>);
 
 /// Every tensor of the VAE in diffusers' names, with PyTorch-like scales.
 fn weights(config: &VaeConfig, rng: &mut Rng) -> Vec<Named> {
@@ -223,77 +210,6 @@ fn weights(config: &VaeConfig, rng: &mut Rng) -> Vec<Named> {
     w
 }
 
-fn write_safetensors(path: &Path, tensors: &[Named]) {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, dims, _), b)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, dims.clone(), b)
-                    .expect("view");
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize_to_file(views, None, path).expect("write safetensors");
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
-/// The Python to run PyTorch with, creating `.venv` first when asked.
-fn torch_python(setup: bool) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GENFX_TORCH_PYTHON") {
-        return Some(PathBuf::from(p));
-    }
-    let venv = workspace().join(".venv");
-    let python = venv.join("bin").join("python");
-    if python.exists() {
-        return Some(python);
-    }
-    if !setup {
-        eprintln!(
-            "no PyTorch: set GENFX_TORCH_PYTHON or pass --setup to create {}",
-            venv.display()
-        );
-        return None;
-    }
-    eprintln!(
-        "creating {} from tools/requirements.txt (several minutes)",
-        venv.display()
-    );
-    let ok = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success())
-        && Command::new(&python)
-            .args(["-m", "pip", "install", "-r"])
-            .arg(workspace().join("tools").join("requirements.txt"))
-            .status()
-            .is_ok_and(|s| s.success());
-    ok.then_some(python)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -316,15 +232,16 @@ fn main() {
     std::fs::write(model_dir.join("config.json"), &config_text).expect("config");
     let config = VaeConfig::from_json(&config_text, "config.json").expect("bench config");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    write_safetensors(
+    write_f32_safetensors(
         &model_dir.join("diffusion_pytorch_model.safetensors"),
         &weights(&config, &mut rng),
+        None,
     );
     let [f, h, w] = GRID;
     let latents =
         Volume::new([1, LATENT, f, h, w], rng.vec(LATENT * f * h * w, 1.0)).expect("latents");
     let inputs_path = dir.join("inputs.safetensors");
-    write_safetensors(
+    write_f32_safetensors(
         &inputs_path,
         &[
             (
@@ -334,6 +251,7 @@ fn main() {
             ),
             ("timestep".into(), vec![1], vec![TIMESTEP]),
         ],
+        None,
     );
 
     let vae = AutoencoderKLLTXVideo::load(&model_dir).expect("load VAE");
@@ -373,36 +291,17 @@ fn main() {
     );
 
     let check = dir.join("torch_output.safetensors");
-    let torch = torch_python(setup).and_then(|python| {
-        let output = Command::new(&python)
-            .arg(workspace().join("tools").join("bench").join("vae_cpu.py"))
-            .arg(&model_dir)
-            .arg(&inputs_path)
-            .args([
-                "--threads",
-                &threads.to_string(),
-                "--runs",
-                &runs.to_string(),
-                "--check",
-            ])
-            .arg(&check)
-            .output()
-            .ok()?;
-        if !output.status.success() {
-            eprintln!(
-                "PyTorch run failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            return None;
-        }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let v: serde_json::Value = serde_json::from_str(stdout.lines().last()?).ok()?;
-        Some((
-            v["median_s"].as_f64()?,
-            v["vm_hwm_kib"].as_u64(),
-            v["rss_before_kib"].as_u64(),
-        ))
-    });
+    let args = cpu_torch_args(&model_dir, &inputs_path, threads, runs, &check);
+    let torch = run_torch("vae_cpu.py", &args, setup)
+        .map_err(|e| eprintln!("PyTorch half not run: {e}"))
+        .ok()
+        .and_then(|v| {
+            Some((
+                v["median_s"].as_f64()?,
+                v["vm_hwm_kib"].as_u64(),
+                v["rss_before_kib"].as_u64(),
+            ))
+        });
     match torch {
         Some((torch_s, hwm, before)) => {
             println!("pytorch: median {torch_s:.3} s");

@@ -3,18 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use genfx::backend::cuda::CudaBackend;
-
-/// Python with torch (and diffusers) to run `tools/bench/*.py`; else the
-/// benchmark sets up `.tools/bench-venv` from `tools/requirements.txt`.
-pub const TORCH_PYTHON_ENV: &str = "GENFX_TORCH_PYTHON";
-
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Ends a benchmark that cannot run here: a clear line, then the JSON line.
 pub fn no_gpu(bench: &str, reason: &str) -> ! {
@@ -56,66 +45,7 @@ pub fn time_ms(
     Ok(times[times.len() / 2])
 }
 
-fn venv_python(venv: &Path) -> PathBuf {
-    if cfg!(windows) {
-        venv.join("Scripts").join("python.exe")
-    } else {
-        venv.join("bin").join("python")
-    }
-}
-
-/// The Python to run the PyTorch half with.
-pub fn torch_python() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os(TORCH_PYTHON_ENV) {
-        return Ok(PathBuf::from(p));
-    }
-    let venv = root().join(".tools").join("bench-venv");
-    let python = venv_python(&venv);
-    if python.exists() {
-        return Ok(python);
-    }
-    println!(
-        "setting up {} from tools/requirements.txt (set {TORCH_PYTHON_ENV} to skip)",
-        venv.display()
-    );
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .map_err(|e| format!("python3 -m venv: {e}"))?;
-    if !made.success() {
-        return Err(format!("python3 -m venv {} failed", venv.display()));
-    }
-    let installed = Command::new(&python)
-        .args(["-m", "pip", "install", "-r"])
-        .arg(root().join("tools").join("requirements.txt"))
-        .status()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !installed.success() {
-        return Err("pip install -r tools/requirements.txt failed".into());
-    }
-    Ok(python)
-}
-
-/// Runs `tools/bench/<script>` and parses the JSON of its last line.
+/// Runs a PyTorch half on the same card, setting up its Python if needed.
 pub fn run_torch(script: &str, args: &[String]) -> Result<serde_json::Value, String> {
-    let python = torch_python()?;
-    let path = root().join("tools").join("bench").join(script);
-    let out = Command::new(&python)
-        .arg(&path)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{}: {e}", python.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or("");
-    let value: serde_json::Value = serde_json::from_str(last).map_err(|e| {
-        format!(
-            "{script} printed no JSON ({e}); stderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    if let Some(err) = value.get("error") {
-        return Err(format!("{script}: {err}"));
-    }
-    Ok(value)
+    crate::common::run_torch(script, args, true)
 }

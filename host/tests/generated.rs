@@ -1,0 +1,197 @@
+//! Each effect generates a shot from the tiny random-weight LTX-Video model in
+//! `tests/fixtures/pipeline/model`, through the real plugin, and a shot split
+//! across processes is the shot one process renders.
+
+mod common;
+
+use common::*;
+use genfx_host::source::{FrameSource, MemorySource};
+use genfx_host::{Bundle, Instance, InstanceSpec, Picture, Project};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+const W: u32 = 64;
+const H: u32 = 32;
+
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("tests/fixtures/pipeline/model")
+}
+
+/// Settings that keep a shot small: 9 frames, 64 pixels wide, no disk cache
+/// (so every render here really generates); Extend and Fill also take one
+/// real frame of context.
+fn shot_values(plugin: &str) -> Vec<(String, String)> {
+    let mut values: Vec<(String, String)> = [
+        ("prompt", "a paper boat drifting on a pond"),
+        ("model", tiny_model().to_str().expect("UTF-8 path")),
+        ("length", "9"),
+        ("resolution", "64"),
+        ("seed", "7"),
+        ("cacheFolder", "off"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if plugin != GENERATE {
+        values.push(("contextFrames".into(), "1".into()));
+    }
+    values
+}
+
+fn create(
+    bundle: &Arc<Bundle>,
+    plugin: &str,
+    context: &str,
+    sources: BTreeMap<String, Arc<dyn FrameSource>>,
+) -> Arc<Instance> {
+    Instance::create(
+        bundle,
+        InstanceSpec {
+            plugin: plugin.into(),
+            context: context.into(),
+            project: Project {
+                width: W as f64,
+                height: H as f64,
+                fps: 24.0,
+                duration: 30.0,
+            },
+            sources,
+            values: shot_values(plugin),
+        },
+    )
+    .unwrap_or_else(|e| panic!("create {plugin} in {context}: {e}"))
+}
+
+/// A generated picture is the project's size, finite, and not flat.
+fn assert_generated(what: &str, p: &Picture) {
+    assert_eq!((p.width, p.height), (W, H), "{what}: size");
+    assert!(
+        p.rgba.iter().all(|v| v.is_finite()),
+        "{what}: non-finite pixel"
+    );
+    let (lo, hi) = p
+        .rgba
+        .chunks_exact(4)
+        .map(|px| px[0])
+        .fold((f32::MAX, f32::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    assert!(hi - lo > 1e-3, "{what}: flat picture ({lo}..{hi})");
+}
+
+#[test]
+fn generate_extend_and_fill_each_render_a_generated_shot() {
+    let bundle = natron();
+
+    let generate = create(
+        &bundle,
+        GENERATE,
+        "OfxImageEffectContextGenerator",
+        BTreeMap::new(),
+    );
+    generate.clip_preferences().expect("clip preferences");
+    let first = generate.render(0.0).expect("Generate frame 0");
+    let last = generate.render(8.0).expect("Generate frame 8");
+    assert_generated("Generate 0", &first);
+    assert_generated("Generate 8", &last);
+    assert!(
+        first != last,
+        "Generate: first and last frame are the same picture"
+    );
+    generate.destroy().expect("destroy");
+
+    let source = clip(9, W, H, 5);
+    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+    sources.insert("Source".into(), source.clone());
+    let extend = create(&bundle, EXTEND, GENERAL, sources);
+    extend.clip_preferences().expect("clip preferences");
+    let real = extend.render(4.0).expect("Extend real frame");
+    assert!(
+        real == *source.frame(4).unwrap().unwrap(),
+        "real frame changed"
+    );
+    let new = extend.render(10.0).expect("Extend generated frame");
+    assert_generated("Extend 10", &new);
+    extend.destroy().expect("destroy");
+
+    let before = clip(9, W, H, 6);
+    let after: Arc<MemorySource> = Arc::new(MemorySource::new(
+        0,
+        (0..9).map(|f| picture(W, H, f, 7)).collect(),
+    ));
+    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+    sources.insert("Before".into(), before);
+    sources.insert("After".into(), after);
+    let fill = create(&bundle, FILL, GENERAL, sources);
+    fill.clip_preferences().expect("clip preferences");
+    let (start, end) = fill.time_domain().expect("time domain");
+    let middle = ((start + end) / 2.0).round();
+    let gap = fill.render(middle).expect("Fill generated frame");
+    assert_generated("Fill middle", &gap);
+    fill.destroy().expect("destroy");
+
+    still_healthy(&bundle);
+}
+
+fn render_generate(out: &Path, frames: &str) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_genfx"));
+    command
+        .arg("render")
+        .arg(bundle_path())
+        .args([
+            "--plugin",
+            GENERATE,
+            "--context",
+            "generator",
+            "--frames",
+            frames,
+        ])
+        .arg("--out")
+        .arg(out)
+        .env("GENFX_CACHE_DIR", "off");
+    for (k, v) in shot_values(GENERATE) {
+        command.arg("--set").arg(format!("{k}={v}"));
+    }
+    let result = command.output().expect("run genfx");
+    assert!(
+        result.status.success(),
+        "genfx render {frames} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("output folder")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&path).expect("read frame"))
+        })
+        .collect()
+}
+
+#[test]
+fn two_processes_rendering_halves_match_one_process_rendering_all() {
+    let root = std::env::temp_dir().join(format!("genfx-halves-{}", std::process::id()));
+    let (whole, halves) = (root.join("whole"), root.join("halves"));
+    let _ = std::fs::remove_dir_all(&root);
+    render_generate(&whole, "0-8");
+    // Two separate processes, each generating the shot for its own frames.
+    render_generate(&halves, "0-3");
+    render_generate(&halves, "4-8");
+    let (a, b) = (files(&whole), files(&halves));
+    assert_eq!(a.len(), 9, "frames of the whole render");
+    assert_eq!(
+        a.keys().collect::<Vec<_>>(),
+        b.keys().collect::<Vec<_>>(),
+        "frame names"
+    );
+    for (name, bytes) in &a {
+        assert!(bytes == &b[name], "{name} differs between the renders");
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
