@@ -373,26 +373,11 @@ impl CudaBackend {
             .function(&TENSOR_OPS, name)
             .map_err(|e| self.err(e))?;
         guard("cuLaunchKernel", || {
-            let mut builder = self.stream.launch_builder(&func);
-            for a in args {
-                match a {
-                    KArg::U64(v) => builder.arg(v),
-                    KArg::I64(v) => builder.arg(v),
-                    KArg::I32(v) => builder.arg(v),
-                    KArg::F32(v) => builder.arg(v),
-                    KArg::Strided(v) => builder.arg(v),
-                };
-            }
             // SAFETY: every kernel of tensor_ops.cu takes exactly the
             // arguments its Rust caller passes, in order, with the C types
             // of StridedArg/u64/i64/i32/f32; pointers address buffers sized
             // for the layouts passed alongside.
-            unsafe { builder.launch(cfg) }
-                .map(|_| ())
-                .map_err(|e| CudaError::Launch {
-                    kernel: name.into(),
-                    detail: driver_err("cuLaunchKernel", e).to_string(),
-                })
+            unsafe { launch_with_args(&self.stream, &func, cfg, name, args) }
         })
         .map_err(|e| self.err(e))
     }
@@ -437,25 +422,10 @@ impl CudaBackend {
                     ),
                 })?;
             }
-            let mut builder = self.stream.launch_builder(&func);
-            for a in args {
-                match a {
-                    KArg::U64(v) => builder.arg(v),
-                    KArg::I64(v) => builder.arg(v),
-                    KArg::I32(v) => builder.arg(v),
-                    KArg::F32(v) => builder.arg(v),
-                    KArg::Strided(v) => builder.arg(v),
-                };
-            }
             // SAFETY: `args` follow the parameter list that src/kernels.rs
             // documents for this kernel, in order and with its C types;
             // buffers are sized for the shapes the launch was made for.
-            unsafe { builder.launch(cfg) }
-                .map(|_| ())
-                .map_err(|e| CudaError::Launch {
-                    kernel: name.into(),
-                    detail: driver_err("cuLaunchKernel", e).to_string(),
-                })
+            unsafe { launch_with_args(&self.stream, &func, cfg, name, args) }
         })
         .map_err(|e| self.err(e))
     }
@@ -1345,4 +1315,36 @@ impl Backend for CudaBackend {
         }
         Ok(Box::new(out))
     }
+}
+
+/// Pushes `args` in order and launches `func` on `stream`.
+///
+/// # Safety
+/// `args` must match the kernel's parameter list (count, order and C types),
+/// and every device pointer among them must address a buffer large enough
+/// for the launch.
+unsafe fn launch_with_args(
+    stream: &CudaStream,
+    func: &cudarc::driver::CudaFunction,
+    cfg: LaunchConfig,
+    name: &str,
+    args: &[KArg],
+) -> std::result::Result<(), CudaError> {
+    let mut builder = stream.launch_builder(func);
+    for a in args {
+        match a {
+            KArg::U64(v) => builder.arg(v),
+            KArg::I64(v) => builder.arg(v),
+            KArg::I32(v) => builder.arg(v),
+            KArg::F32(v) => builder.arg(v),
+            KArg::Strided(v) => builder.arg(v),
+        };
+    }
+    // SAFETY: the caller guarantees the arguments match the kernel.
+    unsafe { builder.launch(cfg) }
+        .map(|_| ())
+        .map_err(|e| CudaError::Launch {
+            kernel: name.into(),
+            detail: driver_err("cuLaunchKernel", e).to_string(),
+        })
 }
