@@ -54,6 +54,19 @@ pub struct Bundle {
     library: std::mem::ManuallyDrop<libloading::Library>,
 }
 
+/// The folder under `Contents/` that holds this platform's binary.
+pub fn arch_dir() -> &'static str {
+    if cfg!(target_os = "windows") {
+        "Win64"
+    } else if cfg!(target_os = "macos") {
+        "MacOS"
+    } else if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+        "Linux-arm64"
+    } else {
+        "Linux-x86-64"
+    }
+}
+
 /// The binary inside a bundle folder, or the path itself when it is a file.
 pub fn binary_path(path: &Path) -> Result<PathBuf, HostError> {
     if path.is_file() {
@@ -69,14 +82,7 @@ pub fn binary_path(path: &Path) -> Result<PathBuf, HostError> {
                 path.display()
             ))
         })?;
-    let arch = if cfg!(target_os = "windows") {
-        "Win64"
-    } else if cfg!(target_os = "macos") {
-        "MacOS"
-    } else {
-        "Linux-x86-64"
-    };
-    let binary = path.join("Contents").join(arch).join(name);
+    let binary = path.join("Contents").join(arch_dir()).join(name);
     if binary.is_file() {
         Ok(binary)
     } else {

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 pub const BUNDLE_NAME: &str = "GenFX.ofx.bundle";
 
-/// The bundle's architecture folder for the platform we build on.
+/// The bundle's architecture folder for the platform we build on; the
+/// same rule as `genfx_host::bundle::arch_dir`, which loads what this writes
+/// (xtask stays free of the host crate so that it builds quickly).
 pub fn arch_dir() -> &'static str {
     if cfg!(target_os = "windows") {
         "Win64"
@@ -19,17 +21,6 @@ pub fn arch_dir() -> &'static str {
         "Linux-arm64"
     } else {
         "Linux-x86-64"
-    }
-}
-
-/// The file name cargo gives the plugin's cdylib.
-fn library_name() -> &'static str {
-    if cfg!(target_os = "windows") {
-        "genfx_ofx.dll"
-    } else if cfg!(target_os = "macos") {
-        "libgenfx_ofx.dylib"
-    } else {
-        "libgenfx_ofx.so"
     }
 }
 
@@ -71,7 +62,11 @@ pub fn bundle() -> Result<PathBuf, String> {
     let mut build = cargo();
     build.args(["build", "--release", "-p", "genfx-ofx", "--lib"]);
     exec(build)?;
-    let library = target_dir().join("release").join(library_name());
+    let library = target_dir().join("release").join(format!(
+        "{}genfx_ofx{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
     let bundle = bundle_dir();
     let contents = bundle.join("Contents");
     let arch = contents.join(arch_dir());

@@ -30,26 +30,6 @@ fn profile_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn library_name() -> &'static str {
-    if cfg!(target_os = "windows") {
-        "genfx_ofx.dll"
-    } else if cfg!(target_os = "macos") {
-        "libgenfx_ofx.dylib"
-    } else {
-        "libgenfx_ofx.so"
-    }
-}
-
-fn arch() -> &'static str {
-    if cfg!(target_os = "windows") {
-        "Win64"
-    } else if cfg!(target_os = "macos") {
-        "MacOS"
-    } else {
-        "Linux-x86-64"
-    }
-}
-
 /// The bundle under test, built once per test process.
 pub fn bundle_path() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
@@ -70,13 +50,17 @@ pub fn bundle_path() -> &'static Path {
         }
         let status = build.status().expect("run cargo build -p genfx-ofx");
         assert!(status.success(), "cargo build -p genfx-ofx failed");
-        let library = dir.join(library_name());
+        let library = dir.join(format!(
+            "{}genfx_ofx{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ));
         let test = std::env::current_exe()
             .ok()
             .and_then(|e| e.file_stem().map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "test".into());
         let bundle = dir.join("test-bundles").join(test).join("GenFX.ofx.bundle");
-        let binary_dir = bundle.join("Contents").join(arch());
+        let binary_dir = bundle.join("Contents").join(genfx_host::bundle::arch_dir());
         std::fs::create_dir_all(&binary_dir).expect("bundle folder");
         let partial = binary_dir.join("GenFX.ofx.partial");
         std::fs::copy(&library, &partial)

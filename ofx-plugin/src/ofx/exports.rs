@@ -92,7 +92,8 @@ fn main_entry(
 /// Number of plug-ins in this binary.
 #[no_mangle]
 pub extern "C" fn OfxGetNumberOfPlugins() -> c_int {
-    crate::logging::init();
+    // Logging is best effort; a failure to set it up must not unwind here.
+    let _ = catch_unwind(crate::logging::init);
     PLUGINS.0.len() as c_int
 }
 
