@@ -1,6 +1,7 @@
 //! The conditioned pipeline against diffusers' LTXConditionPipeline on the
 //! tiny model in tests/fixtures/pipeline (tools/fixtures/pipeline.py), for
-//! the four jobs: text only, extend forward, extend backward, fill.
+//! the four jobs: text only, extend forward, extend backward, fill, and
+//! extend forward with spatio-temporal guidance.
 //!
 //! The transformer, sampler, conditioning and noise are ours; the prompt
 //! embeddings and the VAE's conditioning latents are the reference's
@@ -9,11 +10,12 @@
 
 use genfx::backend::Device;
 use genfx::engine::{EngineError, JobObserver, Stage};
+use genfx::models::ltx::LayerSkip;
 use genfx::pipeline::adapters::{LtxTransformer, LtxVae, T5Prompts};
 use genfx::pipeline::components::{
     EncodedPrompt, PromptEncoder, VelocityInputs, VelocityModel, VideoCodec,
 };
-use genfx::pipeline::ltx::{Condition, LtxPipeline, RunParams, Sampling};
+use genfx::pipeline::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance};
 use genfx::sampler::noise::{NoisePurpose, NoiseSource, PhiloxNoise};
 use genfx::sampler::schedule::{
     linear_quadratic_timesteps, Schedule, ScheduleSource, SchedulerConfig,
@@ -299,6 +301,18 @@ fn run_job_with(name: &str, real_components: bool) {
             image_cond_noise_scale: f("image_cond_noise_scale"),
             decode_timestep: f("decode_timestep"),
             decode_noise_scale: f("decode_noise_scale"),
+            stg: job.get("stg").map(|stg| SpatioTemporalGuidance {
+                scale: stg["scale"].as_f64().unwrap() as f32,
+                skip: LayerSkip {
+                    mode: stg["mode"].as_str().unwrap().parse().unwrap(),
+                    blocks: stg["blocks"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|b| b.as_u64().unwrap() as usize)
+                        .collect(),
+                },
+            }),
         },
     };
     let guided = f("guidance_scale") > 1.0;
@@ -469,9 +483,23 @@ fn fill_matches_the_reference() {
     run_job("fill");
 }
 
+/// CFG, spatio-temporal guidance and rescale together, against the
+/// reference pipeline with LTX-Video's STG folded into its guidance (see
+/// tools/fixtures/pipeline.py).
 #[test]
-fn all_four_jobs_end_to_end_with_our_tokenizer_t5_and_vae() {
-    for job in ["text", "extend_forward", "extend_backward", "fill"] {
+fn spatio_temporal_guidance_matches_the_reference() {
+    run_job("extend_forward_stg");
+}
+
+#[test]
+fn all_jobs_end_to_end_with_our_tokenizer_t5_and_vae() {
+    for job in [
+        "text",
+        "extend_forward",
+        "extend_backward",
+        "fill",
+        "extend_forward_stg",
+    ] {
         run_job_with(job, true);
     }
 }

@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use genfx::backend::Device;
-use genfx::models::ltx::transformer::{LtxVideoTransformer3DModel, TransformerInputs};
+use genfx::models::ltx::transformer::{
+    LayerSkip, LtxVideoTransformer3DModel, SkipMode, TransformerInputs,
+};
 use genfx::tensor::{DType, Tensor};
 use genfx::testing::{assert_close, fixtures_dir, max_abs_err};
 use genfx::weights::{WeightError, WeightFiles};
@@ -210,6 +212,55 @@ fn whole_model_matches() {
             TOL,
         );
     }
+}
+
+/// Spatio-temporal guidance's weakened pass against diffusers' layer-skip
+/// hooks, in every mode (`skips.json` lists the runs). The fixture checks
+/// that each run differs from the plain output, so these cannot pass by
+/// skipping nothing.
+#[test]
+fn layer_skip_matches_the_reference_hooks() {
+    let cases = Cases::open();
+    let skips = WeightFiles::open_file(&dir().join("skips.safetensors")).unwrap();
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("skips.json")).unwrap()).unwrap();
+    let model = model();
+    let mut modes = BTreeSet::new();
+    for run in &runs {
+        let case = run["case"].as_str().unwrap();
+        let mode: SkipMode = run["mode"].as_str().unwrap().parse().unwrap();
+        let blocks = run["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_u64().unwrap() as usize)
+            .collect();
+        let skip = LayerSkip { mode, blocks };
+        let inputs = CaseInputs::load(&cases, case);
+        let out = model
+            .forward_skipping(&inputs.inputs(), Some(&skip))
+            .unwrap();
+        let name = format!("{case}.{mode}");
+        let dims = skips.shape(&name).unwrap().to_vec();
+        let reference = skips
+            .load(&name, &dims, DType::F32, &Device::cpu())
+            .unwrap();
+        check(&format!("{name} {:?}", skip.blocks), &out, &reference, TOL);
+        modes.insert(mode.name());
+    }
+    let all: BTreeSet<_> = SkipMode::ALL.iter().map(|m| m.name()).collect();
+    assert_eq!(modes, all, "every skip mode has a reference run");
+
+    let inputs = CaseInputs::load(&cases, "single");
+    let past_the_end = LayerSkip {
+        mode: SkipMode::AttentionValues,
+        blocks: vec![model.transformer_blocks.len()],
+    };
+    let err = model
+        .forward_skipping(&inputs.inputs(), Some(&past_the_end))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("does not exist"), "{err}");
 }
 
 #[test]

@@ -177,7 +177,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: QUALITY,
         label: "Quality",
-        hint: "Sampling effort: the model's own schedules, or an explicit number of steps.",
+        hint: "Sampling effort: the model's own schedules, or an explicit number of steps. Above Draft, dev models also use spatio-temporal guidance (a third, slower pass per step).",
         page: Page::Picture,
         uses: Uses::All,
         kind: Kind::Choice { options: QUALITY_OPTIONS, default: 1 },

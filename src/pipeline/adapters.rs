@@ -29,6 +29,11 @@ impl LtxTransformer {
     pub fn new(model: LtxVideoTransformer3DModel) -> Self {
         Self { model }
     }
+
+    /// How many blocks a skip list may name.
+    pub fn num_layers(&self) -> usize {
+        self.model.transformer_blocks.len()
+    }
 }
 
 impl VelocityModel for LtxTransformer {
@@ -55,15 +60,16 @@ impl VelocityModel for LtxTransformer {
             timestep.map_err(failed)?,
             coords.map_err(failed)?,
         );
+        let inputs = TransformerInputs {
+            hidden_states: &hidden,
+            encoder_hidden_states: &text,
+            encoder_attention_mask: Some(&mask),
+            timestep: &timestep,
+            video_coords: &coords,
+        };
         let out = self
             .model
-            .forward(&TransformerInputs {
-                hidden_states: &hidden,
-                encoder_hidden_states: &text,
-                encoder_attention_mask: Some(&mask),
-                timestep: &timestep,
-                video_coords: &coords,
-            })
+            .forward_skipping(&inputs, x.skip)
             .map_err(failed)?;
         out.to_vec_f32().map_err(failed)
     }

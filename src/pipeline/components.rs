@@ -5,6 +5,7 @@
 //! test.
 
 use crate::engine::EngineError;
+use crate::models::ltx::LayerSkip;
 
 /// A prompt as the transformer takes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +41,8 @@ pub struct VelocityInputs<'a> {
     pub timestep: &'a [f32],
     /// `[batch, 3, tokens]`: seconds, y and x pixels.
     pub coords: &'a [f32],
+    /// Blocks to weaken for the perturbed pass of spatio-temporal guidance.
+    pub skip: Option<&'a LayerSkip>,
 }
 
 /// The denoising transformer.

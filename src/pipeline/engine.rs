@@ -7,13 +7,16 @@ use std::sync::Arc;
 
 use super::adapters::{LtxTransformer, LtxVae, T5Prompts};
 use super::components::PromptEncoder;
-use super::ltx::{usable_condition_frames, Condition, LtxPipeline, RunParams, Sampling};
+use super::ltx::{
+    usable_condition_frames, Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance,
+};
 use super::model_folder::{ModelFolder, Variant};
 use super::registry;
 use crate::backend::Device;
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
 };
+use crate::models::ltx::{LayerSkip, SkipMode};
 use crate::sampler::noise::PhiloxNoise;
 use crate::sampler::schedule::{
     linear_quadratic_timesteps, Schedule, ScheduleSource, DISTILLED_TIMESTEPS,
@@ -25,6 +28,8 @@ pub struct LoadedModel {
     pub folder: ModelFolder,
     pub pipeline: LtxPipeline,
     pub prompts: Arc<dyn PromptEncoder>,
+    /// Transformer depth, which picks the spatio-temporal guidance recipe.
+    pub transformer_layers: usize,
 }
 
 /// Generates shots with LTX-Video on one device.
@@ -42,6 +47,7 @@ impl LtxEngine {
         let root: PathBuf = folder.root.clone();
         registry::shared(&root, || {
             let transformer = LtxTransformer::load(&root.join("transformer"), &self.device)?;
+            let transformer_layers = transformer.num_layers();
             let vae = LtxVae::load(&root.join("vae"))?;
             let prompts = T5Prompts::load(&root, &self.device, LTX_MAX_SEQUENCE_LENGTH)?;
             Ok(LoadedModel {
@@ -51,6 +57,7 @@ impl LtxEngine {
                     vae: Arc::new(vae),
                 },
                 prompts: Arc::new(prompts),
+                transformer_layers,
             })
         })
     }
@@ -69,14 +76,42 @@ fn round_length(frames: u32, m: u32) -> u32 {
     ((frames - 1 + m / 2) / m) * m + 1
 }
 
+/// LTX-Video's spatio-temporal guidance recipe for a dev checkpoint with
+/// `num_layers` transformer blocks: the published 2B configs (0.9.1 to
+/// 0.9.6) skip block 19 of 28 in `attention_values` mode at scale 1 with
+/// rescale 0.7. The 13B recipe varies all of this over the schedule for
+/// its two-pass upscaling pipeline; single-pass we keep its most used
+/// block (28 of 48) in the 2B recipe. Other depths skip the block at the
+/// same relative depth.
+pub fn stg_recipe(num_layers: usize) -> SpatioTemporalGuidance {
+    let block = match num_layers {
+        28 => 19,
+        48 => 28,
+        n => n * 19 / 28,
+    };
+    SpatioTemporalGuidance {
+        scale: 1.0,
+        skip: LayerSkip {
+            mode: SkipMode::AttentionValues,
+            blocks: vec![block],
+        },
+    }
+}
+
+/// The guidance rescale that goes with [`stg_recipe`].
+const STG_RESCALE: f32 = 0.7;
+
 /// The sampling a Quality preset means for this kind of checkpoint;
 /// `latent_tokens` (latent frames × height × width) sets the shift of
-/// configs with dynamic shifting.
+/// configs with dynamic shifting. Dev checkpoints get spatio-temporal
+/// guidance except at Draft, where its third transformer pass per step
+/// costs more than it gives.
 pub fn sampling_for(
     folder: &ModelFolder,
     quality: Quality,
     guidance: f32,
     latent_tokens: usize,
+    transformer_layers: usize,
 ) -> Result<Sampling, EngineError> {
     let config = &folder.scheduler;
     let train = config.num_train_timesteps;
@@ -107,6 +142,7 @@ pub fn sampling_for(
             "guidance {guidance} must be a number of at least 0"
         )));
     }
+    let stg = (!distilled && quality != Quality::Draft).then(|| stg_recipe(transformer_layers));
     let mu = config
         .use_dynamic_shifting
         .then(|| config.calculate_shift(latent_tokens));
@@ -115,10 +151,11 @@ pub fn sampling_for(
     Ok(Sampling {
         schedule,
         train_timesteps: train as f32,
-        // Distilled checkpoints are guidance-distilled: CFG would double the
-        // cost and over-saturate.
+        // Distilled checkpoints are guidance-distilled: CFG or STG would
+        // multiply the cost and over-saturate.
         guidance_scale: if distilled { 1.0 } else { guidance },
-        guidance_rescale: if distilled { 0.7 } else { 0.0 },
+        guidance_rescale: if stg.is_some() { STG_RESCALE } else { 0.0 },
+        stg,
         image_cond_noise_scale: if distilled { 0.0 } else { 0.025 },
         decode_timestep: 0.05,
         decode_noise_scale: 0.025,
@@ -308,6 +345,7 @@ impl ShotEngine for LtxEngine {
             request.quality,
             request.guidance,
             latent_tokens,
+            model.transformer_layers,
         )?;
         observer.progress(Stage::EncodingPrompt, 0, 1);
         let positive = model
@@ -357,5 +395,51 @@ impl ShotEngine for LtxEngine {
             })
             .collect();
         Ok(Shot { frames })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::fixtures_dir;
+
+    fn tiny_folder() -> ModelFolder {
+        ModelFolder::open(&fixtures_dir().join("pipeline").join("model")).unwrap()
+    }
+
+    #[test]
+    fn stg_recipe_follows_the_published_configs() {
+        assert_eq!(stg_recipe(28).skip.blocks, vec![19]);
+        assert_eq!(stg_recipe(48).skip.blocks, vec![28]);
+        assert_eq!(stg_recipe(2).skip.blocks, vec![1]);
+        for layers in [2, 28, 48, 60] {
+            let recipe = stg_recipe(layers);
+            assert_eq!(recipe.skip.mode, SkipMode::AttentionValues);
+            assert!(recipe.skip.check(layers).is_ok());
+        }
+    }
+
+    #[test]
+    fn dev_presets_use_stg_except_draft_and_distilled_never() {
+        let folder = tiny_folder();
+        assert_eq!(folder.variant, Variant::Dev);
+        for quality in [Quality::Standard, Quality::High, Quality::Steps(3)] {
+            let s = sampling_for(&folder, quality, 3.0, 64, 28).unwrap();
+            assert_eq!(s.stg, Some(stg_recipe(28)), "{quality:?}");
+            assert_eq!(s.guidance_rescale, STG_RESCALE);
+            assert_eq!(s.guidance_scale, 3.0);
+        }
+        let draft = sampling_for(&folder, Quality::Draft, 3.0, 64, 28).unwrap();
+        assert_eq!((draft.stg, draft.guidance_rescale), (None, 0.0));
+
+        let distilled = ModelFolder {
+            variant: Variant::Distilled,
+            ..folder
+        };
+        for quality in [Quality::Draft, Quality::High, Quality::Steps(8)] {
+            let s = sampling_for(&distilled, quality, 3.0, 64, 28).unwrap();
+            assert_eq!(s.stg, None);
+            assert_eq!(s.guidance_scale, 1.0);
+        }
     }
 }

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use super::components::{EncodedPrompt, VelocityInputs, VelocityModel, VideoCodec};
 use super::latents::{lerp, pack, positions, unpack};
 use crate::engine::{EngineError, JobObserver, Stage};
-use crate::sampler::flow_match::{classifier_free, euler_step, rescale, token_timesteps, StepAt};
+use crate::models::ltx::LayerSkip;
+use crate::sampler::flow_match::{
+    classifier_free, euler_step, rescale, spatio_temporal, token_timesteps, StepAt,
+};
 use crate::sampler::noise::{NoisePurpose, NoiseSource};
 use crate::sampler::schedule::Schedule;
 
@@ -41,11 +44,26 @@ pub struct Sampling {
     /// Classifier-free guidance scale; at 1 or below the negative prompt is
     /// not run.
     pub guidance_scale: f32,
+    /// Rescales the guided prediction towards the prompt prediction's
+    /// standard deviation, after classifier-free and/or spatio-temporal
+    /// guidance (0 turns it off).
     pub guidance_rescale: f32,
+    /// Spatio-temporal guidance; `None` (or a scale of 0) runs no perturbed
+    /// pass.
+    pub stg: Option<SpatioTemporalGuidance>,
     /// Noise added to fully conditioned tokens, shrinking with t².
     pub image_cond_noise_scale: f32,
     pub decode_timestep: f32,
     pub decode_noise_scale: f32,
+}
+
+/// LTX-Video's spatio-temporal guidance: a third prediction with some
+/// blocks weakened, which the guided prediction is pushed away from by
+/// `scale`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpatioTemporalGuidance {
+    pub scale: f32,
+    pub skip: LayerSkip,
 }
 
 /// One run.
@@ -110,6 +128,19 @@ pub fn usable_condition_frames(
 }
 
 impl LtxPipeline {
+    /// One transformer pass, checked for the size it must return.
+    fn predict(&self, inputs: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {
+        let v = self.transformer.velocity(inputs)?;
+        let expected = inputs.batch * inputs.tokens * self.transformer.channels();
+        if v.len() != expected {
+            return Err(EngineError::Failed(format!(
+                "transformer gave {} values, expected {expected}",
+                v.len()
+            )));
+        }
+        Ok(v)
+    }
+
     fn prepare(
         &self,
         params: &RunParams,
@@ -323,6 +354,7 @@ impl LtxPipeline {
             None => positive.mask.clone(),
         };
         let coords_batch: Vec<f32> = coords.repeat(batch);
+        let perturbed = s.stg.as_ref().filter(|stg| stg.scale != 0.0);
 
         let steps = s.schedule.steps();
         for (i, &t) in s.schedule.timesteps.iter().enumerate() {
@@ -349,7 +381,7 @@ impl LtxPipeline {
             let tts = token_timesteps(t, mask.as_deref(), tokens, s.train_timesteps);
             let hidden = latents.repeat(batch);
             let timestep = tts.repeat(batch);
-            let mut v = self.transformer.velocity(&VelocityInputs {
+            let mut v = self.predict(&VelocityInputs {
                 batch,
                 tokens,
                 hidden_states: &hidden,
@@ -358,20 +390,34 @@ impl LtxPipeline {
                 text_mask: &text_mask,
                 timestep: &timestep,
                 coords: &coords_batch,
+                skip: None,
             })?;
-            if v.len() != batch * tokens * channels {
-                return Err(EngineError::Failed(format!(
-                    "transformer gave {} values, expected {}",
-                    v.len(),
-                    batch * tokens * channels
-                )));
-            }
-            if guided {
+            // `v` becomes the guided prediction, `cond` the prompt's own.
+            let cond = if guided {
                 let cond = v.split_off(tokens * channels);
                 classifier_free(&mut v, &cond, s.guidance_scale);
-                if s.guidance_rescale > 0.0 {
-                    rescale(&mut v, &cond, s.guidance_rescale);
-                }
+                cond
+            } else {
+                v.clone()
+            };
+            if let Some(stg) = perturbed {
+                // LTX-Video batches this pass with the others; alone it
+                // computes the same numbers and needs no per-sample masks.
+                let weakened = self.predict(&VelocityInputs {
+                    batch: 1,
+                    tokens,
+                    hidden_states: &latents,
+                    text: &positive.embeds,
+                    text_tokens: positive.tokens,
+                    text_mask: &positive.mask,
+                    timestep: &tts,
+                    coords: &coords,
+                    skip: Some(&stg.skip),
+                })?;
+                spatio_temporal(&mut v, &cond, &weakened, stg.scale);
+            }
+            if s.guidance_rescale > 0.0 && (guided || perturbed.is_some()) {
+                rescale(&mut v, &cond, s.guidance_rescale);
             }
             let at = StepAt {
                 sigmas: &s.schedule.sigmas,

@@ -4,4 +4,6 @@
 pub mod transformer;
 pub mod vae;
 
-pub use transformer::{LtxVideoTransformer3DModel, TransformerConfig, TransformerInputs};
+pub use transformer::{
+    LayerSkip, LtxVideoTransformer3DModel, SkipMode, TransformerConfig, TransformerInputs,
+};

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod block;
 pub mod config;
 pub mod embeddings;
+pub mod layer_skip;
 pub mod rope;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub use block::{BlockContext, TransformerBlock};
 pub use config::TransformerConfig;
 pub use embeddings::{AdaLayerNormSingle, CaptionProjection};
+pub use layer_skip::{LayerSkip, SkipMode};
 pub use rope::RotaryPosEmbed;
 
 use crate::backend::Device;
@@ -213,11 +215,27 @@ impl LtxVideoTransformer3DModel {
 
     /// The velocity prediction `[batch, tokens, out_channels]`.
     pub fn forward(&self, inputs: &TransformerInputs<'_>) -> Result<Tensor> {
+        self.forward_skipping(inputs, None)
+    }
+
+    /// The velocity prediction with the blocks named by `skip` weakened
+    /// for every sample of the batch (the perturbed pass of
+    /// spatio-temporal guidance).
+    pub fn forward_skipping(
+        &self,
+        inputs: &TransformerInputs<'_>,
+        skip: Option<&LayerSkip>,
+    ) -> Result<Tensor> {
+        if let Some(skip) = skip {
+            skip.check(self.transformer_blocks.len())
+                .map_err(Self::bad_input)?;
+        }
         let prepared = self.prepare(inputs)?;
         let ctx = prepared.block_context();
         let mut hidden = prepared.hidden_states.clone();
-        for block in &self.transformer_blocks {
-            hidden = block.forward(&hidden, &ctx)?;
+        for (index, block) in self.transformer_blocks.iter().enumerate() {
+            let mode = skip.and_then(|s| s.mode_for(index));
+            hidden = block.forward_skipping(&hidden, &ctx, mode)?;
         }
         self.finish(&hidden, &prepared)
     }

@@ -2,6 +2,7 @@
 //! across all heads on q and k, optional rotary embedding, attention, and
 //! the output projection (`to_out.0`; `to_out.1` is dropout).
 
+use super::layer_skip::SkipMode;
 use crate::models::nn::{Linear, RmsNorm};
 use crate::tensor::{Result, Tensor};
 use crate::weights::{VarBuilder, WeightError};
@@ -85,5 +86,17 @@ impl Attention {
         )?;
         self.to_out
             .forward(&out.reshape(&[b, n, self.heads * self.head_dim])?)
+    }
+
+    /// Self-attention weakened for spatio-temporal guidance: the values
+    /// (`AttentionValues`) or the input itself (`AttentionSkip`) take the
+    /// place of the attention output before the output projection, as
+    /// LTX-Video's processor does under a skip-layer mask.
+    pub fn forward_skipped(&self, x: &Tensor, mode: SkipMode) -> Result<Tensor> {
+        match mode {
+            SkipMode::AttentionValues => self.to_out.forward(&self.to_v.forward(x)?),
+            SkipMode::AttentionSkip => self.to_out.forward(x),
+            SkipMode::TransformerBlock => Ok(x.clone()),
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::attention::{Attention, AttentionContext};
 use super::config::TransformerConfig;
+use super::layer_skip::SkipMode;
 use crate::models::nn::Linear;
 use crate::tensor::{Result, Tensor, TensorError};
 use crate::weights::{VarBuilder, WeightError};
@@ -83,6 +84,19 @@ impl TransformerBlock {
 
     /// `hidden` `[batch, tokens, dim]` through the block.
     pub fn forward(&self, hidden: &Tensor, ctx: &BlockContext<'_>) -> Result<Tensor> {
+        self.forward_skipping(hidden, ctx, None)
+    }
+
+    /// The block, weakened by `skip` for a spatio-temporal guidance pass.
+    pub fn forward_skipping(
+        &self,
+        hidden: &Tensor,
+        ctx: &BlockContext<'_>,
+        skip: Option<SkipMode>,
+    ) -> Result<Tensor> {
+        if skip == Some(SkipMode::TransformerBlock) {
+            return Ok(hidden.clone());
+        }
         let batch = hidden.dim(0)?;
         let temb_tokens = ctx.temb.dim(1)?;
         if ctx.temb.dims() != [batch, temb_tokens, 6 * self.dim] {
@@ -102,13 +116,16 @@ impl TransformerBlock {
         let norm = hidden
             .rms_norm(None, self.norm_eps)?
             .modulate(&shift_msa, &scale_msa)?;
-        let attn = self.attn1.forward(
-            &norm,
-            AttentionContext {
-                rotary: Some(ctx.rotary),
-                ..Default::default()
-            },
-        )?;
+        let attn = match skip {
+            Some(mode) => self.attn1.forward_skipped(&norm, mode)?,
+            None => self.attn1.forward(
+                &norm,
+                AttentionContext {
+                    rotary: Some(ctx.rotary),
+                    ..Default::default()
+                },
+            )?,
+        };
         let hidden = hidden.gated_residual(&gate_msa, &attn)?;
 
         // Cross-attention reads the un-normalised stream and has no gate.
