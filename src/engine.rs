@@ -79,7 +79,11 @@ pub struct ShotRequest {
     /// Working resolution; multiples of 32.
     pub width: u32,
     pub height: u32,
-    /// Number of generated frames of the shot (8k+1 for LTX).
+    /// New frames the shot holds, any count from 1. Real frames that
+    /// condition an Extend or Fill are not among them and never come back
+    /// as new frames; Generate's Reference becomes the shot's first frames.
+    /// The engine makes whatever length its model needs and returns exactly
+    /// this many.
     pub num_frames: u32,
     /// Frames per second of the clip; LTX's positions depend on it.
     pub frame_rate: f64,
@@ -88,7 +92,7 @@ pub struct ShotRequest {
     pub job: Job,
 }
 
-/// A finished shot: `frames.len() == request.num_frames`.
+/// A finished shot: `frames.len() == request.num_frames`, in time order.
 #[derive(Clone, Debug)]
 pub struct Shot {
     pub frames: Vec<Frame>,

@@ -110,10 +110,56 @@ fn extend_fill_and_reference_jobs_run() {
             reference: Some(clip(1, 0.5)),
         },
     ] {
+        let mut r = request(job);
+        // A fill of 15 puts the clip after on frame 9 + 15 = 24, a latent
+        // frame: nothing to retime.
+        if matches!(r.job, Job::Fill { .. }) {
+            r.num_frames = 15;
+        }
         let w = Watch::default();
-        let shot = engine().generate(&request(job), &w).unwrap();
-        assert_eq!(shot.frames.len(), 17);
+        let shot = engine().generate(&r, &w).unwrap();
+        assert_eq!(shot.frames.len(), r.num_frames as usize);
         assert!(w.notes.lock().is_empty(), "{:?}", w.notes.lock());
+    }
+}
+
+#[test]
+fn any_count_of_new_frames_is_served_exactly() {
+    for (job, n) in [
+        (
+            Job::ExtendForward {
+                context: clip(9, 0.0),
+            },
+            5,
+        ),
+        (
+            Job::ExtendBackward {
+                context: clip(1, 1.0),
+            },
+            12,
+        ),
+        (
+            Job::Fill {
+                before: clip(9, 0.0),
+                after: clip(1, 2.0),
+            },
+            10,
+        ),
+    ] {
+        let mut r = request(job);
+        r.num_frames = n;
+        let w = Watch::default();
+        let shot = engine().generate(&r, &w).unwrap();
+        assert_eq!(shot.frames.len(), n as usize);
+        let notes = w.notes.lock().join("\n");
+        if matches!(r.job, Job::Fill { .. }) {
+            assert!(
+                notes.contains("generating 7 frames and retiming them to 10"),
+                "{notes}"
+            );
+        } else {
+            assert!(notes.is_empty(), "{notes}");
+        }
     }
 }
 
@@ -125,11 +171,14 @@ fn odd_lengths_sizes_and_contexts_are_rounded_and_reported() {
     r.height = 40;
     r.num_frames = 20;
     let shot = engine().generate(&r, &w).unwrap();
-    assert_eq!(shot.frames.len(), 17);
+    assert_eq!(shot.frames.len(), 20);
     assert_eq!((shot.frames[0].width, shot.frames[0].height), (64, 32));
     let notes = w.notes.lock().join("\n");
     assert!(notes.contains("generating at 64x32"), "{notes}");
-    assert!(notes.contains("generating 17 frames"), "{notes}");
+    assert!(
+        notes.contains("generating 25 frames and keeping the first 20"),
+        "{notes}"
+    );
 
     let w = Watch::default();
     engine()

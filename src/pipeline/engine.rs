@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use super::adapters::{LtxTransformer, LtxVae, T5Prompts};
 use super::components::PromptEncoder;
-use super::ltx::{
-    usable_condition_frames, Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance,
-};
+use super::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance};
 use super::model_folder::{ModelFolder, Variant};
+use super::plan::{plan, JobShape};
 use super::registry;
 use crate::backend::Device;
 use crate::engine::{
@@ -66,14 +65,6 @@ impl LtxEngine {
 /// The nearest multiple of `m` (at least `m`).
 fn snap(value: u32, m: u32) -> u32 {
     (((value + m / 2) / m) * m).max(m)
-}
-
-/// The nearest `k·m + 1` (at least 1).
-fn round_length(frames: u32, m: u32) -> u32 {
-    if frames <= 1 {
-        return 1;
-    }
-    ((frames - 1 + m / 2) / m) * m + 1
 }
 
 /// LTX-Video's spatio-temporal guidance recipe for a dev checkpoint with
@@ -197,40 +188,40 @@ enum Seam {
     Start,
 }
 
+/// The `used` frames of `clip` at its `seam`, placed at `frame_index`.
 fn condition(
     clip: &Clip,
     seam: Seam,
-    num_frames: u32,
+    (frame_index, used): (usize, usize),
     request: &ShotRequest,
     what: &str,
     observer: &dyn JobObserver,
 ) -> Result<Condition, EngineError> {
     let available = clip.frames.len();
-    if available == 0 {
+    if used != available {
+        observer.notice(&format!(
+            "the {what} has {available} frames; LTX-Video takes 8k+1, so {used} are used"
+        ));
+    }
+    let frames = match seam {
+        Seam::End => &clip.frames[available - used..],
+        Seam::Start => &clip.frames[..used],
+    };
+    Ok(Condition {
+        pixels: clip_pixels(frames, request.width, request.height)?,
+        frames: used,
+        frame_index,
+        strength: request.strength.clamp(0.0, 1.0),
+    })
+}
+
+fn frames_of<'a>(clip: &'a Clip, what: &str) -> Result<&'a Clip, EngineError> {
+    if clip.frames.is_empty() {
         return Err(EngineError::InvalidRequest(format!(
             "the {what} has no frames"
         )));
     }
-    let n = usable_condition_frames(available, 0, num_frames as usize, 8);
-    if n != available {
-        observer.notice(&format!(
-            "the {what} has {available} frames; LTX-Video takes 8k+1, so {n} are used"
-        ));
-    }
-    let frames = match seam {
-        Seam::End => &clip.frames[available - n..],
-        Seam::Start => &clip.frames[..n],
-    };
-    let frame_index = match seam {
-        Seam::End => 0,
-        Seam::Start => num_frames as usize - n,
-    };
-    Ok(Condition {
-        pixels: clip_pixels(frames, request.width, request.height)?,
-        frames: n,
-        frame_index,
-        strength: request.strength.clamp(0.0, 1.0),
-    })
+    Ok(clip)
 }
 
 impl ShotEngine for LtxEngine {
@@ -268,11 +259,9 @@ impl ShotEngine for LtxEngine {
                 request.width, request.height
             ));
         }
-        let num_frames = round_length(request.num_frames, 8);
-        if num_frames != request.num_frames {
-            observer.notice(&format!(
-                "{} frames is not 8k+1; generating {num_frames} frames",
-                request.num_frames
+        if request.num_frames == 0 {
+            return Err(EngineError::InvalidRequest(
+                "a shot needs at least one new frame".into(),
             ));
         }
         let mut request = request.clone();
@@ -286,26 +275,54 @@ impl ShotEngine for LtxEngine {
             return Err(EngineError::Aborted);
         }
 
+        // Real frames sit inside the video the model makes; the plan says
+        // where, and which of its frames are the new ones.
+        let shape = match &request.job {
+            Job::Generate { reference } => JobShape::Generate {
+                reference: reference.as_ref().map(|c| c.frames.len()),
+            },
+            Job::ExtendForward { context } => JobShape::ExtendForward {
+                context: frames_of(context, "context")?.frames.len(),
+            },
+            Job::ExtendBackward { context } => JobShape::ExtendBackward {
+                context: frames_of(context, "context")?.frames.len(),
+            },
+            Job::Fill { before, after } => JobShape::Fill {
+                before: frames_of(before, "clip before")?.frames.len(),
+                after: frames_of(after, "clip after")?.frames.len(),
+            },
+        };
+        let new_frames = request.num_frames as usize;
+        let plan = plan(shape, new_frames, 8);
+        let num_frames = plan.total as u32;
+        match (&request.job, plan.retimed_from) {
+            (Job::Generate { .. }, _) if plan.total != new_frames => observer.notice(&format!(
+                "{new_frames} frames is not 8k+1; generating {} frames and keeping the first {new_frames}",
+                plan.total
+            )),
+            (Job::Fill { .. }, Some(made)) => observer.notice(&format!(
+                "a gap of {new_frames} frames does not fit LTX-Video's 8-frame steps; \
+                 generating {made} frames and retiming them to {new_frames}"
+            )),
+            _ => {}
+        }
+        let at = |k: usize| plan.conditions[k];
         let conditions = match &request.job {
             Job::Generate { reference: None } => vec![],
             Job::Generate {
                 reference: Some(clip),
-            } => {
-                let mut c = condition(
-                    clip,
-                    Seam::Start,
-                    num_frames,
-                    &request,
-                    "reference",
-                    observer,
-                )?;
-                c.frame_index = 0;
-                vec![c]
-            }
+            } => vec![condition(
+                clip,
+                Seam::Start,
+                at(0),
+                &request,
+                "reference",
+                observer,
+            )?],
             Job::ExtendForward { context } => vec![condition(
                 context,
                 Seam::End,
-                num_frames,
+                at(0),
                 &request,
                 "context",
                 observer,
@@ -313,28 +330,14 @@ impl ShotEngine for LtxEngine {
             Job::ExtendBackward { context } => vec![condition(
                 context,
                 Seam::Start,
-                num_frames,
+                at(0),
                 &request,
                 "context",
                 observer,
             )?],
             Job::Fill { before, after } => vec![
-                condition(
-                    before,
-                    Seam::End,
-                    num_frames,
-                    &request,
-                    "clip before",
-                    observer,
-                )?,
-                condition(
-                    after,
-                    Seam::Start,
-                    num_frames,
-                    &request,
-                    "clip after",
-                    observer,
-                )?,
+                condition(before, Seam::End, at(0), &request, "clip before", observer)?,
+                condition(after, Seam::Start, at(1), &request, "clip after", observer)?,
             ],
         };
 
@@ -383,8 +386,10 @@ impl ShotEngine for LtxEngine {
             .run(&positive, negative.as_ref(), &params, &noise, observer)?;
         let plane = (width * height) as usize;
         let per_channel = plane * num_frames as usize;
-        let frames = (0..num_frames as usize)
-            .map(|f| {
+        let frames = plan
+            .shown
+            .iter()
+            .map(|&f| {
                 let mut rgb = vec![0.0f32; 3 * plane];
                 for p in 0..plane {
                     for c in 0..3 {

@@ -112,21 +112,6 @@ struct Prepared {
     prefix_tokens: usize,
 }
 
-/// How many frames of a condition fit: no further than the shot's end, cut
-/// to 8k+1 (`trim_conditioning_sequence`).
-pub fn usable_condition_frames(
-    frames: usize,
-    frame_index: usize,
-    num_frames: usize,
-    temporal: usize,
-) -> usize {
-    let n = frames.min(num_frames.saturating_sub(frame_index));
-    if n == 0 {
-        return 0;
-    }
-    (n - 1) / temporal * temporal + 1
-}
-
 impl LtxPipeline {
     /// One transformer pass, checked for the size it must return.
     fn predict(&self, inputs: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {

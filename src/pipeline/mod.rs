@@ -8,4 +8,5 @@ pub mod engine;
 pub mod latents;
 pub mod ltx;
 pub mod model_folder;
+pub mod plan;
 pub mod registry;
