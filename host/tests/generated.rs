@@ -195,3 +195,61 @@ fn two_processes_rendering_halves_match_one_process_rendering_all() {
     }
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// What the engine rounded and a cache folder that cannot be written reach
+/// the user as one persistent warning; the frames still render, and the
+/// next frame of the same shot does not repeat the message.
+#[test]
+fn a_rounded_length_and_an_unwritable_cache_are_shown_as_a_warning() {
+    let root = std::env::temp_dir().join(format!("genfx-full-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    // A folder below a regular file can never be created: the disk copy
+    // fails as on a full or read-only disk.
+    let blocker = root.join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let cache = blocker.join("shots");
+
+    let bundle = natron();
+    let generate = create(
+        &bundle,
+        GENERATE,
+        "OfxImageEffectContextGenerator",
+        BTreeMap::new(),
+    );
+    generate.set_param("length", "10").unwrap();
+    generate
+        .set_param("cacheFolder", cache.to_str().unwrap())
+        .unwrap();
+    generate.clip_preferences().expect("clip preferences");
+    let last = generate.render(9.0).expect("the last of 10 frames");
+    assert_generated("frame 9 of 10", &last);
+    let warning = generate
+        .persistent_message()
+        .expect("the user is told what happened");
+    assert!(warning.kind.contains("Warning"), "{warning:?}");
+    assert!(
+        warning.text.contains("keeping the first 10"),
+        "{}",
+        warning.text
+    );
+    assert!(
+        warning.text.contains("could not be kept") && warning.text.contains("not-a-folder"),
+        "{}",
+        warning.text
+    );
+    let told = generate.messages().len();
+    generate.render(3.0).expect("another frame of the shot");
+    assert_eq!(
+        generate.messages().len(),
+        told,
+        "the warning is not repeated"
+    );
+    assert_eq!(
+        generate.persistent_message().map(|m| m.text),
+        Some(warning.text)
+    );
+    generate.destroy().expect("destroy");
+    still_healthy(&bundle);
+    let _ = std::fs::remove_dir_all(&root);
+}

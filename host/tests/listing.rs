@@ -111,10 +111,9 @@ fn three_plugins_with_the_designed_contexts_clips_and_parameters() {
                     c.context
                 );
             }
-            if p.id != GENERATE {
-                for extra in ["contextFrames", "strength"] {
-                    assert!(names.contains(&extra), "{} lacks {extra}", p.id);
-                }
+            // Generate reads them for its Reference, the others at the seam.
+            for extra in ["contextFrames", "strength"] {
+                assert!(names.contains(&extra), "{} lacks {extra}", p.id);
             }
             for q in &c.params {
                 // The spec's Transition parameter is driven by the host, not the user.

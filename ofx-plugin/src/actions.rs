@@ -322,7 +322,7 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
     }
     // The transition context mandates a host-driven "Transition" double.
     if context == Context::Transition {
-        let p = set.define(sys::kOfxParamTypeDouble, "Transition")?;
+        let p = set.define(sys::kOfxParamTypeDouble, TRANSITION_PARAM)?;
         p.set_string(sys::kOfxPropLabel, 0, "Transition")?;
         p.set_double(sys::kOfxParamPropDefault, 0, 0.0)?;
         p.set_double(sys::kOfxParamPropMin, 0, 0.0)?;
@@ -371,6 +371,10 @@ fn create_instance(def: &'static dyn EffectDef, effect: &Effect) -> OfxResult<St
     Ok(sys::kOfxStatOK)
 }
 
+/// The double the transition context requires; the host animates it from
+/// 0 to 1 over the transition.
+const TRANSITION_PARAM: &str = "Transition";
+
 pub fn settings(ctx: &Ctx, time: f64) -> OfxResult<Settings> {
     let params = ctx.effect.params()?;
     settings::read(
@@ -382,7 +386,7 @@ pub fn settings(ctx: &Ctx, time: f64) -> OfxResult<Settings> {
     )
 }
 
-pub fn timeline(ctx: &Ctx, s: &Settings) -> Timeline {
+pub fn timeline(ctx: &Ctx, s: &Settings, time: f64) -> Timeline {
     let mut t = Timeline {
         length: s.length,
         context_frames: s.context_frames,
@@ -403,14 +407,35 @@ pub fn timeline(ctx: &Ctx, s: &Settings) -> Timeline {
         .ok()
         .filter(|[a, b]| a.is_finite() && b.is_finite() && b >= a)
         .map(|[a, b]| (a, b));
+    if t.effect_range.is_none() && ctx.instance.context == Context::Transition {
+        t.effect_range = transition_span_from_param(ctx, time);
+    }
     t
+}
+
+/// A transition's span read from its `Transition` parameter, for hosts
+/// that give the instance no frame range.
+fn transition_span_from_param(ctx: &Ctx, time: f64) -> Option<(f64, f64)> {
+    let params = ctx.effect.params().ok()?;
+    let transition = params.param(TRANSITION_PARAM).ok()?;
+    let at = |t: f64| transition.get_double(t).ok().filter(|v| v.is_finite());
+    let span = crate::effects::transition_span_from_progress(
+        time,
+        at(time - 1.0),
+        at(time)?,
+        at(time + 1.0),
+    );
+    if let Some((a, b)) = span {
+        log::info!("no transition frame range from the host; the Transition parameter places it at {a}..{b}");
+    }
+    span
 }
 
 pub fn layout(ctx: &Ctx, time: f64) -> OfxResult<(Settings, Layout)> {
     let s = settings(ctx, time)?;
     let l = ctx
         .def
-        .layout(ctx.instance.context, &timeline(ctx, &s))
+        .layout(ctx.instance.context, &timeline(ctx, &s, time))
         .map_err(|e| OfxError::Value(e.to_string()))?;
     Ok((s, l))
 }

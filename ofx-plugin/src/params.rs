@@ -144,7 +144,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: LENGTH,
         label: "Length",
-        hint: "Frames to generate (the model works in 8k+1 frames and says so when it rounds). \
+        hint: "New frames to generate; real frames are never counted or shown again. \
                Fill uses the gap or transition length instead when there is one.",
         page: Page::Shot,
         uses: Uses::All,
@@ -153,17 +153,19 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         name: CONTEXT_FRAMES,
         label: "Context frames",
-        hint: "How many real frames next to the seam condition the generation.",
+        hint: "How many real frames condition the generation: those next to the seam (Extend, Fill), \
+               or the first frames of the Reference (Generate; a still gives one). \
+               The model takes 8k+1 of them and says so when it uses fewer.",
         page: Page::Shot,
-        uses: Uses::ExtendAndFill,
+        uses: Uses::All,
         kind: Kind::Int { default: 9, min: 1, max: 257, display_min: 1, display_max: 33 },
     },
     ParamSpec {
         name: STRENGTH,
         label: "Strength",
-        hint: "How strictly the generated frames follow the real context frames (1 = exactly).",
+        hint: "How strictly the generated frames follow the real context or Reference frames (1 = exactly).",
         page: Page::Shot,
-        uses: Uses::ExtendAndFill,
+        uses: Uses::All,
         kind: Kind::Double { default: 1.0, min: 0.0, max: 1.0, display_min: 0.0, display_max: 1.0, increment: 0.05 },
     },
     ParamSpec {
@@ -346,7 +348,7 @@ mod tests {
                 assert!(got.contains(n), "{kind:?} lacks {n}");
             }
         }
-        assert!(!names(EffectKind::Generate).contains(CONTEXT_FRAMES));
+        assert!(names(EffectKind::Generate).contains(CONTEXT_FRAMES));
         assert!(
             names(EffectKind::Fill).contains(STRENGTH)
                 && !names(EffectKind::Fill).contains(DIRECTION)

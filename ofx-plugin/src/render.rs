@@ -11,7 +11,7 @@ use crate::ofx::progress::Progress;
 use crate::ofx::{threads, Effect, Image, OfxError, OfxResult, Status};
 use crate::pixels::{read_row, write_row, Premult};
 use crate::settings::{CacheSetting, Settings};
-use crate::shot::{cache, disk, KeyHasher, ShotKey};
+use crate::shot::{cache, disk, notes, KeyHasher, ShotKey};
 use genfx::engine::{self, Clip, EngineError, Frame, Job, JobObserver, Shot, ShotRequest, Stage};
 use ofx_sys as sys;
 use parking_lot::Mutex;
@@ -39,11 +39,15 @@ impl From<OfxError> for Problem {
 
 pub fn render(ctx: &Ctx) -> OfxResult<Status> {
     match render_frame(ctx) {
-        Ok(()) => {
+        Ok(None) => {
             let mut shown = ctx.instance.shown.lock();
             if shown.take().is_some() {
                 message::clear_persistent(&ctx.effect);
             }
+            Ok(sys::kOfxStatOK)
+        }
+        Ok(Some(note)) => {
+            warn(ctx, &note);
             Ok(sys::kOfxStatOK)
         }
         Err(Problem::Quiet(text, status)) => {
@@ -71,7 +75,21 @@ fn tell(ctx: &Ctx, text: &str) {
     *shown = Some(text.to_string());
 }
 
-fn render_frame(ctx: &Ctx) -> Result<(), Problem> {
+/// Shows what the user should know about a frame that rendered, as a
+/// persistent warning; hosts without one get it in the log only, since a
+/// dialog per rendered frame would stop the user's work.
+fn warn(ctx: &Ctx, text: &str) {
+    let mut shown = ctx.instance.shown.lock();
+    if shown.as_deref() == Some(text) {
+        return;
+    }
+    log::warn!("{}: {text}", ctx.def.label());
+    message::set_persistent(&ctx.effect, MessageKind::Warning, text);
+    *shown = Some(text.to_string());
+}
+
+/// Renders one frame; `Some` carries a note about the shot it came from.
+fn render_frame(ctx: &Ctx) -> Result<Option<String>, Problem> {
     let args = ctx.in_args.ok_or(OfxError::BadHandle("render arguments"))?;
     let time = args.get_double(sys::kOfxPropTime, 0)?;
     if !time.is_finite() {
@@ -126,7 +144,7 @@ fn render_frame(ctx: &Ctx) -> Result<(), Problem> {
     match layout.role_at(time) {
         FrameRole::Empty => {
             clear(ctx, &mut output, window);
-            Ok(())
+            Ok(None)
         }
         FrameRole::Real {
             clip,
@@ -140,10 +158,12 @@ fn render_frame(ctx: &Ctx) -> Result<(), Problem> {
                     sys::kOfxStatFailed,
                 ));
             };
-            pass_through(ctx, &source, &mut output, window)
+            pass_through(ctx, &source, &mut output, window)?;
+            Ok(None)
         }
         FrameRole::Generated { index } => {
-            generated(ctx, &settings, &layout, index, scale, &mut output, window)
+            let key = generated(ctx, &settings, &layout, index, scale, &mut output, window)?;
+            Ok(notes::global().message(key))
         }
     }
 }
@@ -455,6 +475,7 @@ pub fn shot_key(r: &ShotRequest) -> ShotKey {
 /// Reports job progress to the host's progress bar and answers its abort.
 struct HostObserver {
     effect: Effect,
+    key: ShotKey,
     progress: Option<Progress>,
     stopped: AtomicBool,
 }
@@ -482,6 +503,11 @@ impl JobObserver for HostObserver {
 
     fn should_abort(&self) -> bool {
         self.stopped.load(Ordering::SeqCst) || self.effect.abort_requested()
+    }
+
+    fn notice(&self, message: &str) {
+        log::warn!("shot {}: {message}", self.key);
+        notes::global().record(self.key, message);
     }
 }
 
@@ -518,6 +544,7 @@ fn run_job(
     );
     let observer = HostObserver {
         effect: ctx.effect.clone(),
+        key,
         progress: Progress::start(&ctx.effect, &label),
         stopped: AtomicBool::new(false),
     };
@@ -547,11 +574,11 @@ fn run_job(
     if let Some(dir) = &dir {
         if let Err(e) = disk::store(dir, key, &shot) {
             // The shot is still good; only the disk copy is lost.
-            log::warn!(
-                "{}: cannot keep shot {key} in {}: {e}",
-                ctx.def.label(),
+            observer.notice(&format!(
+                "the shot could not be kept in the cache folder {} ({e}), so reopening the \
+                 project will generate it again; free some space or choose another Cache folder",
                 dir.display()
-            );
+            ));
         }
     }
     Ok(shot)
@@ -573,7 +600,7 @@ fn generated(
     scale: [f64; 2],
     output: &mut Image,
     window: RectI,
-) -> Result<(), Problem> {
+) -> Result<ShotKey, Problem> {
     let g = geometry(ctx, s, scale);
     let inputs = gather(ctx, layout, &g, s)?;
     let request = request(ctx, layout, s, &g, inputs)?;
@@ -609,7 +636,8 @@ fn generated(
         .frames
         .get(index as usize)
         .ok_or_else(|| Problem::Quiet(format!("shot has no frame {index}"), sys::kOfxStatFailed))?;
-    write_generated(ctx, frame, &g, output, window)
+    write_generated(ctx, frame, &g, output, window)?;
+    Ok(key)
 }
 
 /// Scales a model frame back to the canvas and writes it, opaque, into the

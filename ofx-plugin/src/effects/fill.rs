@@ -12,6 +12,33 @@ pub const SOURCE_TO: &str = "SourceTo";
 pub const BEFORE: &str = "Before";
 pub const AFTER: &str = "After";
 
+/// The span of a transition whose host gives no frame range, from the
+/// host-driven `Transition` parameter: it runs linearly from 0 on the
+/// transition's first frame to 1 on its last, so its value at `time` and
+/// its slope (from the values one frame before and after, whichever side
+/// moves) place both ends. `None` when the parameter does not move with
+/// time or gives an implausible span.
+pub fn transition_span_from_progress(
+    time: f64,
+    before: Option<f64>,
+    now: f64,
+    after: Option<f64>,
+) -> Option<(f64, f64)> {
+    let slopes = [after.map(|a| a - now), before.map(|b| now - b)];
+    let slope = slopes
+        .into_iter()
+        .flatten()
+        .find(|s| s.is_finite() && *s > 1e-9)?;
+    let frames_between = 1.0 / slope;
+    // Fill needs two real ends and one new frame; a day of frames is not a
+    // transition.
+    if !now.is_finite() || !(2.0..=86_400.0).contains(&frames_between.round()) {
+        return None;
+    }
+    let first = (time - now * frames_between).round();
+    Some((first, first + frames_between.round()))
+}
+
 impl EffectDef for Fill {
     fn kind(&self) -> EffectKind {
         EffectKind::Fill
@@ -65,7 +92,10 @@ impl EffectDef for Fill {
                 .effect_range
                 .map(|(a, b)| (a.round() as i64, b.round() as i64))
                 .ok_or_else(|| {
-                    LayoutError::Invalid("the host gave the transition no frame range".into())
+                    LayoutError::Invalid(
+                        "the host gave the transition no frame range and its Transition parameter does not move over time"
+                            .into(),
+                    )
                 })?;
             if e - s < 2 {
                 return Err(LayoutError::Invalid(format!(
@@ -217,6 +247,53 @@ mod tests {
             }
         );
         assert_eq!(l.role_at(50.0), FrameRole::Empty);
+    }
+
+    #[test]
+    fn transition_span_follows_the_transition_parameter() {
+        // 25 frames from 100 to 124: the parameter steps by 1/24.
+        let at = |t: f64| (t - 100.0) / 24.0;
+        for time in [100.0, 101.0, 112.0, 124.0] {
+            let span = transition_span_from_progress(
+                time,
+                Some(at(time - 1.0)),
+                at(time),
+                Some(at(time + 1.0)),
+            );
+            assert_eq!(span, Some((100.0, 124.0)), "at {time}");
+        }
+        // Clamped at the ends by the host: the other side still moves.
+        assert_eq!(
+            transition_span_from_progress(100.0, Some(0.0), 0.0, Some(at(101.0))),
+            Some((100.0, 124.0))
+        );
+        assert_eq!(
+            transition_span_from_progress(124.0, Some(at(123.0)), 1.0, Some(1.0)),
+            Some((100.0, 124.0))
+        );
+        // A parameter that never moves, or one that gives an absurd span.
+        assert_eq!(
+            transition_span_from_progress(5.0, Some(0.5), 0.5, Some(0.5)),
+            None
+        );
+        assert_eq!(transition_span_from_progress(5.0, None, 0.5, None), None);
+        // Two frames (slope 1) is too short; three is the least Fill takes.
+        assert_eq!(
+            transition_span_from_progress(5.0, None, 0.0, Some(1.0)),
+            None
+        );
+        assert_eq!(
+            transition_span_from_progress(5.0, Some(0.0), 0.5, Some(1.0)),
+            Some((4.0, 6.0))
+        );
+        assert_eq!(
+            transition_span_from_progress(5.0, Some(0.5), 0.5, Some(0.5 + 1e-7)),
+            None
+        );
+        assert_eq!(
+            transition_span_from_progress(5.0, Some(f64::NAN), f64::NAN, None),
+            None
+        );
     }
 
     #[test]

@@ -35,18 +35,18 @@ impl EffectDef for Generate {
         }
     }
     fn temporal(&self) -> bool {
-        // The reference's first frame is read whatever frame is rendered.
+        // The reference's first frames are read whatever frame is rendered.
         true
     }
     fn layout(&self, context: Context, timeline: &Timeline) -> Result<Layout, LayoutError> {
         let count = timeline.length.max(1);
         let mut inputs = Vec::new();
         if context == Context::General {
-            if let Some((first, _)) = timeline.range(REFERENCE) {
+            if let Some((first, last)) = timeline.range(REFERENCE) {
                 inputs.push(InputSpan {
                     role: InputRole::Reference,
                     clip: REFERENCE,
-                    times: vec![first],
+                    times: head(first, last, timeline.context_frames),
                 });
             }
         }
@@ -65,10 +65,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shot_starts_at_zero_and_reference_is_its_first_frame() {
+    fn shot_starts_at_zero_and_reference_gives_its_first_frames() {
         let t = Timeline {
             clip_ranges: vec![(REFERENCE, (5.0, 20.0))],
             length: 25,
+            context_frames: 1,
             ..Default::default()
         };
         let l = Generate.layout(Context::General, &t).unwrap();
@@ -80,5 +81,19 @@ mod tests {
         assert_eq!(l.frames_needed(3.0), vec![(REFERENCE, (5.0, 5.0))]);
         let g = Generate.layout(Context::Generator, &t).unwrap();
         assert!(g.inputs.is_empty(), "generators never read an input");
+        // A clip as Reference: its first frames, no further than its end.
+        let clip = Timeline {
+            context_frames: 9,
+            ..t.clone()
+        };
+        let l = Generate.layout(Context::General, &clip).unwrap();
+        assert_eq!(l.inputs[0].times, (5..14).collect::<Vec<_>>());
+        assert_eq!(l.frames_needed(3.0), vec![(REFERENCE, (5.0, 13.0))]);
+        let still = Timeline {
+            clip_ranges: vec![(REFERENCE, (0.0, 0.0))],
+            ..clip
+        };
+        let l = Generate.layout(Context::General, &still).unwrap();
+        assert_eq!(l.inputs[0].times, vec![0]);
     }
 }

@@ -6,6 +6,8 @@ mod extend;
 mod fill;
 mod generate;
 
+pub use fill::transition_span_from_progress;
+
 use crate::pixels::Premult;
 use std::ffi::CStr;
 

@@ -3,5 +3,6 @@
 pub mod cache;
 pub mod disk;
 pub mod key;
+pub mod notes;
 
 pub use key::{KeyHasher, ShotKey};
