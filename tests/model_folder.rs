@@ -1,7 +1,7 @@
 //! Model folder checks on fake folders built from the tiny fixture model.
 
 use genfx::pipeline::model_folder::{
-    find_snapshot, ModelFolder, ModelFolderError, Problem, Variant,
+    find_snapshot, ModelFolder, ModelFolderError, Problem, Variant, VARIANT_FILE,
 };
 use std::path::{Path, PathBuf};
 
@@ -178,6 +178,31 @@ fn broken_configs_are_reported() {
     let message = ModelFolder::open(&s.0).unwrap_err().to_string();
     assert!(message.contains("model_index.json"), "{message}");
     assert!(message.contains("use_karras_sigmas"), "{message}");
+}
+
+#[test]
+fn a_variant_file_says_how_a_renamed_folder_is_sampled() {
+    let s = Scratch::new("renamed");
+    fake_model(&s.0);
+    assert_eq!(ModelFolder::open(&s.0).unwrap().variant, Variant::Dev);
+    std::fs::write(s.0.join(VARIANT_FILE), br#"{"variant": "distilled"}"#).unwrap();
+    assert_eq!(ModelFolder::open(&s.0).unwrap().variant, Variant::Distilled);
+
+    // It also overrides the name rule.
+    let named = Scratch::new("my-distilled-copy");
+    fake_model(&named.0);
+    assert_eq!(
+        ModelFolder::open(&named.0).unwrap().variant,
+        Variant::Distilled
+    );
+    std::fs::write(named.0.join(VARIANT_FILE), br#"{"variant": "dev"}"#).unwrap();
+    assert_eq!(ModelFolder::open(&named.0).unwrap().variant, Variant::Dev);
+
+    for bad in [&br#"{"variant": "turbo"}"#[..], b"{}", b"not json"] {
+        std::fs::write(s.0.join(VARIANT_FILE), bad).unwrap();
+        let message = ModelFolder::open(&s.0).unwrap_err().to_string();
+        assert!(message.contains(VARIANT_FILE), "{message}");
+    }
 }
 
 #[test]

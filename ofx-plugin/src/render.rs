@@ -425,18 +425,23 @@ fn request(
 }
 
 /// The key of a request: every field, every input pixel, and the model
-/// folder's identity (its model_index.json time stamp, so replaced weights in
-/// the same folder make a new key).
+/// folder's identity (the time stamps of its model_index.json and
+/// genfx.json, so replaced weights or a new variant in the same folder make
+/// a new key).
 pub fn shot_key(r: &ShotRequest) -> ShotKey {
     let mut h = KeyHasher::default();
-    h.str("genfx-shot-v1").str(&r.model.to_string_lossy());
-    let stamp = std::fs::metadata(r.model.join("model_index.json"))
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    h.u64(stamp)
+    // v2: shots hold only new frames and dev models use STG.
+    h.str("genfx-shot-v2").str(&r.model.to_string_lossy());
+    let stamp = |name: &str| {
+        std::fs::metadata(r.model.join(name))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    };
+    h.u64(stamp("model_index.json"))
+        .u64(stamp(genfx::pipeline::model_folder::VARIANT_FILE))
         .str(&r.prompt)
         .str(&r.negative_prompt)
         .u64(r.seed);

@@ -29,7 +29,7 @@ const MAGIC: &[u8; 8] = b"GFXSHOT1";
 const SUFFIX: &str = "genfxshot";
 /// Bumped whenever the engine's math changes what a request produces, so old
 /// entries are not served for new results.
-const ENGINE_REVISION: u32 = 1;
+const ENGINE_REVISION: u32 = 2;
 /// Temporary files older than this are left over from killed processes.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 

@@ -464,10 +464,11 @@ impl ModelFolder {
             },
         };
 
+        let variant = variant_of(root, spec, &mut problems);
         match scheduler {
             Some(scheduler) if problems.is_empty() => Ok(Self {
                 root: root.to_path_buf(),
-                variant: variant_of(root, spec),
+                variant,
                 transformer_config,
                 transformer_weights,
                 vae_config,
@@ -485,9 +486,40 @@ impl ModelFolder {
     }
 }
 
+/// The file in a model folder that states how its checkpoint is sampled,
+/// for folders whose name does not say: `{"variant": "distilled"}` or
+/// `{"variant": "dev"}`.
+pub const VARIANT_FILE: &str = "genfx.json";
+
 /// Distilled checkpoints carry "distilled" in their repository and folder
-/// names; their configs are otherwise identical to the dev models'.
-fn variant_of(root: &Path, spec: &Path) -> Variant {
+/// names; their configs are otherwise identical to the dev models', so a
+/// renamed folder says which it is in [`VARIANT_FILE`].
+fn variant_of(root: &Path, spec: &Path, problems: &mut Vec<Problem>) -> Variant {
+    let stated = root.join(VARIANT_FILE);
+    if stated.is_file() {
+        let parsed = std::fs::read_to_string(&stated)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                serde_json::from_str::<serde_json::Value>(&text).map_err(|e| e.to_string())
+            });
+        let reason = match parsed
+            .as_ref()
+            .map(|v| v.get("variant").and_then(|v| v.as_str()))
+        {
+            Ok(Some("distilled")) => return Variant::Distilled,
+            Ok(Some("dev")) => return Variant::Dev,
+            Ok(other) => format!(
+                "\"variant\" must be \"distilled\" or \"dev\", found {}",
+                other.map_or("nothing".to_string(), |v| format!("{v:?}"))
+            ),
+            Err(e) => e.clone(),
+        };
+        problems.push(Problem::BadConfig {
+            path: stated,
+            reason,
+        });
+        return Variant::Dev;
+    }
     let names = [root.to_string_lossy(), spec.to_string_lossy()];
     if names
         .iter()
