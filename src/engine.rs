@@ -162,10 +162,13 @@ pub trait ShotEngine: Send + Sync {
     ) -> Result<Shot, EngineError>;
 }
 
-/// The engine a host integration should use in this build: LTX-Video on the
-/// CPU reference backend, behind the disk cache of finished shots.
+/// The engine a host integration should use in this build: LTX-Video with
+/// its transformer on the GPU where one can be used (else the CPU; see
+/// `pipeline::engine::transformer_device`), behind the disk cache of
+/// finished shots.
 pub fn default_engine() -> Arc<dyn ShotEngine> {
-    let ltx = crate::pipeline::engine::LtxEngine::new(crate::backend::Device::cpu());
+    let ltx =
+        crate::pipeline::engine::LtxEngine::new(crate::pipeline::engine::transformer_device());
     Arc::new(crate::pipeline::disk_cache::DiskCachedEngine::new(
         Arc::new(ltx),
     ))

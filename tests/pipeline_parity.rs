@@ -20,6 +20,7 @@ use genfx::sampler::noise::{NoisePurpose, NoiseSource, PhiloxNoise};
 use genfx::sampler::schedule::{
     linear_quadratic_timesteps, Schedule, ScheduleSource, SchedulerConfig,
 };
+use genfx::tensor::DType;
 use genfx::testing::fixtures_dir;
 use parking_lot::Mutex;
 use safetensors::SafeTensors;
@@ -234,7 +235,8 @@ fn run_job_with(name: &str, real_components: bool) {
 
     let model = dir().join("model");
     let transformer = FirstCall {
-        inner: LtxTransformer::load(&model.join("transformer"), &Device::cpu()).unwrap(),
+        inner: LtxTransformer::load(&model.join("transformer"), &Device::cpu(), DType::F32)
+            .unwrap(),
         first: Mutex::new(None),
     };
     let transformer = Arc::new(transformer);

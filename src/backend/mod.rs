@@ -135,6 +135,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Human-readable and unique per device, e.g. `cpu`, `cuda:0`.
     fn name(&self) -> String;
 
+    /// The dtype models should hold their weights in here: f32 on the CPU
+    /// reference, the card's 16-bit type on a GPU.
+    fn compute_dtype(&self) -> DType {
+        DType::F32
+    }
+
     /// Copies host data onto the device.
     fn upload(&self, data: CpuStorage) -> Out;
     /// Copies a whole buffer back to the host.
@@ -252,6 +258,11 @@ impl Device {
 
     pub fn is_cpu(&self) -> bool {
         self.name() == "cpu"
+    }
+
+    /// See [`Backend::compute_dtype`].
+    pub fn compute_dtype(&self) -> DType {
+        self.0.compute_dtype()
     }
 
     pub fn same(&self, other: &Device) -> bool {

@@ -9,9 +9,15 @@ use crate::models::ltx::vae::{AutoencoderKLLTXVideo, DecodeConditioning, Tiling,
 use crate::models::ltx::{LtxVideoTransformer3DModel, TransformerInputs};
 use crate::models::t5::{ReleasePolicy, TextEncoder};
 use crate::tensor::{DType, Tensor, TensorError};
+use crate::weights::WeightError;
 
 fn failed(e: TensorError) -> EngineError {
-    EngineError::Failed(format!("transformer: {e}"))
+    match e {
+        TensorError::OutOfMemory { .. } => EngineError::OutOfMemory(format!(
+            "transformer: {e}; try a smaller resolution or length, or close other GPU work"
+        )),
+        e => EngineError::Failed(format!("transformer: {e}")),
+    }
 }
 
 /// The LTX transformer as a [`VelocityModel`].
@@ -20,9 +26,16 @@ pub struct LtxTransformer {
 }
 
 impl LtxTransformer {
-    pub fn load(dir: &Path, device: &Device) -> Result<Self, EngineError> {
-        let model = LtxVideoTransformer3DModel::load(dir, DType::F32, device)
-            .map_err(|e| EngineError::NoModel(format!("transformer: {e}")))?;
+    /// Loads the weights onto `device` in `dtype` (usually the device's
+    /// compute dtype: f32 on the CPU, the card's 16-bit type on a GPU).
+    pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self, EngineError> {
+        let model = LtxVideoTransformer3DModel::load(dir, dtype, device).map_err(|e| match e {
+            WeightError::Tensor {
+                source: oom @ TensorError::OutOfMemory { .. },
+                ..
+            } => failed(oom),
+            e => EngineError::NoModel(format!("transformer: {e}")),
+        })?;
         Ok(Self { model })
     }
 
@@ -53,9 +66,12 @@ impl VelocityModel for LtxTransformer {
         let mask = Tensor::from_slice(x.text_mask, &[x.batch, x.text_tokens], device);
         let timestep = Tensor::from_slice(x.timestep, &[x.batch, x.tokens], device);
         let coords = Tensor::from_slice(x.coords, &[x.batch, 3, x.tokens], device);
+        // Latents and text in the weights' dtype, as diffusers casts them;
+        // timesteps, mask and coordinates stay f32.
+        let dtype = self.model.proj_in.weight.dtype();
         let (hidden, text, mask, timestep, coords) = (
-            hidden.map_err(failed)?,
-            text.map_err(failed)?,
+            hidden.and_then(|t| t.to_dtype(dtype)).map_err(failed)?,
+            text.and_then(|t| t.to_dtype(dtype)).map_err(failed)?,
             mask.map_err(failed)?,
             timestep.map_err(failed)?,
             coords.map_err(failed)?,

@@ -20,6 +20,7 @@ use crate::sampler::noise::PhiloxNoise;
 use crate::sampler::schedule::{
     linear_quadratic_timesteps, Schedule, ScheduleSource, DISTILLED_TIMESTEPS,
 };
+use crate::tensor::DType;
 use crate::tokenizer::LTX_MAX_SEQUENCE_LENGTH;
 
 /// Everything loaded from one model folder, shared process-wide.
@@ -31,21 +32,88 @@ pub struct LoadedModel {
     pub transformer_layers: usize,
 }
 
+/// Environment variable naming where the transformer runs: `cpu`, `cuda`
+/// or `cuda:N`. Unset (or `auto`) means the first GPU that can be used, else
+/// the CPU.
+pub const DEVICE_ENV: &str = "GENFX_DEVICE";
+
+/// What [`DEVICE_ENV`] asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(Option<usize>),
+}
+
+impl DeviceChoice {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "" | "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(None)),
+            _ => t
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(|n| Self::Cuda(Some(n)))
+                .ok_or_else(|| {
+                    format!("{DEVICE_ENV}={text:?}: expected cpu, cuda, cuda:N or auto")
+                }),
+        }
+    }
+}
+
+/// The device the transformer of this process runs on, chosen once: a GPU
+/// falls back to the CPU (said once in the log) when none can be used. The
+/// text encoder and the VAE run on the CPU: the encoder runs once per
+/// prompt, and the VAE has no GPU path yet.
+pub fn transformer_device() -> Device {
+    static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let asked = std::env::var(DEVICE_ENV).unwrap_or_default();
+            let choice = DeviceChoice::parse(&asked).unwrap_or_else(|e| {
+                log::warn!("{e}; choosing the device automatically");
+                DeviceChoice::Auto
+            });
+            let device = match choice {
+                DeviceChoice::Cpu => Device::cpu(),
+                DeviceChoice::Auto => crate::backend::cuda::job_device(None),
+                DeviceChoice::Cuda(ordinal) => crate::backend::cuda::job_device(ordinal),
+            };
+            log::info!("the LTX transformer runs on {}", device.name());
+            device
+        })
+        .clone()
+}
+
 /// Generates shots with LTX-Video on one device.
 pub struct LtxEngine {
     device: Device,
+    dtype: DType,
 }
 
 impl LtxEngine {
+    /// The transformer on `device`, in its compute dtype.
     pub fn new(device: Device) -> Self {
-        Self { device }
+        let dtype = device.compute_dtype();
+        Self { device, dtype }
+    }
+
+    /// The transformer on `device` with weights in `dtype` (f32 on a GPU
+    /// gives the CPU's numbers to rounding, at a cost in speed and memory).
+    pub fn with_dtype(device: Device, dtype: DType) -> Self {
+        Self { device, dtype }
     }
 
     fn load(&self, spec: &Path) -> Result<Arc<LoadedModel>, EngineError> {
         let folder = ModelFolder::open(spec).map_err(|e| EngineError::NoModel(e.to_string()))?;
         let root: PathBuf = folder.root.clone();
-        registry::shared(&root, || {
-            let transformer = LtxTransformer::load(&root.join("transformer"), &self.device)?;
+        // One copy of the weights per device they live on.
+        let variant = format!("{} {}", self.device.name(), self.dtype);
+        registry::shared_as(&root, &variant, || {
+            let transformer =
+                LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
             let transformer_layers = transformer.num_layers();
             let vae = LtxVae::load(&root.join("vae"))?;
             let prompts = T5Prompts::load(&root, &self.device, LTX_MAX_SEQUENCE_LENGTH)?;
@@ -410,6 +478,20 @@ mod tests {
 
     fn tiny_folder() -> ModelFolder {
         ModelFolder::open(&fixtures_dir().join("pipeline").join("model")).unwrap()
+    }
+
+    #[test]
+    fn device_choices_parse_and_bad_ones_are_explained() {
+        assert_eq!(DeviceChoice::parse(""), Ok(DeviceChoice::Auto));
+        assert_eq!(DeviceChoice::parse("CPU"), Ok(DeviceChoice::Cpu));
+        assert_eq!(DeviceChoice::parse("cuda"), Ok(DeviceChoice::Cuda(None)));
+        assert_eq!(
+            DeviceChoice::parse("cuda:1"),
+            Ok(DeviceChoice::Cuda(Some(1)))
+        );
+        let err = DeviceChoice::parse("tpu").unwrap_err();
+        assert!(err.contains("cpu, cuda, cuda:N"), "{err}");
+        assert!(DeviceChoice::parse("cuda:x").is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 type Slot = Arc<Mutex<Option<Weak<dyn Any + Send + Sync>>>>;
 
 struct Registry {
-    slots: Mutex<HashMap<(PathBuf, &'static str), Slot>>,
+    slots: Mutex<HashMap<(PathBuf, &'static str, String), Slot>>,
     /// Keeps the last model used alive.
     recent: Mutex<Option<Arc<dyn Any + Send + Sync>>>,
 }
@@ -42,7 +42,24 @@ pub fn shared<T, E>(folder: &Path, load: impl FnOnce() -> Result<T, E>) -> Resul
 where
     T: Any + Send + Sync,
 {
-    let key = (canonical(folder), std::any::type_name::<T>());
+    shared_as(folder, "", load)
+}
+
+/// As [`shared`], with one entry per `variant` of the folder's contents
+/// (e.g. the device the weights were loaded onto).
+pub fn shared_as<T, E>(
+    folder: &Path,
+    variant: &str,
+    load: impl FnOnce() -> Result<T, E>,
+) -> Result<Arc<T>, E>
+where
+    T: Any + Send + Sync,
+{
+    let key = (
+        canonical(folder),
+        std::any::type_name::<T>(),
+        variant.to_string(),
+    );
     let slot: Slot = registry().slots.lock().entry(key).or_default().clone();
     let mut guard = slot.lock();
     if let Some(existing) = guard.as_ref().and_then(Weak::upgrade) {

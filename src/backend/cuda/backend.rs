@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use super::alloc::{AllocStats, CachingAllocator};
 use super::blas::{self, as_blas_operand, Gemm, MatView};
 use super::device::{driver_err, DriverMemory, GpuDevice};
-use super::dtype::first_non_finite;
+use super::dtype::{first_non_finite, Half};
 use super::error::CudaError;
 use super::modules::ModuleSource;
 use super::probe::{guard, Libraries};
@@ -824,6 +824,13 @@ fn check_same_dims(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
 impl Backend for CudaBackend {
     fn name(&self) -> String {
         format!("cuda:{}", self.dev.ordinal())
+    }
+
+    fn compute_dtype(&self) -> DType {
+        match self.dev.half() {
+            Half::Bf16 => DType::BF16,
+            Half::F16 => DType::F16,
+        }
     }
 
     fn upload(&self, data: CpuStorage) -> Out {
