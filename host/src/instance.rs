@@ -9,7 +9,7 @@ use crate::abi::{OfxName, *};
 use crate::bundle::{action_error, Bundle};
 use crate::defaults::{self, Project};
 use crate::image::{Buffer, Components, Depth, Picture};
-use crate::objects::{Clip, Effect, Message, Misbehave, Param, ParamValue, Progress};
+use crate::objects::{Clip, Effect, Message, Misbehave, Param, ParamKind, ParamValue, Progress};
 use crate::props::{PropertySet, Value};
 use crate::source::FrameSource;
 use crate::suites::param as param_suite;
@@ -123,11 +123,24 @@ impl Instance {
                 )));
             }
         }
+        // A transition spans the project here: the instance's frame range
+        // says so, and the host drives `Transition` from 0 to 1 across it.
+        let transition = (spec.context == n(kOfxImageEffectContextTransition))
+            .then_some((0.0, spec.project.duration - 1.0));
+        if let Some((first, last)) = transition {
+            effect.props.put(
+                n(kOfxImageEffectPropFrameRange),
+                Value::Double(vec![first, last]),
+            );
+        }
         for param in descriptor.params.params.lock().iter() {
             let props = PropertySet::copy_of(format!("parameter {}", param.name), &param.props);
             props.put(n(kOfxPropType), Value::str(n(kOfxTypeParameterInstance)));
             let p = Param::new(&param.name, &param.type_name, param.kind, props);
             *p.value.lock() = p.default_value();
+            if param.name == "Transition" && matches!(param.kind, ParamKind::Double(1)) {
+                *p.driven.lock() = transition;
+            }
             effect.params.params.lock().push(p);
         }
         let instance = Arc::new(Self {

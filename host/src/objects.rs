@@ -248,6 +248,9 @@ pub struct Param {
     pub kind: ParamKind,
     pub props: Arc<PropertySet>,
     pub value: Mutex<ParamValue>,
+    /// Set for a parameter the host animates itself, as a transition's
+    /// `Transition`: 0 at the first time, 1 at the last, linear between.
+    pub driven: Mutex<Option<(f64, f64)>>,
 }
 
 pub static PARAMS: Registry<Param> = Registry::new();
@@ -260,6 +263,7 @@ impl Param {
             kind,
             props,
             value: Mutex::new(ParamValue::None),
+            driven: Mutex::new(None),
         });
         PARAMS.add(&param);
         param
@@ -267,6 +271,13 @@ impl Param {
 
     pub fn handle(self: &Arc<Self>) -> usize {
         Arc::as_ptr(self) as usize
+    }
+
+    /// The value of a host-driven parameter at `time` (`None` for others).
+    pub fn driven_at(&self, time: f64) -> Option<f64> {
+        let (first, last) = (*self.driven.lock())?;
+        let span = (last - first).max(f64::EPSILON);
+        Some(((time - first) / span).clamp(0.0, 1.0))
     }
 
     /// The default as the plugin described it, as a value.

@@ -253,3 +253,66 @@ fn a_rounded_length_and_an_unwritable_cache_are_shown_as_a_warning() {
     still_healthy(&bundle);
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// Fill as a transition: the two ends are the clips' real frames and the
+/// frames between are generated, whether the host gives the transition a
+/// frame range or only drives its Transition parameter (the plugin then
+/// reads the span from that parameter and must place the shot identically).
+#[test]
+fn fill_as_a_transition_with_and_without_a_host_frame_range() {
+    let bundle = natron();
+    let (outgoing, incoming) = (clip(11, W, H, 8), clip(11, W, H, 9));
+    let make = || {
+        let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+        sources.insert("SourceFrom".into(), outgoing.clone());
+        sources.insert("SourceTo".into(), incoming.clone());
+        let instance = Instance::create(
+            &bundle,
+            InstanceSpec {
+                plugin: FILL.into(),
+                context: "OfxImageEffectContextTransition".into(),
+                // The transition spans frames 0..=10 of this host's project.
+                project: Project {
+                    width: W as f64,
+                    height: H as f64,
+                    fps: 24.0,
+                    duration: 11.0,
+                },
+                sources,
+                values: shot_values(FILL),
+            },
+        )
+        .expect("create Fill as a transition");
+        instance.clip_preferences().expect("clip preferences");
+        instance
+    };
+
+    let ranged = make();
+    let start = ranged.render(0.0).expect("first frame");
+    assert!(
+        start == *outgoing.frame(0).unwrap().unwrap(),
+        "outgoing end"
+    );
+    let end = ranged.render(10.0).expect("last frame");
+    assert!(end == *incoming.frame(10).unwrap().unwrap(), "incoming end");
+    let middle = ranged.render(5.0).expect("a generated frame");
+    assert_generated("transition middle", &middle);
+    ranged.destroy().expect("destroy");
+
+    let unranged = make();
+    unranged.effect.props.remove("OfxImageEffectPropFrameRange");
+    let again = unranged
+        .render(5.0)
+        .expect("a generated frame without a range");
+    assert!(
+        again == middle,
+        "the Transition parameter placed the shot differently"
+    );
+    let start = unranged.render(0.0).expect("first frame without a range");
+    assert!(
+        start == *outgoing.frame(0).unwrap().unwrap(),
+        "outgoing end"
+    );
+    unranged.destroy().expect("destroy");
+    still_healthy(&bundle);
+}

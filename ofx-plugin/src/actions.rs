@@ -426,7 +426,7 @@ fn transition_span_from_param(ctx: &Ctx, time: f64) -> Option<(f64, f64)> {
         at(time + 1.0),
     );
     if let Some((a, b)) = span {
-        log::info!("no transition frame range from the host; the Transition parameter places it at {a}..{b}");
+        log::debug!("no transition frame range from the host; the Transition parameter places it at {a}..{b}");
     }
     span
 }

@@ -209,6 +209,22 @@ pub unsafe extern "C" fn genfx_host_param_get(
         if outs.iter().any(|o| o.is_null()) {
             return stat::ERR_VALUE;
         }
+        // A host-driven parameter (a transition's progress) has its own
+        // curve: its value at the asked time, and its slope.
+        if p.driven.lock().is_some() {
+            let (Some(now), Some(first)) = (p.driven_at(t1), outs.first()) else {
+                return stat::ERR_UNSUPPORTED;
+            };
+            let v = match mode {
+                0 | 1 => now,
+                2 => p.driven_at(t1 + 0.5).unwrap_or(now) - p.driven_at(t1 - 0.5).unwrap_or(now),
+                _ => return stat::ERR_UNSUPPORTED,
+            };
+            // SAFETY: a driven parameter is a single double; the out-pointer
+            // is the plugin's place for it.
+            unsafe { (*first as *mut f64).write(v) };
+            return stat::OK;
+        }
         let value = p.value.lock();
         let scale = match mode {
             2 => 0.0,

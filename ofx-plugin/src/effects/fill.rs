@@ -35,7 +35,8 @@ pub fn transition_span_from_progress(
     if !now.is_finite() || !(2.0..=86_400.0).contains(&frames_between.round()) {
         return None;
     }
-    let first = (time - now * frames_between).round();
+    // `+ 0.0` turns a rounded -0 into 0.
+    let first = (time - now * frames_between).round() + 0.0;
     Some((first, first + frames_between.round()))
 }
 
