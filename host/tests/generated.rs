@@ -49,6 +49,17 @@ fn create(
     context: &str,
     sources: BTreeMap<String, Arc<dyn FrameSource>>,
 ) -> Arc<Instance> {
+    create_for(bundle, plugin, context, sources, 30.0)
+}
+
+/// As [`create`], in a project of `duration` frames.
+fn create_for(
+    bundle: &Arc<Bundle>,
+    plugin: &str,
+    context: &str,
+    sources: BTreeMap<String, Arc<dyn FrameSource>>,
+    duration: f64,
+) -> Arc<Instance> {
     Instance::create(
         bundle,
         InstanceSpec {
@@ -58,13 +69,22 @@ fn create(
                 width: W as f64,
                 height: H as f64,
                 fps: 24.0,
-                duration: 30.0,
+                duration,
             },
             sources,
             values: shot_values(plugin),
         },
     )
     .unwrap_or_else(|e| panic!("create {plugin} in {context}: {e}"))
+}
+
+fn generator(bundle: &Arc<Bundle>) -> Arc<Instance> {
+    create(
+        bundle,
+        GENERATE,
+        "OfxImageEffectContextGenerator",
+        BTreeMap::new(),
+    )
 }
 
 /// A generated picture is the project's size, finite, and not flat.
@@ -86,12 +106,7 @@ fn assert_generated(what: &str, p: &Picture) {
 fn generate_extend_and_fill_each_render_a_generated_shot() {
     let bundle = natron();
 
-    let generate = create(
-        &bundle,
-        GENERATE,
-        "OfxImageEffectContextGenerator",
-        BTreeMap::new(),
-    );
+    let generate = generator(&bundle);
     generate.clip_preferences().expect("clip preferences");
     let first = generate.render(0.0).expect("Generate frame 0");
     let last = generate.render(8.0).expect("Generate frame 8");
@@ -211,12 +226,7 @@ fn a_rounded_length_and_an_unwritable_cache_are_shown_as_a_warning() {
     let cache = blocker.join("shots");
 
     let bundle = natron();
-    let generate = create(
-        &bundle,
-        GENERATE,
-        "OfxImageEffectContextGenerator",
-        BTreeMap::new(),
-    );
+    let generate = generator(&bundle);
     generate.set_param("length", "10").unwrap();
     generate
         .set_param("cacheFolder", cache.to_str().unwrap())
@@ -266,23 +276,14 @@ fn fill_as_a_transition_with_and_without_a_host_frame_range() {
         let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
         sources.insert("SourceFrom".into(), outgoing.clone());
         sources.insert("SourceTo".into(), incoming.clone());
-        let instance = Instance::create(
+        // The transition spans frames 0..=10 of this host's project.
+        let instance = create_for(
             &bundle,
-            InstanceSpec {
-                plugin: FILL.into(),
-                context: "OfxImageEffectContextTransition".into(),
-                // The transition spans frames 0..=10 of this host's project.
-                project: Project {
-                    width: W as f64,
-                    height: H as f64,
-                    fps: 24.0,
-                    duration: 11.0,
-                },
-                sources,
-                values: shot_values(FILL),
-            },
-        )
-        .expect("create Fill as a transition");
+            FILL,
+            "OfxImageEffectContextTransition",
+            sources,
+            11.0,
+        );
         instance.clip_preferences().expect("clip preferences");
         instance
     };
