@@ -317,3 +317,27 @@ fn fill_as_a_transition_with_and_without_a_host_frame_range() {
     unranged.destroy().expect("destroy");
     still_healthy(&bundle);
 }
+
+/// A source shorter than Context frames still extends, from what it has,
+/// and the user is told how many real frames conditioned the shot.
+#[test]
+fn a_short_source_extends_and_says_how_much_context_it_had() {
+    let bundle = natron();
+    let source = clip(3, W, H, 10);
+    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+    sources.insert("Source".into(), source);
+    let extend = create(&bundle, EXTEND, GENERAL, sources);
+    extend.set_param("contextFrames", "9").unwrap();
+    extend.clip_preferences().expect("clip preferences");
+    let new = extend.render(4.0).expect("a generated frame");
+    assert_generated("Extend after a 3-frame source", &new);
+    let warning = extend.persistent_message().expect("the user is told");
+    assert!(
+        warning.text.contains("gives 3 real frame(s)") && warning.text.contains("asks for 9"),
+        "{}",
+        warning.text
+    );
+    assert!(warning.text.contains("so 1 are used"), "{}", warning.text);
+    extend.destroy().expect("destroy");
+    still_healthy(&bundle);
+}

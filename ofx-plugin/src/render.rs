@@ -322,13 +322,16 @@ fn to_model_frame(
         .map_err(|e| Problem::Quiet(e.to_string(), sys::kOfxStatFailed))
 }
 
-fn gather(
-    ctx: &Ctx,
-    layout: &Layout,
-    g: &Geometry,
-    s: &Settings,
-) -> Result<Vec<(InputRole, Clip)>, Problem> {
+/// The real frames each input gives, at the working size.
+struct Gathered {
+    inputs: Vec<(InputRole, Clip)>,
+    /// What the user should know: an input shorter than Context frames.
+    notes: Vec<String>,
+}
+
+fn gather(ctx: &Ctx, layout: &Layout, g: &Geometry, s: &Settings) -> Result<Gathered, Problem> {
     let mut out = Vec::new();
+    let mut notes = Vec::new();
     for span in &layout.inputs {
         let clip = ctx.effect.clip(span.clip)?;
         let mut frames = Vec::new();
@@ -351,11 +354,20 @@ fn gather(
                 sys::kOfxStatFailed,
             ));
         }
+        // A still as Reference is the usual case, not a short clip.
+        let asked = s.context_frames as usize;
+        if span.role != InputRole::Reference && frames.len() < asked {
+            notes.push(format!(
+                "the {} input gives {} real frame(s) at the seam; Context frames asks for {asked}",
+                span.clip,
+                frames.len()
+            ));
+        }
         if !frames.is_empty() {
             out.push((span.role, Clip { frames }));
         }
     }
-    Ok(out)
+    Ok(Gathered { inputs: out, notes })
 }
 
 fn request(
@@ -607,9 +619,12 @@ fn generated(
     window: RectI,
 ) -> Result<ShotKey, Problem> {
     let g = geometry(ctx, s, scale);
-    let inputs = gather(ctx, layout, &g, s)?;
-    let request = request(ctx, layout, s, &g, inputs)?;
+    let gathered = gather(ctx, layout, &g, s)?;
+    let request = request(ctx, layout, s, &g, gathered.inputs)?;
     let key = shot_key(&request);
+    for note in &gathered.notes {
+        notes::global().record(key, note);
+    }
     let dir = cache_dir(s);
     let effect = ctx.effect.clone();
     let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, dir), &|| {

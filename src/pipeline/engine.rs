@@ -116,7 +116,10 @@ impl LtxEngine {
                 LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
             let transformer_layers = transformer.num_layers();
             let vae = LtxVae::load(&root.join("vae"))?;
-            let prompts = T5Prompts::load(&root, &self.device, LTX_MAX_SEQUENCE_LENGTH)?;
+            // The encoder runs once per prompt (and its embeddings are
+            // cached); its GPU path is not verified yet, so it stays on the
+            // CPU reference whatever device the transformer uses.
+            let prompts = T5Prompts::load(&root, &Device::cpu(), LTX_MAX_SEQUENCE_LENGTH)?;
             Ok(LoadedModel {
                 folder,
                 pipeline: LtxPipeline {
