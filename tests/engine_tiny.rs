@@ -272,3 +272,24 @@ fn the_default_engine_generates_and_caches_on_disk() {
     assert_eq!(w.steps.load(Ordering::SeqCst), 0, "served from the cache");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn text_encoder_weights_are_dropped_after_a_jobs_prompts_and_not_reloaded_for_the_same_prompt() {
+    use genfx::pipeline::adapters::T5Prompts;
+    use genfx::pipeline::components::PromptEncoder;
+
+    let prompts =
+        T5Prompts::load(&fixtures_dir().join("pipeline/model"), &Device::cpu(), 256).unwrap();
+    let first = prompts.encode("a fox in the snow", 256).unwrap();
+    assert!(prompts.encoder().is_loaded());
+    prompts.release();
+    assert!(!prompts.encoder().is_loaded());
+    let loads = prompts.encoder().weight_loads();
+    // The same prompt again comes from the embedding cache.
+    assert_eq!(prompts.encode("a fox in the snow", 256).unwrap(), first);
+    assert_eq!(prompts.encoder().weight_loads(), loads);
+    assert!(!prompts.encoder().is_loaded());
+    // A new prompt loads the weights once more.
+    prompts.encode("a cat on a windowsill", 256).unwrap();
+    assert_eq!(prompts.encoder().weight_loads(), loads + 1);
+}

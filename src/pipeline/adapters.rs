@@ -193,7 +193,18 @@ impl T5Prompts {
     }
 }
 
+impl T5Prompts {
+    /// The encoder, for its counters.
+    pub fn encoder(&self) -> &TextEncoder {
+        &self.encoder
+    }
+}
+
 impl PromptEncoder for T5Prompts {
+    fn release(&self) {
+        self.encoder.release();
+    }
+
     fn encode(&self, prompt: &str, max_tokens: usize) -> Result<EncodedPrompt, EngineError> {
         let tokenizer = self.encoder.tokenizer();
         if tokenizer.max_length() != max_tokens {

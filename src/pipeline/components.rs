@@ -24,6 +24,9 @@ pub struct EncodedPrompt {
 pub trait PromptEncoder: Send + Sync {
     /// `prompt` padded or cut to `max_tokens` and encoded.
     fn encode(&self, prompt: &str, max_tokens: usize) -> Result<EncodedPrompt, EngineError>;
+    /// A job has encoded its prompts: weights may be dropped until the next
+    /// new prompt, so that denoising has the memory.
+    fn release(&self) {}
 }
 
 /// One forward pass of the denoising transformer over a batch.

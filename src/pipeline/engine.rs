@@ -441,6 +441,10 @@ impl ShotEngine for LtxEngine {
         } else {
             None
         };
+        // T5-XXL is 19 GB in f32: it should not sit in memory through
+        // denoising. Embeddings stay cached, so an unchanged prompt does not
+        // bring it back.
+        model.prompts.release();
         observer.progress(Stage::EncodingPrompt, 1, 1);
 
         let params = RunParams {
