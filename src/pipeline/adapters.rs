@@ -60,6 +60,21 @@ impl VelocityModel for LtxTransformer {
 
     fn velocity(&self, x: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {
         let device = self.model.device();
+        self.run(x).map_err(|e| match e {
+            // A GPU problem other than memory: say how to go on without it.
+            EngineError::Failed(msg) if !device.is_cpu() => EngineError::Failed(format!(
+                "{msg} (on {}; set {}=cpu to run on the CPU instead)",
+                device.name(),
+                super::engine::DEVICE_ENV
+            )),
+            e => e,
+        })
+    }
+}
+
+impl LtxTransformer {
+    fn run(&self, x: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {
+        let device = self.model.device();
         let c = self.channels();
         let hidden = Tensor::from_slice(x.hidden_states, &[x.batch, x.tokens, c], device);
         let text = Tensor::from_slice(x.text, &[x.batch, x.text_tokens, self.text_dim()], device);
