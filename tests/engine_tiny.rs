@@ -293,3 +293,37 @@ fn text_encoder_weights_are_dropped_after_a_jobs_prompts_and_not_reloaded_for_th
     prompts.encode("a cat on a windowsill", 256).unwrap();
     assert_eq!(prompts.encoder().weight_loads(), loads + 1);
 }
+
+#[test]
+fn absurd_sizes_and_lengths_are_refused_and_long_contexts_are_cut() {
+    use genfx::pipeline::engine::{MAX_CONTEXT_FRAMES, MAX_NEW_FRAMES, MAX_SIDE};
+
+    for (width, height, frames) in [
+        (MAX_SIDE + 32, 32, 9),
+        (64, u32::MAX, 9),
+        (64, 32, MAX_NEW_FRAMES + 1),
+        (64, 32, 0),
+    ] {
+        let mut r = request(Job::Generate { reference: None });
+        (r.width, r.height, r.num_frames) = (width, height, frames);
+        match engine().generate(&r, &Watch::default()) {
+            Err(EngineError::InvalidRequest(msg)) => assert!(!msg.is_empty()),
+            other => panic!("{width}x{height}x{frames}: {other:?}"),
+        }
+    }
+
+    // A whole long clip as context: the frames next to the seam, at most
+    // the limit, are used, and the user is told.
+    let w = Watch::default();
+    let mut r = request(Job::ExtendForward {
+        context: clip(MAX_CONTEXT_FRAMES + 13, 0.0),
+    });
+    r.num_frames = 4;
+    let shot = engine().generate(&r, &w).unwrap();
+    assert_eq!(shot.frames.len(), 4);
+    let notes = w.notes.lock().join("\n");
+    assert!(
+        notes.contains(&format!("so {MAX_CONTEXT_FRAMES} are used")),
+        "{notes}"
+    );
+}

@@ -250,6 +250,14 @@ fn clip_pixels(frames: &[Frame], width: u32, height: u32) -> Result<Vec<f32>, En
     Ok(out)
 }
 
+/// Requests past these are refused rather than tried: LTX-Video is trained
+/// up to about 1280 pixels and a few hundred frames, and memory runs out
+/// long before a useful result beyond them. The frame limits match the
+/// plugin's Length and Context frames ranges.
+pub const MAX_SIDE: u32 = 4096;
+pub const MAX_NEW_FRAMES: u32 = 1025;
+pub const MAX_CONTEXT_FRAMES: usize = 257;
+
 /// Which end of a clip touches the new frames.
 #[derive(Clone, Copy)]
 enum Seam {
@@ -271,7 +279,8 @@ fn condition(
     let available = clip.frames.len();
     if used != available {
         observer.notice(&format!(
-            "the {what} has {available} frames; LTX-Video takes 8k+1, so {used} are used"
+            "the {what} has {available} frames; LTX-Video takes 8k+1 of at most \
+             {MAX_CONTEXT_FRAMES}, so {used} are used"
         ));
     }
     let frames = match seam {
@@ -286,13 +295,14 @@ fn condition(
     })
 }
 
-fn frames_of<'a>(clip: &'a Clip, what: &str) -> Result<&'a Clip, EngineError> {
+/// How many frames of `clip` the plan may place: all, up to the limit.
+fn frames_of(clip: &Clip, what: &str) -> Result<usize, EngineError> {
     if clip.frames.is_empty() {
         return Err(EngineError::InvalidRequest(format!(
             "the {what} has no frames"
         )));
     }
-    Ok(clip)
+    Ok(clip.frames.len().min(MAX_CONTEXT_FRAMES))
 }
 
 impl ShotEngine for LtxEngine {
@@ -313,6 +323,13 @@ impl ShotEngine for LtxEngine {
                 request.strength
             )));
         }
+        if request.width > MAX_SIDE || request.height > MAX_SIDE {
+            return Err(EngineError::InvalidRequest(format!(
+                "{}x{} is larger than GenFX generates ({MAX_SIDE} pixels a side); \
+                 generate smaller and upscale",
+                request.width, request.height
+            )));
+        }
         let width = snap(request.width, 32);
         let height = snap(request.height, 32);
         if (width, height) != (request.width, request.height) {
@@ -330,10 +347,11 @@ impl ShotEngine for LtxEngine {
                 request.width, request.height
             ));
         }
-        if request.num_frames == 0 {
-            return Err(EngineError::InvalidRequest(
-                "a shot needs at least one new frame".into(),
-            ));
+        if request.num_frames == 0 || request.num_frames > MAX_NEW_FRAMES {
+            return Err(EngineError::InvalidRequest(format!(
+                "{} new frames asked for; a shot has 1 to {MAX_NEW_FRAMES}",
+                request.num_frames
+            )));
         }
         let mut request = request.clone();
         request.width = width;
@@ -350,17 +368,20 @@ impl ShotEngine for LtxEngine {
         // where, and which of its frames are the new ones.
         let shape = match &request.job {
             Job::Generate { reference } => JobShape::Generate {
-                reference: reference.as_ref().map(|c| c.frames.len()),
+                reference: reference
+                    .as_ref()
+                    .map(|c| frames_of(c, "reference"))
+                    .transpose()?,
             },
             Job::ExtendForward { context } => JobShape::ExtendForward {
-                context: frames_of(context, "context")?.frames.len(),
+                context: frames_of(context, "context")?,
             },
             Job::ExtendBackward { context } => JobShape::ExtendBackward {
-                context: frames_of(context, "context")?.frames.len(),
+                context: frames_of(context, "context")?,
             },
             Job::Fill { before, after } => JobShape::Fill {
-                before: frames_of(before, "clip before")?.frames.len(),
-                after: frames_of(after, "clip after")?.frames.len(),
+                before: frames_of(before, "clip before")?,
+                after: frames_of(after, "clip after")?,
             },
         };
         let new_frames = request.num_frames as usize;

@@ -88,6 +88,18 @@ fn clip_from(dir: &str, width: u32, height: u32) -> Result<Clip, Failure> {
     Ok(Clip { frames })
 }
 
+/// The `n` frames of `clip` next to the seam: its last ones when the new
+/// frames follow it, its first ones when they come before it.
+fn near_seam(mut clip: Clip, n: usize, new_frames_follow: bool) -> Clip {
+    let n = n.min(clip.frames.len());
+    if new_frames_follow {
+        clip.frames.drain(..clip.frames.len() - n);
+    } else {
+        clip.frames.truncate(n);
+    }
+    clip
+}
+
 fn picture_of(frame: &Frame) -> Picture {
     let mut p = Picture::new(frame.width, frame.height);
     for (i, px) in frame.rgb.chunks_exact(3).enumerate() {
@@ -130,6 +142,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         "fill",
         "out",
         "format",
+        "context",
     ])
     .map_err(usage)?;
     if !args.positional.is_empty() {
@@ -158,18 +171,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
             "give at most one of --extend-forward, --extend-backward, --fill",
         ));
     }
+    let context: usize = args.parsed("context", 9).map_err(usage)?;
+    if context == 0 {
+        return Err(usage("--context must be at least 1"));
+    }
+    let seam = |dir: &str, follow| -> Result<Clip, Failure> {
+        Ok(near_seam(clip_from(dir, width, height)?, context, follow))
+    };
     let job = if let Some(dir) = args.one("extend-forward") {
         Job::ExtendForward {
-            context: clip_from(dir, width, height)?,
+            context: seam(dir, true)?,
         }
     } else if let Some(dir) = args.one("extend-backward") {
         Job::ExtendBackward {
-            context: clip_from(dir, width, height)?,
+            context: seam(dir, false)?,
         }
     } else if let [before, after] = args.all("fill") {
         Job::Fill {
-            before: clip_from(before, width, height)?,
-            after: clip_from(after, width, height)?,
+            before: seam(before, true)?,
+            after: seam(after, false)?,
         }
     } else {
         Job::Generate { reference: None }
@@ -203,4 +223,28 @@ pub fn run(args: Args) -> Result<(), Failure> {
         println!("frame {i} -> {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbered(n: usize) -> Clip {
+        Clip {
+            frames: (0..n)
+                .map(|i| Frame::new(1, 1, vec![i as f32; 3]).unwrap())
+                .collect(),
+        }
+    }
+
+    fn firsts(c: &Clip) -> Vec<f32> {
+        c.frames.iter().map(|f| f.rgb[0]).collect()
+    }
+
+    #[test]
+    fn context_is_taken_next_to_the_seam() {
+        assert_eq!(firsts(&near_seam(numbered(5), 2, true)), vec![3.0, 4.0]);
+        assert_eq!(firsts(&near_seam(numbered(5), 2, false)), vec![0.0, 1.0]);
+        assert_eq!(firsts(&near_seam(numbered(3), 9, true)).len(), 3);
+    }
 }

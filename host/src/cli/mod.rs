@@ -21,9 +21,11 @@ usage:
 
   genfx generate --model DIR --prompt TEXT --out DIR [--negative TEXT] [--seed N]
                [--frames N] [--width W] [--height H] [--fps F] [--steps N | --quality Q]
-               [--guidance G] [--strength S] [--format png|exr]
+               [--guidance G] [--strength S] [--format png|exr] [--context N]
                [--extend-forward DIR | --extend-backward DIR | --fill BEFORE_DIR AFTER_DIR]
-      Runs a GenFX job directly on the engine, without an OpenFX host.
+      Runs a GenFX job directly on the engine, without an OpenFX host. --frames
+      counts new frames only; --context (default 9) is how many real frames
+      next to the seam condition an extend or fill.
 
 Exit status: 0 on success, 1 when the plugin or engine failed, 2 on bad usage.";
 
