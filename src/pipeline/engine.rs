@@ -184,6 +184,11 @@ pub fn sampling_for(
                 "Steps must be at least 1".into(),
             ))
         }
+        (_, Quality::Steps(n)) if n > MAX_STEPS => {
+            return Err(EngineError::InvalidRequest(format!(
+                "{n} steps asked for; at most {MAX_STEPS} (the dev schedule's own presets use 20 to 50)"
+            )))
+        }
         (_, Quality::Steps(1)) if config.shift_terminal.is_some() => {
             return Err(EngineError::InvalidRequest(
                 "this model's schedule needs at least 2 steps".into(),
@@ -257,6 +262,9 @@ fn clip_pixels(frames: &[Frame], width: u32, height: u32) -> Result<Vec<f32>, En
 pub const MAX_SIDE: u32 = 4096;
 pub const MAX_NEW_FRAMES: u32 = 1025;
 pub const MAX_CONTEXT_FRAMES: usize = 257;
+/// Denoising steps past this add time, not quality; it matches the
+/// plugin's Steps range.
+pub const MAX_STEPS: u32 = 500;
 
 /// Which end of a clip touches the new frames.
 #[derive(Clone, Copy)]
@@ -520,6 +528,18 @@ mod tests {
         let err = DeviceChoice::parse("tpu").unwrap_err();
         assert!(err.contains("cpu, cuda, cuda:N"), "{err}");
         assert!(DeviceChoice::parse("cuda:x").is_err());
+    }
+
+    #[test]
+    fn absurd_step_counts_are_refused() {
+        let folder = tiny_folder();
+        assert!(sampling_for(&folder, Quality::Steps(MAX_STEPS), 3.0, 64, 2).is_ok());
+        for n in [0, MAX_STEPS + 1, u32::MAX] {
+            assert!(matches!(
+                sampling_for(&folder, Quality::Steps(n), 3.0, 64, 2),
+                Err(EngineError::InvalidRequest(_))
+            ));
+        }
     }
 
     #[test]
