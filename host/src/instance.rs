@@ -414,18 +414,7 @@ impl Instance {
             n(kOfxImageEffectPropRenderScale),
             Value::Double(vec![1.0, 1.0]),
         );
-        args.define(
-            n(kOfxImageEffectPropSequentialRenderStatus),
-            Value::Int(vec![0]),
-        );
-        args.define(
-            n(kOfxImageEffectPropInteractiveRenderStatus),
-            Value::Int(vec![0]),
-        );
-        args.define(
-            n(kOfxImageEffectPropRenderQualityDraft),
-            Value::Int(vec![0]),
-        );
+        define_render_status(&args);
         args
     }
 
@@ -562,18 +551,7 @@ impl Instance {
             n(kOfxImageEffectPropRenderWindow),
             Value::Int(vec![w.x1 as i32, w.y1 as i32, w.x2 as i32, w.y2 as i32]),
         );
-        args.define(
-            n(kOfxImageEffectPropSequentialRenderStatus),
-            Value::Int(vec![0]),
-        );
-        args.define(
-            n(kOfxImageEffectPropInteractiveRenderStatus),
-            Value::Int(vec![0]),
-        );
-        args.define(
-            n(kOfxImageEffectPropRenderQualityDraft),
-            Value::Int(vec![0]),
-        );
+        define_render_status(&args);
         args
     }
 
@@ -717,6 +695,18 @@ impl Drop for Instance {
                 log::warn!("{e}");
             }
         }
+    }
+}
+
+/// What a batch host says of every render and sequence: not sequential,
+/// not interactive, full quality.
+fn define_render_status(args: &PropertySet) {
+    for name in [
+        kOfxImageEffectPropSequentialRenderStatus,
+        kOfxImageEffectPropInteractiveRenderStatus,
+        kOfxImageEffectPropRenderQualityDraft,
+    ] {
+        args.define(n(name), Value::Int(vec![0]));
     }
 }
 

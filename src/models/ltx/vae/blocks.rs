@@ -9,6 +9,26 @@ use super::timestep_embedding::TimestepEmbedder;
 use super::volume::Volume;
 use super::weights::Weights;
 
+/// `resnets.0` .. `resnets.{layers-1}` under `w`, all at `channels`.
+fn load_resnets(
+    w: &Weights<'_>,
+    channels: usize,
+    layers: usize,
+    causal: bool,
+    timestep_conditioning: bool,
+) -> Result<Vec<ResnetBlock3d>> {
+    (0..layers)
+        .map(|i| {
+            ResnetBlock3d::load(
+                &w.at(format_args!("resnets.{i}")),
+                channels,
+                causal,
+                timestep_conditioning,
+            )
+        })
+        .collect()
+}
+
 pub struct DownBlock095 {
     resnets: Vec<ResnetBlock3d>,
     downsampler: Option<Downsampler3d>,
@@ -23,16 +43,7 @@ impl DownBlock095 {
         downsample: Option<DownsampleKind>,
         causal: bool,
     ) -> Result<Self> {
-        let resnets = (0..layers)
-            .map(|i| {
-                ResnetBlock3d::load(
-                    &w.at(format_args!("resnets.{i}")),
-                    in_channels,
-                    causal,
-                    false,
-                )
-            })
-            .collect::<Result<_>>()?;
+        let resnets = load_resnets(w, in_channels, layers, causal, false)?;
         let downsampler = downsample
             .map(|kind| {
                 Downsampler3d::load(
@@ -79,16 +90,7 @@ impl MidBlock {
             time_embedder: timestep_conditioning
                 .then(|| TimestepEmbedder::load(&w.at("time_embedder"), channels * 4))
                 .transpose()?,
-            resnets: (0..layers)
-                .map(|i| {
-                    ResnetBlock3d::load(
-                        &w.at(format_args!("resnets.{i}")),
-                        channels,
-                        causal,
-                        timestep_conditioning,
-                    )
-                })
-                .collect::<Result<_>>()?,
+            resnets: load_resnets(w, channels, layers, causal, timestep_conditioning)?,
         })
     }
 
@@ -106,10 +108,11 @@ impl MidBlock {
     }
 }
 
+/// An upsampler, then the resnets (with their time embedder) of a mid
+/// block at the upsampled width: the weight names are the same.
 pub struct UpBlock {
-    time_embedder: Option<TimestepEmbedder>,
     upsampler: Option<Upsampler3d>,
-    resnets: Vec<ResnetBlock3d>,
+    resnets: MidBlock,
 }
 
 impl UpBlock {
@@ -122,9 +125,6 @@ impl UpBlock {
         timestep_conditioning: bool,
     ) -> Result<Self> {
         Ok(Self {
-            time_embedder: timestep_conditioning
-                .then(|| TimestepEmbedder::load(&w.at("time_embedder"), channels * 4))
-                .transpose()?,
             upsampler: upsampler
                 .map(|(residual, factor)| {
                     Upsampler3d::load(
@@ -136,31 +136,15 @@ impl UpBlock {
                     )
                 })
                 .transpose()?,
-            resnets: (0..layers)
-                .map(|i| {
-                    ResnetBlock3d::load(
-                        &w.at(format_args!("resnets.{i}")),
-                        channels,
-                        causal,
-                        timestep_conditioning,
-                    )
-                })
-                .collect::<Result<_>>()?,
+            resnets: MidBlock::load(w, channels, layers, causal, timestep_conditioning)?,
         })
     }
 
     pub fn forward(&self, x: Volume, timesteps: Option<&[f32]>) -> Volume {
-        let temb = match (&self.time_embedder, timesteps) {
-            (Some(e), Some(t)) => Some(e.forward(t)),
-            _ => None,
-        };
-        let mut h = match &self.upsampler {
+        let h = match &self.upsampler {
             Some(u) => u.forward(&x),
             None => x,
         };
-        for r in &self.resnets {
-            h = r.forward(&h, temb.as_deref());
-        }
-        h
+        self.resnets.forward(h, timesteps)
     }
 }
