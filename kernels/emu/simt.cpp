@@ -469,8 +469,7 @@ unsigned env_unsigned(const char* name, unsigned fallback) {
 }
 }  // namespace
 
-LaunchResult launch(const char* kernel, dim3 grid, dim3 block, size_t dynamic_smem_bytes,
-                    const std::function<void()>& body) {
+LaunchResult check_launch_shape(const char* kernel, dim3 grid, dim3 block, size_t dynamic_smem_bytes) {
     LaunchResult result;
     const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
     const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
@@ -492,6 +491,15 @@ LaunchResult launch(const char* kernel, dim3 grid, dim3 block, size_t dynamic_sm
         result.error = std::string("kernel '") + kernel + "': dynamic shared memory above the 227 KiB any GPU offers";
         return result;
     }
+    return result;
+}
+
+LaunchResult launch(const char* kernel, dim3 grid, dim3 block, size_t dynamic_smem_bytes,
+                    const std::function<void()>& body) {
+    LaunchResult result = check_launch_shape(kernel, grid, block, dynamic_smem_bytes);
+    if (!result.ok) return result;
+    const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
+    const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
     unsigned hw = std::thread::hardware_concurrency();
     unsigned nworkers = env_unsigned("GENFX_SIMT_WORKERS", hw ? hw : 2);
     if (uint64_t(nworkers) > nblocks) nworkers = unsigned(nblocks);

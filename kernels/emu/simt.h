@@ -215,6 +215,9 @@ struct LaunchResult {
     std::string error;
 };
 
+// Refuses a grid, block or dynamic shared memory no GPU can launch.
+LaunchResult check_launch_shape(const char* kernel, dim3 grid, dim3 block, size_t dynamic_smem_bytes);
+
 // Runs `body` once per CUDA thread of every block. Faults end the launch and
 // come back in the result; so does a barrier that cannot complete.
 LaunchResult launch(const char* kernel, dim3 grid, dim3 block, size_t dynamic_smem_bytes,

@@ -52,6 +52,8 @@ pub enum Arg<'a> {
     U64(u64),
     F32(f32),
     F64(f64),
+    /// A struct passed by value (e.g. a strided view), as its raw bytes.
+    Bytes(&'a [u8]),
 }
 
 /// A buffer the kernel only reads (a `dptr<const T>` parameter).
@@ -145,6 +147,182 @@ extern "C" {
         error_capacity: u64,
     ) -> c_int;
     fn genfx_simt_kernel_names(out: *mut c_char, capacity: u64) -> u64;
+    fn genfx_simt_module_kernels(out: *mut c_char, capacity: u64) -> u64;
+    fn genfx_simt_kernel_params(
+        module: *const c_char,
+        kernel: *const c_char,
+        out: *mut ParamInfo,
+        capacity: u64,
+    ) -> i64;
+    fn genfx_simt_launch_raw(
+        module: *const c_char,
+        kernel: *const c_char,
+        grid: *const u32,
+        block: *const u32,
+        dynamic_smem: u64,
+        params: *const *const c_void,
+        resolve: ResolveFn,
+        resolve_ctx: *mut c_void,
+        execute: c_int,
+        error: *mut c_char,
+        error_capacity: u64,
+    ) -> c_int;
+}
+
+/// One kernel parameter as `cuLaunchKernel` reads it; mirrors
+/// `simt::ParamInfo`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Bytes behind the parameter's pointer in `kernelParams`.
+    pub size: u32,
+    /// 1 for a device pointer (8 bytes, resolved to its allocation).
+    pub pointer: u32,
+}
+
+type ResolveFn = unsafe extern "C" fn(*mut c_void, u64, *mut u64, *mut u64) -> c_int;
+
+/// A live device allocation: base address and length in bytes.
+pub type Allocation = (u64, u64);
+
+fn message_of(error: &[c_char]) -> String {
+    let bytes: Vec<u8> = error
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn lines_of(f: unsafe extern "C" fn(*mut c_char, u64) -> u64) -> Vec<String> {
+    // SAFETY: with a null buffer and zero capacity the call only reports the
+    // length it needs.
+    let needed = unsafe { f(std::ptr::null_mut(), 0) };
+    let mut buf = vec![0 as c_char; needed as usize];
+    // SAFETY: `buf` holds `needed` bytes, the capacity passed.
+    unsafe { f(buf.as_mut_ptr(), buf.len() as u64) };
+    message_of(&buf).lines().map(str::to_owned).collect()
+}
+
+/// Every kernel as `(module, kernel)`: the module is the source file stem
+/// (`attention` for `kernels/attention.cu`).
+pub fn module_kernels() -> Vec<(String, String)> {
+    lines_of(genfx_simt_module_kernels)
+        .into_iter()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(m, k)| (m.to_string(), k.to_string()))
+        })
+        .collect()
+}
+
+/// The parameter list of `module`'s `kernel`, or `None` when the emulator
+/// has no such kernel.
+pub fn kernel_params(module: &str, kernel: &str) -> Option<Vec<ParamInfo>> {
+    let (m, k) = (CString::new(module).ok()?, CString::new(kernel).ok()?);
+    let mut out = vec![
+        ParamInfo {
+            size: 0,
+            pointer: 0
+        };
+        64
+    ];
+    // SAFETY: `out` holds 64 entries, the capacity passed; the names are
+    // NUL-terminated strings alive for the call.
+    let n = unsafe { genfx_simt_kernel_params(m.as_ptr(), k.as_ptr(), out.as_mut_ptr(), 64) };
+    if n < 0 {
+        return None;
+    }
+    if n as usize > out.len() {
+        out.resize(
+            n as usize,
+            ParamInfo {
+                size: 0,
+                pointer: 0,
+            },
+        );
+        // SAFETY: as above, with the larger buffer.
+        unsafe { genfx_simt_kernel_params(m.as_ptr(), k.as_ptr(), out.as_mut_ptr(), n as u64) };
+    }
+    out.truncate(n as usize);
+    Some(out)
+}
+
+/// Resolves device addresses for [`launch_raw`].
+pub trait Resolver {
+    /// The allocation that holds `addr`, if any is live.
+    fn resolve(&self, addr: u64) -> Option<Allocation>;
+}
+
+unsafe extern "C" fn resolve_trampoline<R: Resolver>(
+    ctx: *mut c_void,
+    addr: u64,
+    base: *mut u64,
+    bytes: *mut u64,
+) -> c_int {
+    // SAFETY: `ctx` is the `&R` that `launch_raw` passed, alive for the
+    // launch; `base` and `bytes` point to the emulator's locals.
+    let r = unsafe { &*(ctx as *const R) };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.resolve(addr))) {
+        Ok(Some((b, n))) => {
+            // SAFETY: see above.
+            unsafe {
+                *base = b;
+                *bytes = n;
+            }
+            1
+        }
+        _ => 0,
+    }
+}
+
+/// Runs `module`'s `kernel` with `params` laid out as `cuLaunchKernel`
+/// receives them (one pointer per parameter, to its value). Device pointers
+/// among them are bounded by the allocation `resolver` finds for them; one
+/// that lies in no allocation refuses the launch. With `execute` false the
+/// arguments and the launch shape are checked and nothing runs.
+///
+/// # Safety
+/// `params` must hold one valid pointer per kernel parameter (as many as
+/// [`kernel_params`] lists), each to at least that parameter's size in bytes;
+/// every allocation the resolver reports must be memory this process may
+/// read and write for its whole length while the kernel runs.
+pub unsafe fn launch_raw<R: Resolver>(
+    module: &str,
+    kernel: &str,
+    dims: Dims,
+    params: *const *const c_void,
+    resolver: &R,
+    execute: bool,
+) -> Result<(), EmuError> {
+    let m =
+        CString::new(module).map_err(|_| EmuError::BadLaunch("module name holds a NUL".into()))?;
+    let k =
+        CString::new(kernel).map_err(|_| EmuError::BadLaunch("kernel name holds a NUL".into()))?;
+    let mut error = vec![0 as c_char; 4096];
+    // SAFETY: forwarded to the caller for `params` and the allocations; the
+    // resolver context is `resolver`, alive for the call, and matches the
+    // trampoline's type parameter; `error` holds its capacity.
+    let rc = unsafe {
+        genfx_simt_launch_raw(
+            m.as_ptr(),
+            k.as_ptr(),
+            dims.grid.as_ptr(),
+            dims.block.as_ptr(),
+            u64::from(dims.shared_mem_bytes),
+            params,
+            resolve_trampoline::<R>,
+            resolver as *const R as *mut c_void,
+            c_int::from(execute),
+            error.as_mut_ptr(),
+            error.len() as u64,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        1 => Err(EmuError::Fault(message_of(&error))),
+        _ => Err(EmuError::BadLaunch(message_of(&error))),
+    }
 }
 
 /// Runs `kernel` with `dims` on the emulator; returns when every block has
@@ -192,6 +370,9 @@ pub fn launch(kernel: &str, dims: Dims, args: &mut [Arg<'_>]) -> Result<(), EmuE
                 Arg::U64(v) => (r.kind, r.u) = (4, v),
                 Arg::F32(v) => (r.kind, r.f) = (5, f64::from(v)),
                 Arg::F64(v) => (r.kind, r.f) = (6, v),
+                Arg::Bytes(b) => {
+                    (r.kind, r.data, r.bytes) = (7, b.as_ptr().cast(), b.len() as u64);
+                }
             }
             r
         })
@@ -214,36 +395,14 @@ pub fn launch(kernel: &str, dims: Dims, args: &mut [Arg<'_>]) -> Result<(), EmuE
             error.len() as u64,
         )
     };
-    let message = || {
-        let bytes: Vec<u8> = error
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
     match rc {
         0 => Ok(()),
-        1 => Err(EmuError::Fault(message())),
-        _ => Err(EmuError::BadLaunch(message())),
+        1 => Err(EmuError::Fault(message_of(&error))),
+        _ => Err(EmuError::BadLaunch(message_of(&error))),
     }
 }
 
 /// Every kernel the emulator can launch (the shipped ones and its self-tests).
 pub fn kernel_names() -> Vec<String> {
-    // SAFETY: with a null buffer and zero capacity the call only reports the
-    // length it needs.
-    let needed = unsafe { genfx_simt_kernel_names(std::ptr::null_mut(), 0) };
-    let mut buf = vec![0 as c_char; needed as usize];
-    // SAFETY: `buf` holds `needed` bytes, the capacity passed.
-    unsafe { genfx_simt_kernel_names(buf.as_mut_ptr(), buf.len() as u64) };
-    let bytes: Vec<u8> = buf
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    lines_of(genfx_simt_kernel_names)
 }
