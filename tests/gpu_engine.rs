@@ -50,7 +50,6 @@ fn pixels(engine: &LtxEngine) -> Vec<f32> {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn the_engine_on_the_gpu_matches_the_cpu() {
     let Some(gpu) = gpu_or_skip("the_engine_on_the_gpu_matches_the_cpu") else {
         return;

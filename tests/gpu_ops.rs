@@ -92,7 +92,6 @@ fn op<'a>(s: &'a Stored, l: &'a Layout) -> Operand<'a> {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn upload_download_and_dtype_conversion_are_exact() {
     let Some(gpu) = gpu_or_skip("upload_download_and_dtype_conversion_are_exact") else {
         return;
@@ -115,7 +114,6 @@ fn upload_download_and_dtype_conversion_are_exact() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn strided_copy_and_cat_match_cpu() {
     let Some(gpu) = gpu_or_skip("strided_copy_and_cat_match_cpu") else {
         return;
@@ -148,7 +146,6 @@ fn strided_copy_and_cat_match_cpu() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn elementwise_ops_match_cpu() {
     let Some(gpu) = gpu_or_skip("elementwise_ops_match_cpu") else {
         return;
@@ -217,7 +214,6 @@ fn strides(offset: usize, batch: usize, row: usize, col: usize) -> MatStrides {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands() {
     let Some(gpu) =
         gpu_or_skip("matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands")
@@ -267,7 +263,6 @@ fn matmul_matches_cpu_for_plain_transposed_shared_and_biased_operands() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn softmax_and_norms_match_cpu() {
     let Some(gpu) = gpu_or_skip("softmax_and_norms_match_cpu") else {
         return;
@@ -305,7 +300,6 @@ fn softmax_and_norms_match_cpu() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn rope_modulate_and_gated_residual_match_cpu() {
     let Some(gpu) = gpu_or_skip("rope_modulate_and_gated_residual_match_cpu") else {
         return;
@@ -364,7 +358,6 @@ fn rope_modulate_and_gated_residual_match_cpu() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn attention_matches_cpu_for_self_and_masked_cross_attention() {
     let Some(gpu) = gpu_or_skip("attention_matches_cpu_for_self_and_masked_cross_attention") else {
         return;
@@ -435,7 +428,6 @@ fn attention_matches_cpu_for_self_and_masked_cross_attention() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn out_of_memory_and_non_finite_values_are_typed_errors() {
     let Some(gpu) = gpu_or_skip("out_of_memory_and_non_finite_values_are_typed_errors") else {
         return;
@@ -469,7 +461,6 @@ fn out_of_memory_and_non_finite_values_are_typed_errors() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn weights_are_uploaded_once_in_the_cards_half_type() {
     let Some(gpu) = gpu_or_skip("weights_are_uploaded_once_in_the_cards_half_type") else {
         return;
@@ -506,7 +497,6 @@ fn weights_are_uploaded_once_in_the_cards_half_type() {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn noise_on_the_gpu_is_the_cpus_noise() {
     let Some(gpu) = gpu_or_skip("noise_on_the_gpu_is_the_cpus_noise") else {
         return;

@@ -38,7 +38,6 @@ fn case_tensor(files: &WeightFiles, case: &str, name: &str) -> Tensor {
 }
 
 #[test]
-#[ignore = "GPU test: run `cargo xtask test-gpu`"]
 fn transformer_forward_on_the_gpu_matches_the_cpu() {
     let Some(gpu) = gpu_or_skip("transformer_forward_on_the_gpu_matches_the_cpu") else {
         return;

@@ -10,6 +10,8 @@
 //! thread reaches ends the launch with an error naming the kernel and block.
 
 use std::ffi::{c_char, c_int, c_void, CString};
+
+pub mod device;
 use std::fmt;
 
 /// Element types a buffer can hold; the kernel's parameter type must match.

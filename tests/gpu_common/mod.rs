@@ -1,12 +1,16 @@
-//! Shared by the GPU tests (`tests/gpu_*.rs`): getting a GPU backend or
-//! recording why not, deterministic inputs, and the bf16 tolerance.
+//! Shared by the GPU tests (`tests/gpu_*.rs`): getting a GPU backend,
+//! deterministic inputs, and the bf16 tolerance.
 //!
-//! Every GPU test is `#[ignore]`d, so `cargo test` lists it as ignored rather
-//! than passing it; `cargo xtask test-gpu` runs them. Each test appends
-//! `ran NAME` or `skipped NAME: REASON` to the file named by
-//! `GENFX_GPU_TEST_REPORT`, and xtask fails the run when anything was
-//! skipped (unless `--allow-skip`). Run by hand without that variable, a test
-//! that finds no GPU panics: it can never pass silently.
+//! Two ways to run, one set of tests:
+//! - `cargo test` / `cargo xtask test` (any machine): the CUDA backend runs
+//!   on the **emulated device** (`kernels/cuda-emu`): the real NVRTC compiles
+//!   our kernels, the emulated driver runs them on the CPU through the SIMT
+//!   emulator, and cuBLAS is emulated too. Nothing is skipped: a test that
+//!   cannot open the emulated device fails.
+//! - `cargo xtask test-gpu` (a machine with a card) sets
+//!   `GENFX_GPU_TEST_REPORT`: the tests open the real driver, and each
+//!   appends `ran NAME` or `skipped NAME: REASON` to that file; xtask fails
+//!   the run when anything was skipped (unless `--allow-skip`).
 
 #![allow(dead_code)]
 
@@ -15,6 +19,7 @@ use std::sync::Arc;
 
 use genfx::backend::cuda::dtype::Half;
 use genfx::backend::cuda::{CudaBackend, GpuDevice};
+pub use genfx_kernels_emu::device::EmulatedDevice;
 
 pub const REPORT_ENV: &str = "GENFX_GPU_TEST_REPORT";
 
@@ -29,23 +34,36 @@ fn report(line: &str) {
     }
 }
 
-/// A CUDA backend on the default GPU, or `None` after recording the skip.
-/// Without a report file, a missing GPU is a failure.
+/// Whether this run is on a real card (`cargo xtask test-gpu`).
+pub fn on_real_gpu() -> bool {
+    std::env::var_os(REPORT_ENV).is_some()
+}
+
+/// The emulated device, loaded before anything probes for CUDA; `None` on a
+/// real-GPU run.
+pub fn emulator() -> Option<&'static EmulatedDevice> {
+    if on_real_gpu() {
+        return None;
+    }
+    Some(EmulatedDevice::install().unwrap_or_else(|e| panic!("emulated CUDA device: {e}")))
+}
+
+/// A CUDA backend on the default GPU: the emulated device, or on a
+/// real-GPU run the card (`None` after recording a skip when there is none).
 pub fn gpu_or_skip(test: &str) -> Option<Arc<CudaBackend>> {
+    let emulated = emulator().is_some();
     let opened = GpuDevice::get(None).and_then(CudaBackend::new);
     match opened {
         Ok(b) => {
             report(&format!("ran {test}"));
             Some(Arc::new(b))
         }
+        Err(e) if emulated => panic!("{test}: the emulated CUDA device did not open: {e}"),
         Err(e) => {
             let reason = match e.to_string() {
                 r if r.starts_with("no CUDA driver/GPU") => r,
                 r => format!("no CUDA driver/GPU: {r}"),
             };
-            if std::env::var_os(REPORT_ENV).is_none() {
-                panic!("{test}: {reason} (run `cargo xtask test-gpu` to record skips)");
-            }
             eprintln!("skipped {test}: {reason}");
             report(&format!("skipped {test}: {reason}"));
             None
