@@ -97,6 +97,11 @@ impl Sample {
     }
 }
 
+/// Oldest architecture the flash attention kernel compiles for: its
+/// `mma.sync` m16n8k16 with 16-bit inputs and its `cp.async` loads are
+/// Ampere instructions.
+pub const FLASH_MIN_COMPUTE_CAPABILITY: (i32, i32) = (8, 0);
+
 /// Grid, block and dynamic shared memory of a launch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LaunchConfig {

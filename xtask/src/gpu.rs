@@ -1,12 +1,13 @@
 //! `cargo xtask test-gpu [--allow-skip] [-- TEST ARGS]`: every CUDA-vs-CPU
-//! test (`tests/gpu_*.rs`), which `cargo test` lists as ignored.
+//! test (`tests/gpu_*.rs`) on the real card. (`cargo xtask test` runs the
+//! same tests on the emulated device.)
 //!
 //! Each GPU test records in a report file whether it ran on a GPU or was
 //! skipped and why. A run where anything was skipped fails (exit 1) and says
 //! so plainly, unless `--allow-skip` is given: then it still prints that
 //! nothing (or not everything) ran on a GPU, and exits 0. A GPU test run by
-//! hand with `--ignored` and no report file fails instead of skipping, so
-//! no path lets a GPU test pass silently without a GPU.
+//! hand without the report file runs on the emulated device instead, so no
+//! path lets a GPU test pass silently without having run.
 
 use std::path::PathBuf;
 
@@ -48,7 +49,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         test.args(["--test", t]);
     }
     // one test at a time: they share the GPU and time their kernels
-    test.args(["--", "--ignored", "--test-threads=1"])
+    test.args(["--", "--test-threads=1"])
         .args(passthrough)
         .env(REPORT_ENV, &report);
     exec(test)?;

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::util::{exec, root};
+use crate::util::{cargo, exec, root};
 
 /// NVRTC wheels, pinned to the CUDA 13 series (the `nvidia/cu13` layout).
 const NVRTC_WHEELS: [&str; 2] = ["nvidia-cuda-nvrtc>=13,<14", "nvidia-cuda-runtime>=13,<14"];
@@ -78,4 +78,28 @@ pub fn ensure_nvrtc() -> Result<PathBuf, String> {
             dir.display()
         )
     })
+}
+
+/// Builds the emulated CUDA driver and cuBLAS (`kernels/cuda-emu`,
+/// `kernels/cublas-emu`) and names them for the GPU tests, which then run
+/// the CUDA backend on the CPU. Built here once, with the workspace's
+/// features, rather than by each test binary.
+pub fn emulated_device() -> Result<Vec<(String, String)>, String> {
+    let mut build = cargo();
+    build.args(["build", "-p", "genfx-cuda-emu", "-p", "genfx-cublas-emu"]);
+    exec(build)?;
+    let dir = root().join("target").join("debug");
+    let lib = |stem: &str| {
+        dir.join(format!(
+            "{}{stem}{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ))
+        .display()
+        .to_string()
+    };
+    Ok(vec![
+        ("GENFX_CUDA_DRIVER_LIB".into(), lib("genfx_cuda_emu")),
+        ("GENFX_CUBLAS_LIB".into(), lib("genfx_cublas_emu")),
+    ])
 }

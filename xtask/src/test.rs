@@ -4,7 +4,8 @@ use crate::setup;
 use crate::util::{cargo, exec};
 
 pub fn run(extra: &[String]) -> Result<(), String> {
-    let env = setup::prepare()?;
+    let mut env = setup::prepare()?;
+    env.extend(setup::emulated_device()?);
 
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);

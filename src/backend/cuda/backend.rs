@@ -231,7 +231,7 @@ impl CudaBackend {
     /// Which implementation [`Backend::attention`] uses for `spec` with
     /// contiguous, 16-byte aligned operands.
     pub fn attention_path(&self, spec: &AttentionSpec, dtype: DType) -> &'static str {
-        if flash_kind(spec, dtype).is_some() {
+        if flash_kind(spec, dtype, self.dev.compute_capability()).is_some() {
             "flash (kernels/attention.cu)"
         } else {
             "cublas-reference"
@@ -787,8 +787,13 @@ impl CudaBackend {
 }
 
 /// The flash kernel's storage type when it serves `spec` (16-bit storage,
-/// head dim 64 or 128, strides multiples of 8 elements), else `None`.
-fn flash_kind(spec: &AttentionSpec, dtype: DType) -> Option<kernels::Half> {
+/// head dim 64 or 128, strides multiples of 8 elements) on a card of
+/// compute capability `cc`, else `None`. The kernel's `mma.sync` m16n8k16
+/// and `cp.async` need Ampere (8.0); Turing and Volta take the cuBLAS path.
+fn flash_kind(spec: &AttentionSpec, dtype: DType, cc: (i32, i32)) -> Option<kernels::Half> {
+    if cc < kernels::FLASH_MIN_COMPUTE_CAPABILITY {
+        return None;
+    }
     let half = match dtype {
         DType::BF16 => kernels::Half::Bf16,
         DType::F16 => kernels::Half::F16,
@@ -1256,7 +1261,10 @@ impl Backend for CudaBackend {
             });
         }
         let aligned = [&q, &k, &v].iter().all(|a| a.ptr() % 16 == 0);
-        if let (Some(half), true) = (flash_kind(spec, dtype), aligned) {
+        if let (Some(half), true) = (
+            flash_kind(spec, dtype, self.dev.compute_capability()),
+            aligned,
+        ) {
             return Ok(Box::new(self.attention_flash(
                 &q,
                 &k,

@@ -144,6 +144,19 @@ impl GpuDevice {
         )
     }
 
+    /// The driver's CUDA version, e.g. (12, 4), when it says.
+    pub fn driver_version(&self) -> Option<(i32, i32)> {
+        guard("cuDriverGetVersion", || {
+            let mut v = 0;
+            // SAFETY: one out-pointer to a live local.
+            unsafe { sys::cuDriverGetVersion(&mut v) }
+                .result()
+                .map_err(|e| driver_err("cuDriverGetVersion", e))?;
+            Ok((v / 1000, v % 1000 / 10))
+        })
+        .ok()
+    }
+
     /// 16-bit storage type of this card (bf16 from Ampere on, else f16).
     pub fn half(&self) -> Half {
         self.half

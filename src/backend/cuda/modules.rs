@@ -130,8 +130,31 @@ impl GpuDevice {
         guard("cuModuleLoadData", || {
             self.context()
                 .load_module(Ptx::from_binary(bytes))
-                .map_err(|e| driver_err("cuModuleLoadData", e))
+                .map_err(|e| {
+                    if needs_recompile(&e) {
+                        self.too_old_for(src.name, driver_err("cuModuleLoadData", e))
+                    } else {
+                        driver_err("cuModuleLoadData", e)
+                    }
+                })
         })
+    }
+
+    /// The error for a driver that refuses what this process's NVRTC
+    /// compiled: names both versions and what to do.
+    fn too_old_for(&self, kernel: &str, reason: CudaError) -> CudaError {
+        let driver = self
+            .driver_version()
+            .map_or("of unknown version".into(), |(a, b)| format!("{a}.{b}"));
+        let nvrtc = nvrtc::version().map_or("?".into(), |(a, b)| format!("{a}.{b}"));
+        let needed = nvrtc.split('.').next().unwrap_or("a newer").to_string();
+        CudaError::DriverTooOld {
+            kernel: kernel.into(),
+            detail: format!(
+                "driver {driver} cannot load kernels NVRTC {nvrtc} compiled ({reason}); \
+                 update the NVIDIA driver to CUDA {needed} or newer, or set GENFX_DEVICE=cpu"
+            ),
+        }
     }
 }
 
