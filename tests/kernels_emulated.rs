@@ -10,7 +10,8 @@
 //! weights to 16 bits before P V, gets 2e-2 + 2e-2 |ref| and 4e-3 + 8e-3 |ref|.
 
 use genfx::kernels::{self, Activation, Half, Launch, Sample, Value};
-use genfx_kernels_emu::{input, launch, null, output, Arg, Dims, Element};
+use genfx::tensor::DType;
+use genfx_kernels_emu::{input, launch_in, null, output, Arg, Dims, Element};
 use half::{bf16, f16};
 
 // --- helpers -----------------------------------------------------------------------
@@ -77,9 +78,11 @@ fn dims(l: &Launch) -> Dims {
     }
 }
 
+/// Launches `l` in its module: kernel names are unique only per module
+/// (`gated_residual_bf16` is in both norm.cu and tensor_ops.cu).
 fn run(l: &Launch, args: &mut [Arg<'_>]) {
-    if let Err(e) = launch(&l.kernel, dims(l), args) {
-        panic!("{}: {e}", l.kernel);
+    if let Err(e) = launch_in(l.module, &l.kernel, dims(l), args) {
+        panic!("{}/{}: {e}", l.module, l.kernel);
     }
 }
 
@@ -112,48 +115,87 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
 
 // --- coverage -------------------------------------------------------------------------
 
-/// The kernel names `genfx::kernels` hands the CUDA backend, for every type.
-fn all_launch_names() -> Vec<String> {
+/// The kernels of `tensor_ops.cu` the CUDA backend launches, named as
+/// src/backend/cuda/backend.rs builds the names (`{op}_{dtype.name()}`).
+fn tensor_ops_launch_names() -> Vec<String> {
+    let types = [DType::F32, DType::BF16, DType::F16];
     let mut names = Vec::new();
+    for s in types {
+        for d in types {
+            names.push(format!("convert_{}_{}", s.name(), d.name()));
+        }
+    }
+    for t in types {
+        for op in [
+            "unary",
+            "affine",
+            "binary",
+            "modulate",
+            "gated_residual",
+            "rope",
+            "softmax",
+            "softmax_f32_to",
+            "rms_norm",
+            "layer_norm",
+        ] {
+            names.push(format!("{op}_{}", t.name()));
+        }
+    }
+    names
+}
+
+/// Every `(module, kernel)` the CUDA backend launches: those `genfx::kernels`
+/// hands it, for every type, and its generic tensor_ops kernels.
+fn all_launches() -> Vec<(String, String)> {
+    let mut launches: Vec<Launch> = Vec::new();
     for h in [Half::Bf16, Half::F16] {
         for a in [
             Activation::GeluTanh,
             Activation::Silu,
             Activation::GeluTanhMul,
         ] {
-            names.push(kernels::activation(a, h, 1).kernel);
+            launches.push(kernels::activation(a, h, 1));
         }
-        names.push(kernels::norm_modulate(h, 1, 1).unwrap().kernel);
-        names.push(kernels::gated_residual(h, 1, 1).unwrap().kernel);
-        names.push(kernels::rope_interleaved(h, 1, 2).unwrap().kernel);
-        names.push(kernels::depth_to_space_3d(h, 1).kernel);
-        names.push(kernels::conv3d(h, 1, 1).unwrap().kernel);
+        launches.push(kernels::norm_modulate(h, 1, 1).unwrap());
+        launches.push(kernels::gated_residual(h, 1, 1).unwrap());
+        launches.push(kernels::rope_interleaved(h, 1, 2).unwrap());
+        launches.push(kernels::depth_to_space_3d(h, 1));
+        launches.push(kernels::conv3d(h, 1, 1).unwrap());
         for d in [64, 128] {
-            names.push(kernels::flash_attention(h, d, 1, 1, 1, 1).unwrap().kernel);
+            launches.push(kernels::flash_attention(h, d, 1, 1, 1, 1).unwrap());
         }
     }
     for v in [Value::F32, Value::Bf16, Value::F16] {
-        names.push(kernels::euler_step(v, 1, 1).unwrap().kernel);
-        names.push(kernels::guidance_combine(v, 1, 1).unwrap().kernel);
+        launches.push(kernels::euler_step(v, 1, 1).unwrap());
+        launches.push(kernels::guidance_combine(v, 1, 1).unwrap());
         for s in [Sample::U8, Sample::U16, Sample::F32] {
-            names.push(kernels::rgba_to_planar(s, v, 1, 1).unwrap().kernel);
-            names.push(kernels::planar_to_rgba(v, s, 1, 1).unwrap().kernel);
+            launches.push(kernels::rgba_to_planar(s, v, 1, 1).unwrap());
+            launches.push(kernels::planar_to_rgba(v, s, 1, 1).unwrap());
         }
     }
-    names.push(kernels::guidance_rescale(2, 1).unwrap().kernel);
-    names.push(kernels::noise_normal(1).kernel);
+    launches.push(kernels::guidance_rescale(2, 1).unwrap());
+    launches.push(kernels::noise_normal(1));
+    let mut names: Vec<(String, String)> = launches
+        .into_iter()
+        .map(|l| (l.module.to_string(), l.kernel))
+        .collect();
+    names.extend(
+        tensor_ops_launch_names()
+            .into_iter()
+            .map(|k| ("tensor_ops".to_string(), k)),
+    );
     names.sort();
     names
 }
 
 #[test]
 fn emulator_runs_exactly_the_kernels_the_backend_launches() {
-    let mut emulated: Vec<String> = genfx_kernels_emu::kernel_names()
+    let mut emulated: Vec<(String, String)> = genfx_kernels_emu::module_kernels()
         .into_iter()
-        .filter(|n| !n.starts_with("selftest_"))
+        .filter(|(m, _)| m != "selftest")
         .collect();
     emulated.sort();
-    assert_eq!(emulated, all_launch_names());
+    assert_eq!(emulated, all_launches());
     // And every module the launch functions name is an embedded kernel file.
     for l in [
         kernels::activation(Activation::Silu, Half::Bf16, 1),
@@ -162,7 +204,8 @@ fn emulator_runs_exactly_the_kernels_the_backend_launches() {
     ] {
         assert!(kernels::module(l.module).is_some(), "{}", l.module);
     }
-    assert_eq!(kernels::MODULES.len(), 8);
+    assert!(kernels::module("tensor_ops").is_some());
+    assert_eq!(kernels::MODULES.len(), 9);
 }
 
 // --- activations ------------------------------------------------------------------------

@@ -13,7 +13,8 @@
     X(norm)               \
     X(pixel_shuffle)      \
     X(rope)               \
-    X(sampler)
+    X(sampler)            \
+    X(tensor_ops)
 
 #define GENFX_DECLARE(file) GENFX_SIMT_EXPORTS(file);
 GENFX_FILES(GENFX_DECLARE)
