@@ -168,6 +168,19 @@ __device__ __forceinline__ U* ptr_cast(T* p) {
     T* name = reinterpret_cast<T*>(genfx_dyn_smem)
 #endif
 
+// A kernel entry point whose name may also be defined by another module (two
+// CUDA modules may each have a `gated_residual_bf16`). On the GPU it is an
+// unmangled `extern "C"` entry as usual; in the emulator, where every file is
+// linked into one library, it has internal linkage instead and is reached only
+// through its module's registry (GENFX_SIMT_EXPORTS), so equal names cannot
+// clash at link time, and a kernel left unregistered is an unused-function
+// error.
+#ifdef GENFX_SIMT
+#define GENFX_KERNEL static
+#else
+#define GENFX_KERNEL extern "C" __global__
+#endif
+
 // One 16-byte move through checked pointers (the vector width kernels use for
 // coalesced copies).
 template <class T>

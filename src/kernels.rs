@@ -162,6 +162,49 @@ fn fits_i32(kernel: &'static str, what: &str, v: usize) -> Result<(), KernelErro
     Ok(())
 }
 
+// --- tensor_ops.cu: the CUDA backend's generic kernels ------------------------------------
+// Launched by name from the backend (src/backend/cuda/backend.rs), `D`/`S` in
+// {f32, bf16, f16}; `Strided` is a 144-byte view passed by value (`StridedArg`):
+//   convert_S_D(src, Strided, dst, Strided, n: i64)                     elementwise
+//   unary_D(src, Strided, dst, n: i64, op: i32)                         elementwise
+//   affine_D(src, Strided, dst, n: i64, mul: f32, add: f32)             elementwise
+//   binary_D(a, Strided, b, Strided, dst, n: i64, op: i32)              elementwise
+//   modulate_D(x, shift, Strided, scale, Strided, dst, n: i64)          elementwise
+//   gated_residual_D(x, gate, Strided, y, dst, n: i64)                  elementwise
+//   rope_D(x, cos, Strided, sin, Strided, dst, n: i64)                  elementwise
+//   softmax_D(src, bias, rows_per_bias: i64, dst, cols: i32, scale: f32)    rows
+//   softmax_f32_to_D(src: f32, bias: f32, rows_per_bias, dst, cols, scale)   rows
+//   rms_norm_D(src, weight, dst, cols: i32, eps: f32)                   rows
+//   layer_norm_D(src, weight, bias, dst, cols: i32, eps: f32)           rows
+
+/// Threads per block of the tensor_ops kernels.
+const TENSOR_OPS_BLOCK: u32 = 256;
+
+/// Grid-stride launch of a tensor_ops elementwise kernel over `n` elements.
+pub fn elementwise_config(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(TENSOR_OPS_BLOCK as usize).clamp(1, 1 << 20) as u32;
+    LaunchConfig {
+        grid: [blocks, 1, 1],
+        block: [TENSOR_OPS_BLOCK, 1, 1],
+        shared_mem_bytes: 0,
+    }
+}
+
+/// One block per row of `cols` for the tensor_ops row kernels (softmax and
+/// the norms): 1024 threads for rows of 4096 and more, else 256.
+pub fn row_config(rows: usize, cols: usize) -> Result<LaunchConfig, KernelError> {
+    let rows = u32::try_from(rows)
+        .ok()
+        .filter(|&r| r < (1 << 31))
+        .ok_or_else(|| unsupported("row op", format!("{rows} rows exceed one grid")))?;
+    let threads = if cols >= 4096 { 1024 } else { 256 };
+    Ok(LaunchConfig {
+        grid: [rows.max(1), 1, 1],
+        block: [threads, 1, 1],
+        shared_mem_bytes: 0,
+    })
+}
+
 /// Elementwise activations, in `activation.cu`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {

@@ -10,7 +10,8 @@
 //! weights to 16 bits before P V, gets 2e-2 + 2e-2 |ref| and 4e-3 + 8e-3 |ref|.
 
 use genfx::kernels::{self, Activation, Half, Launch, Sample, Value};
-use genfx_kernels_emu::{input, launch, null, output, Arg, Dims, Element};
+use genfx::tensor::DType;
+use genfx_kernels_emu::{input, launch_in, null, output, Arg, Dims, Element};
 use half::{bf16, f16};
 
 // --- helpers -----------------------------------------------------------------------
@@ -77,9 +78,11 @@ fn dims(l: &Launch) -> Dims {
     }
 }
 
+/// Launches `l` in its module: kernel names are unique only per module
+/// (`gated_residual_bf16` is in both norm.cu and tensor_ops.cu).
 fn run(l: &Launch, args: &mut [Arg<'_>]) {
-    if let Err(e) = launch(&l.kernel, dims(l), args) {
-        panic!("{}: {e}", l.kernel);
+    if let Err(e) = launch_in(l.module, &l.kernel, dims(l), args) {
+        panic!("{}/{}: {e}", l.module, l.kernel);
     }
 }
 
@@ -112,48 +115,87 @@ fn assert_close(what: &str, got: &[f32], want: &[f64], atol: f64, rtol: f64) {
 
 // --- coverage -------------------------------------------------------------------------
 
-/// The kernel names `genfx::kernels` hands the CUDA backend, for every type.
-fn all_launch_names() -> Vec<String> {
+/// The kernels of `tensor_ops.cu` the CUDA backend launches, named as
+/// src/backend/cuda/backend.rs builds the names (`{op}_{dtype.name()}`).
+fn tensor_ops_launch_names() -> Vec<String> {
+    let types = [DType::F32, DType::BF16, DType::F16];
     let mut names = Vec::new();
+    for s in types {
+        for d in types {
+            names.push(format!("convert_{}_{}", s.name(), d.name()));
+        }
+    }
+    for t in types {
+        for op in [
+            "unary",
+            "affine",
+            "binary",
+            "modulate",
+            "gated_residual",
+            "rope",
+            "softmax",
+            "softmax_f32_to",
+            "rms_norm",
+            "layer_norm",
+        ] {
+            names.push(format!("{op}_{}", t.name()));
+        }
+    }
+    names
+}
+
+/// Every `(module, kernel)` the CUDA backend launches: those `genfx::kernels`
+/// hands it, for every type, and its generic tensor_ops kernels.
+fn all_launches() -> Vec<(String, String)> {
+    let mut launches: Vec<Launch> = Vec::new();
     for h in [Half::Bf16, Half::F16] {
         for a in [
             Activation::GeluTanh,
             Activation::Silu,
             Activation::GeluTanhMul,
         ] {
-            names.push(kernels::activation(a, h, 1).kernel);
+            launches.push(kernels::activation(a, h, 1));
         }
-        names.push(kernels::norm_modulate(h, 1, 1).unwrap().kernel);
-        names.push(kernels::gated_residual(h, 1, 1).unwrap().kernel);
-        names.push(kernels::rope_interleaved(h, 1, 2).unwrap().kernel);
-        names.push(kernels::depth_to_space_3d(h, 1).kernel);
-        names.push(kernels::conv3d(h, 1, 1).unwrap().kernel);
+        launches.push(kernels::norm_modulate(h, 1, 1).unwrap());
+        launches.push(kernels::gated_residual(h, 1, 1).unwrap());
+        launches.push(kernels::rope_interleaved(h, 1, 2).unwrap());
+        launches.push(kernels::depth_to_space_3d(h, 1));
+        launches.push(kernels::conv3d(h, 1, 1).unwrap());
         for d in [64, 128] {
-            names.push(kernels::flash_attention(h, d, 1, 1, 1, 1).unwrap().kernel);
+            launches.push(kernels::flash_attention(h, d, 1, 1, 1, 1).unwrap());
         }
     }
     for v in [Value::F32, Value::Bf16, Value::F16] {
-        names.push(kernels::euler_step(v, 1, 1).unwrap().kernel);
-        names.push(kernels::guidance_combine(v, 1, 1).unwrap().kernel);
+        launches.push(kernels::euler_step(v, 1, 1).unwrap());
+        launches.push(kernels::guidance_combine(v, 1, 1).unwrap());
         for s in [Sample::U8, Sample::U16, Sample::F32] {
-            names.push(kernels::rgba_to_planar(s, v, 1, 1).unwrap().kernel);
-            names.push(kernels::planar_to_rgba(v, s, 1, 1).unwrap().kernel);
+            launches.push(kernels::rgba_to_planar(s, v, 1, 1).unwrap());
+            launches.push(kernels::planar_to_rgba(v, s, 1, 1).unwrap());
         }
     }
-    names.push(kernels::guidance_rescale(2, 1).unwrap().kernel);
-    names.push(kernels::noise_normal(1).kernel);
+    launches.push(kernels::guidance_rescale(2, 1).unwrap());
+    launches.push(kernels::noise_normal(1));
+    let mut names: Vec<(String, String)> = launches
+        .into_iter()
+        .map(|l| (l.module.to_string(), l.kernel))
+        .collect();
+    names.extend(
+        tensor_ops_launch_names()
+            .into_iter()
+            .map(|k| ("tensor_ops".to_string(), k)),
+    );
     names.sort();
     names
 }
 
 #[test]
 fn emulator_runs_exactly_the_kernels_the_backend_launches() {
-    let mut emulated: Vec<String> = genfx_kernels_emu::kernel_names()
+    let mut emulated: Vec<(String, String)> = genfx_kernels_emu::module_kernels()
         .into_iter()
-        .filter(|n| !n.starts_with("selftest_"))
+        .filter(|(m, _)| m != "selftest")
         .collect();
     emulated.sort();
-    assert_eq!(emulated, all_launch_names());
+    assert_eq!(emulated, all_launches());
     // And every module the launch functions name is an embedded kernel file.
     for l in [
         kernels::activation(Activation::Silu, Half::Bf16, 1),
@@ -162,7 +204,8 @@ fn emulator_runs_exactly_the_kernels_the_backend_launches() {
     ] {
         assert!(kernels::module(l.module).is_some(), "{}", l.module);
     }
-    assert_eq!(kernels::MODULES.len(), 8);
+    assert!(kernels::module("tensor_ops").is_some());
+    assert_eq!(kernels::MODULES.len(), 9);
 }
 
 // --- activations ------------------------------------------------------------------------
@@ -1407,5 +1450,821 @@ mod cpu_ops {
     fn elementwise_kernels_agree_with_cpu_ops() {
         elementwise_vs_cpu::<bf16>();
         elementwise_vs_cpu::<f16>();
+    }
+}
+
+// --- tensor_ops.cu: the CUDA backend's generic kernels -------------------------------------------
+// Launched as the backend launches them: module `tensor_ops`, the names it
+// builds, `kernels::elementwise_config` / `kernels::row_config`, and every
+// view passed as the 144 bytes of the `StridedArg` it pushes. Shapes are
+// small and odd, views transposed, offset and broadcast (stride 0).
+
+mod tensor_ops {
+    use super::*;
+    use genfx::backend::cuda::tensor_ops::StridedArg;
+
+    /// A storage type of the generic kernels, with the tolerance of values
+    /// stored in it (f32: summation-order and libm noise only).
+    trait Ty: Element + std::fmt::Debug {
+        const NAME: &'static str;
+        const ATOL: f64;
+        const RTOL: f64;
+        fn from(v: f32) -> Self;
+        fn to(self) -> f32;
+        fn bits(self) -> u32;
+    }
+    impl Ty for f32 {
+        const NAME: &'static str = "f32";
+        const ATOL: f64 = 1e-5;
+        const RTOL: f64 = 1e-5;
+        fn from(v: f32) -> Self {
+            v
+        }
+        fn to(self) -> f32 {
+            self
+        }
+        fn bits(self) -> u32 {
+            self.to_bits()
+        }
+    }
+    impl Ty for bf16 {
+        const NAME: &'static str = "bf16";
+        const ATOL: f64 = 1e-2;
+        const RTOL: f64 = 1.6e-2;
+        fn from(v: f32) -> Self {
+            bf16::from_f32(v)
+        }
+        fn to(self) -> f32 {
+            self.to_f32()
+        }
+        fn bits(self) -> u32 {
+            u32::from(self.to_bits())
+        }
+    }
+    impl Ty for f16 {
+        const NAME: &'static str = "f16";
+        const ATOL: f64 = 2e-3;
+        const RTOL: f64 = 4e-3;
+        fn from(v: f32) -> Self {
+            f16::from_f32(v)
+        }
+        fn to(self) -> f32 {
+            self.to_f32()
+        }
+        fn bits(self) -> u32 {
+            u32::from(self.to_bits())
+        }
+    }
+
+    fn put<T: Ty>(v: &[f32]) -> Vec<T> {
+        v.iter().map(|&x| T::from(x)).collect()
+    }
+    /// The stored values, widened (what the kernel reads).
+    fn wide<T: Ty>(v: &[T]) -> Vec<f64> {
+        v.iter().map(|&x| f64::from(x.to())).collect()
+    }
+    #[track_caller]
+    fn check<T: Ty>(what: &str, got: &[T], want: &[f64]) {
+        let got: Vec<f32> = got.iter().map(|&x| x.to()).collect();
+        assert_close(what, &got, want, T::ATOL, T::RTOL);
+    }
+
+    /// A strided view in elements, as the backend describes an operand.
+    struct View {
+        dims: Vec<usize>,
+        strides: Vec<usize>,
+        offset: usize,
+    }
+
+    impl View {
+        fn new(dims: &[usize], strides: &[usize], offset: usize) -> View {
+            assert_eq!(dims.len(), strides.len());
+            View {
+                dims: dims.to_vec(),
+                strides: strides.to_vec(),
+                offset,
+            }
+        }
+        fn contiguous(dims: &[usize]) -> View {
+            let mut strides = vec![0; dims.len()];
+            let mut acc = 1;
+            for (s, d) in strides.iter_mut().zip(dims).rev() {
+                *s = acc;
+                acc *= d;
+            }
+            View::new(dims, &strides, 0)
+        }
+        fn len(&self) -> usize {
+            self.dims.iter().product()
+        }
+        /// Storage index of element `i` in row-major order of the dims (the
+        /// order every kernel walks).
+        fn at(&self, mut i: usize) -> usize {
+            let mut at = self.offset;
+            for (&d, &s) in self.dims.iter().zip(&self.strides).rev() {
+                at += (i % d) * s;
+                i /= d;
+            }
+            at
+        }
+        /// Elements of storage the view reaches.
+        fn storage(&self) -> usize {
+            self.offset
+                + self
+                    .dims
+                    .iter()
+                    .zip(&self.strides)
+                    .map(|(&d, &s)| (d - 1) * s)
+                    .sum::<usize>()
+                + 1
+        }
+        /// The `StridedArg` the backend pushes for this view, as raw bytes
+        /// (native order, the C layout: i32 rank, i32 pad, i64 offset,
+        /// i64 dims[8], i64 strides[8]).
+        fn bytes(&self) -> Vec<u8> {
+            let a = StridedArg::new(&self.dims, &self.strides, self.offset).expect("rank <= 8");
+            let mut b = Vec::with_capacity(std::mem::size_of::<StridedArg>());
+            b.extend(a.rank.to_ne_bytes());
+            b.extend(a.pad.to_ne_bytes());
+            b.extend(a.offset.to_ne_bytes());
+            for v in a.dims.iter().chain(&a.strides) {
+                b.extend(v.to_ne_bytes());
+            }
+            assert_eq!(b.len(), std::mem::size_of::<StridedArg>());
+            b
+        }
+    }
+
+    fn elementwise(op: &str, dtype: &str, n: usize) -> Launch {
+        Launch {
+            module: "tensor_ops",
+            kernel: format!("{op}_{dtype}"),
+            config: kernels::elementwise_config(n),
+        }
+    }
+    fn rowwise(kernel: String, rows: usize, cols: usize) -> Launch {
+        Launch {
+            module: "tensor_ops",
+            kernel,
+            config: kernels::row_config(rows, cols).expect("rows fit a grid"),
+        }
+    }
+
+    #[test]
+    fn strided_bytes_are_the_c_struct() {
+        let v = View::new(&[2, 3], &[0, 5], 7);
+        let b = v.bytes();
+        assert_eq!(b.len(), 144);
+        assert_eq!(i32::from_ne_bytes(b[0..4].try_into().unwrap()), 2);
+        assert_eq!(i64::from_ne_bytes(b[8..16].try_into().unwrap()), 7);
+        assert_eq!(i64::from_ne_bytes(b[24..32].try_into().unwrap()), 3);
+        assert_eq!(i64::from_ne_bytes(b[88..96].try_into().unwrap()), 5);
+        assert_eq!(kernels::elementwise_config(0).grid, [1, 1, 1]);
+        assert_eq!(kernels::elementwise_config(257).grid, [2, 1, 1]);
+        assert_eq!(kernels::row_config(3, 4095).unwrap().block, [256, 1, 1]);
+        assert_eq!(kernels::row_config(3, 4096).unwrap().block, [1024, 1, 1]);
+        assert!(kernels::row_config(1 << 31, 1).is_err());
+    }
+
+    #[test]
+    fn a_name_two_modules_define_needs_the_module() {
+        let x = vec![bf16::ZERO; 4];
+        let err = genfx_kernels_emu::launch(
+            "gated_residual_bf16",
+            dims(&elementwise("gated_residual", "bf16", 4)),
+            &mut [input("x", &x)],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("name the module"), "{err}");
+        let err = launch_in(
+            "norm",
+            "rms_norm_bf16",
+            dims(&elementwise("rms_norm", "bf16", 4)),
+            &mut [],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, genfx_kernels_emu::EmuError::BadLaunch(ref m) if m.contains("module 'norm'")),
+            "{err}"
+        );
+    }
+
+    // --- convert ---
+
+    /// Values that probe the conversions: ties at bf16 and f16 precision,
+    /// f16 overflow and subnormals, f32 subnormals, signed zeros, infinities
+    /// and NaNs with payloads; then ordinary values of many magnitudes.
+    fn convert_inputs(n: usize) -> Vec<f32> {
+        let mut v = vec![
+            f32::from_bits(0x3f80_8000), // 1 + 2^-8: a bf16 tie, to even (1.0)
+            f32::from_bits(0x3f81_8000), // a bf16 tie, to even (up)
+            f32::from_bits(0x3f80_8001), // just above a tie
+            f32::from_bits(0xbf81_7fff), // just below a tie, negative
+            1.0 + 2f32.powi(-11),        // an f16 tie, to even (1.0)
+            1.0 + 3.0 * 2f32.powi(-11),  // an f16 tie, to even (up)
+            65504.0,
+            65520.0, // rounds to +inf in f16
+            -1.0e5,
+            3.0e-6,            // f16 subnormal
+            -2.0f32.powi(-25), // half the smallest f16 subnormal: ties to -0
+            1.0e-9,            // underflows f16
+            f32::MAX,          // rounds to +inf in bf16
+            f32::MIN_POSITIVE,
+            1.0e-40, // f32 subnormal
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::from_bits(0x7f80_0001), // signalling NaN, low payload
+            f32::from_bits(0xffa5_1234), // negative NaN with a payload
+        ];
+        let mut rng = Rng::new(21);
+        let mut scale = 1.0e-3f32;
+        while v.len() < n {
+            v.push(rng.f() * scale);
+            scale = if scale > 1.0e4 { 1.0e-3 } else { scale * 7.0 };
+        }
+        v.truncate(n);
+        v
+    }
+
+    fn check_convert<S: Ty, D: Ty>() {
+        // src: a [7, 3, 5] buffer at offset 4, read as its [3, 5, 7] transpose;
+        // dst: [3, 5, 7] with padded rows at offset 3.
+        let (d0, d1, d2) = (3usize, 5usize, 7usize);
+        let sv = View::new(&[d0, d1, d2], &[d1, 1, d0 * d1], 4);
+        let dv = View::new(&[d0, d1, d2], &[d1 * 8, 8, 1], 3);
+        let n = sv.len();
+        let mut src = vec![S::from(0.0); sv.storage()];
+        for (i, x) in convert_inputs(n).into_iter().enumerate() {
+            src[sv.at(i)] = S::from(x);
+        }
+        let sentinel = D::from(-7.0);
+        let mut dst = vec![sentinel; dv.storage() + 2];
+        let l = elementwise(&format!("convert_{}", S::NAME), D::NAME, n);
+        let (sb, db) = (sv.bytes(), dv.bytes());
+        run(
+            &l,
+            &mut [
+                input("src", &src),
+                Arg::Bytes(&sb),
+                output("dst", &mut dst),
+                Arg::Bytes(&db),
+                Arg::I64(n as i64),
+            ],
+        );
+        let mut written = vec![false; dst.len()];
+        for i in 0..n {
+            let s = src[sv.at(i)];
+            let want = D::from(s.to());
+            let got = dst[dv.at(i)];
+            written[dv.at(i)] = true;
+            let ok = if want.to().is_nan() {
+                // bf16 keeps the NaN's sign and payload as half::bf16 does;
+                // f16 NaN payloads are not specified.
+                got.to().is_nan() && (D::NAME != "bf16" || got.bits() == want.bits())
+            } else {
+                got.bits() == want.bits()
+            };
+            assert!(
+                ok,
+                "{}: element {i} ({s:?} = {:#x}) became {got:?} ({:#x}), want {want:?} ({:#x})",
+                l.kernel,
+                s.bits(),
+                got.bits(),
+                want.bits()
+            );
+        }
+        for (j, &w) in written.iter().enumerate() {
+            if !w {
+                assert_eq!(
+                    dst[j].bits(),
+                    sentinel.bits(),
+                    "{}: wrote outside the view at {j}",
+                    l.kernel
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn convert_is_bit_exact_for_every_dtype_pair() {
+        check_convert::<f32, f32>();
+        check_convert::<f32, bf16>();
+        check_convert::<f32, f16>();
+        check_convert::<bf16, f32>();
+        check_convert::<bf16, bf16>();
+        check_convert::<bf16, f16>();
+        check_convert::<f16, f32>();
+        check_convert::<f16, bf16>();
+        check_convert::<f16, f16>();
+    }
+
+    #[test]
+    fn bf16_rounding_matches_half_on_special_values() {
+        // The kernel's f32 -> bf16 on every input above, compared bit for bit
+        // with half::bf16::from_f32 (the CPU backend's conversion).
+        let xs = convert_inputs(22);
+        let v = View::contiguous(&[xs.len()]);
+        let mut out = vec![bf16::ZERO; xs.len()];
+        let b = v.bytes();
+        run(
+            &elementwise("convert_f32", "bf16", xs.len()),
+            &mut [
+                input("src", &xs),
+                Arg::Bytes(&b),
+                output("dst", &mut out),
+                Arg::Bytes(&b),
+                Arg::I64(xs.len() as i64),
+            ],
+        );
+        let want: Vec<u16> = xs.iter().map(|&x| bf16::from_f32(x).to_bits()).collect();
+        let got: Vec<u16> = out.iter().map(|x| x.to_bits()).collect();
+        assert_eq!(got, want);
+        assert_eq!(got[0], 0x3f80);
+        assert_eq!(got[1], 0x3f82);
+        assert_eq!(got[12], 0x7f80, "f32::MAX rounds to +inf");
+        assert_eq!(got[20], 0x7fc0, "a signalling NaN becomes quiet");
+        assert_eq!(got[21], 0xffe5, "sign and payload kept");
+    }
+
+    // --- elementwise ---
+
+    /// f64 references of unary and binary ops.
+    type Reference1 = fn(f64) -> f64;
+    type Reference2 = fn(f64, f64) -> f64;
+
+    /// Unary op codes as `unary_code` in src/backend/cuda/backend.rs, with
+    /// their f64 references and an input range where the op is defined.
+    fn unary_ops() -> Vec<(i32, &'static str, Reference1)> {
+        vec![
+            (0, "gelu_tanh", gelu_tanh),
+            (1, "silu", silu),
+            (2, "exp", f64::exp),
+            (3, "neg", |x| -x),
+            (4, "sqrt", f64::sqrt),
+            (5, "recip", f64::recip),
+            (6, "abs", f64::abs),
+            (7, "tanh", f64::tanh),
+            (8, "sin", f64::sin),
+            (9, "cos", f64::cos),
+            (10, "sqr", |x| x * x),
+        ]
+    }
+
+    fn check_unary<T: Ty>() {
+        // [7, 9, 11] (three blocks) read through a transposed, offset view.
+        let (a, b, c) = (7usize, 9usize, 11usize);
+        let v = View::new(&[a, b, c], &[1, a * c, a], 5);
+        let n = v.len();
+        let vb = v.bytes();
+        let mut rng = Rng::new(31);
+        for (code, what, f) in unary_ops() {
+            let raw = rng.vec(v.storage(), 2.5);
+            let raw: Vec<f32> = match code {
+                4 => raw.iter().map(|x| x.abs()).collect(),
+                5 => raw.iter().map(|x| x.signum() * (x.abs() + 0.25)).collect(),
+                _ => raw,
+            };
+            let src = put::<T>(&raw);
+            let xs = wide(&src);
+            let mut dst = vec![T::from(0.0); n];
+            let l = elementwise("unary", T::NAME, n);
+            run(
+                &l,
+                &mut [
+                    input("src", &src),
+                    Arg::Bytes(&vb),
+                    output("dst", &mut dst),
+                    Arg::I64(n as i64),
+                    Arg::I32(code),
+                ],
+            );
+            let want: Vec<f64> = (0..n).map(|i| f(xs[v.at(i)])).collect();
+            check(&format!("{} op {code} ({what})", l.kernel), &dst, &want);
+        }
+        // An unknown code gives NaN rather than garbage.
+        let src = put::<T>(&rng.vec(v.storage(), 1.0));
+        let mut dst = vec![T::from(0.0); n];
+        run(
+            &elementwise("unary", T::NAME, n),
+            &mut [
+                input("src", &src),
+                Arg::Bytes(&vb),
+                output("dst", &mut dst),
+                Arg::I64(n as i64),
+                Arg::I32(99),
+            ],
+        );
+        assert!(dst.iter().all(|x| x.to().is_nan()));
+    }
+
+    #[test]
+    fn unary_matches_reference_for_every_op() {
+        check_unary::<f32>();
+        check_unary::<bf16>();
+        check_unary::<f16>();
+    }
+
+    fn check_affine<T: Ty>() {
+        // A column slice of a [6, 13] buffer: dims [6, 5] from column 4.
+        let v = View::new(&[6, 5], &[13, 1], 4);
+        let n = v.len();
+        let src = put::<T>(&Rng::new(41).vec(v.storage(), 3.0));
+        let xs = wide(&src);
+        let mut dst = vec![T::from(0.0); n];
+        let vb = v.bytes();
+        let (mul, add) = (1.7f32, -0.3f32);
+        let l = elementwise("affine", T::NAME, n);
+        run(
+            &l,
+            &mut [
+                input("src", &src),
+                Arg::Bytes(&vb),
+                output("dst", &mut dst),
+                Arg::I64(n as i64),
+                Arg::F32(mul),
+                Arg::F32(add),
+            ],
+        );
+        let want: Vec<f64> = (0..n)
+            .map(|i| xs[v.at(i)] * f64::from(mul) + f64::from(add))
+            .collect();
+        check(&l.kernel, &dst, &want);
+    }
+
+    #[test]
+    fn affine_matches_reference() {
+        check_affine::<f32>();
+        check_affine::<bf16>();
+        check_affine::<f16>();
+    }
+
+    fn check_binary<T: Ty>() {
+        // a: the [5, 6, 13] transpose of a [13, 6, 5] buffer; b: one [6, 13]
+        // block at offset 2 broadcast over the first dim (stride 0).
+        let (d0, d1, d2) = (5usize, 6usize, 13usize);
+        let av = View::new(&[d0, d1, d2], &[1, d0, d0 * d1], 0);
+        let bv = View::new(&[d0, d1, d2], &[0, d2, 1], 2);
+        let n = av.len();
+        let mut rng = Rng::new(51);
+        let a = put::<T>(&rng.vec(av.storage(), 2.0));
+        // Kept away from zero so that division is well conditioned.
+        let b_raw: Vec<f32> = rng
+            .vec(bv.storage(), 2.0)
+            .into_iter()
+            .map(|x| x.signum() * (x.abs() + 0.3))
+            .collect();
+        let b = put::<T>(&b_raw);
+        let (xa, xb) = (wide(&a), wide(&b));
+        let (ab, bb) = (av.bytes(), bv.bytes());
+        let ops: [(i32, Reference2); 6] = [
+            (0, |x, y| x + y),
+            (1, |x, y| x - y),
+            (2, |x, y| x * y),
+            (3, |x, y| x / y),
+            (4, f64::max),
+            (5, f64::min),
+        ];
+        for (code, f) in ops {
+            let mut dst = vec![T::from(0.0); n];
+            let l = elementwise("binary", T::NAME, n);
+            run(
+                &l,
+                &mut [
+                    input("a", &a),
+                    Arg::Bytes(&ab),
+                    input("b", &b),
+                    Arg::Bytes(&bb),
+                    output("dst", &mut dst),
+                    Arg::I64(n as i64),
+                    Arg::I32(code),
+                ],
+            );
+            let want: Vec<f64> = (0..n).map(|i| f(xa[av.at(i)], xb[bv.at(i)])).collect();
+            check(&format!("{} op {code}", l.kernel), &dst, &want);
+        }
+    }
+
+    #[test]
+    fn binary_matches_reference_for_every_op() {
+        check_binary::<f32>();
+        check_binary::<bf16>();
+        check_binary::<f16>();
+    }
+
+    fn check_modulate<T: Ty>() {
+        // x contiguous [2, 5, 9]; shift per sample and column (broadcast over
+        // tokens), scale one row at offset 3 broadcast over both.
+        let d = [2usize, 5, 9];
+        let xv = View::contiguous(&d);
+        let shv = View::new(&d, &[9, 0, 1], 0);
+        let scv = View::new(&d, &[0, 0, 1], 3);
+        let n = xv.len();
+        let mut rng = Rng::new(61);
+        let x = put::<T>(&rng.vec(n, 2.0));
+        let shift = put::<T>(&rng.vec(shv.storage(), 1.0));
+        let scale = put::<T>(&rng.vec(scv.storage(), 1.0));
+        let (xx, xsh, xsc) = (wide(&x), wide(&shift), wide(&scale));
+        let (shb, scb) = (shv.bytes(), scv.bytes());
+        let mut dst = vec![T::from(0.0); n];
+        let l = elementwise("modulate", T::NAME, n);
+        run(
+            &l,
+            &mut [
+                input("x", &x),
+                input("shift", &shift),
+                Arg::Bytes(&shb),
+                input("scale", &scale),
+                Arg::Bytes(&scb),
+                output("dst", &mut dst),
+                Arg::I64(n as i64),
+            ],
+        );
+        let want: Vec<f64> = (0..n)
+            .map(|i| xx[i] * (1.0 + xsc[scv.at(i)]) + xsh[shv.at(i)])
+            .collect();
+        check(&l.kernel, &dst, &want);
+    }
+
+    #[test]
+    fn modulate_matches_reference() {
+        check_modulate::<f32>();
+        check_modulate::<bf16>();
+        check_modulate::<f16>();
+    }
+
+    fn check_gated_residual<T: Ty>() {
+        // x, y contiguous [2, 5, 9]; the gate per sample and column.
+        let d = [2usize, 5, 9];
+        let gv = View::new(&d, &[9, 0, 1], 1);
+        let n = d.iter().product();
+        let mut rng = Rng::new(71);
+        let x = put::<T>(&rng.vec(n, 2.0));
+        let y = put::<T>(&rng.vec(n, 2.0));
+        let gate = put::<T>(&rng.vec(gv.storage(), 1.0));
+        let (xx, xy, xg) = (wide(&x), wide(&y), wide(&gate));
+        let gb = gv.bytes();
+        let mut dst = vec![T::from(0.0); n];
+        let l = elementwise("gated_residual", T::NAME, n);
+        run(
+            &l,
+            &mut [
+                input("x", &x),
+                input("gate", &gate),
+                Arg::Bytes(&gb),
+                input("y", &y),
+                output("dst", &mut dst),
+                Arg::I64(n as i64),
+            ],
+        );
+        let want: Vec<f64> = (0..n).map(|i| xx[i] + xg[gv.at(i)] * xy[i]).collect();
+        check(&l.kernel, &dst, &want);
+    }
+
+    #[test]
+    fn gated_residual_matches_reference() {
+        check_gated_residual::<f32>();
+        check_gated_residual::<bf16>();
+        check_gated_residual::<f16>();
+    }
+
+    fn check_rope<T: Ty>() {
+        // x contiguous [3, 4, 10] (pairs interleaved along the last dim); cos
+        // a [4, 10] table broadcast over the batch, sin the same table stored
+        // transposed ([10, 4]) at offset 2.
+        let d = [3usize, 4, 10];
+        let cv = View::new(&d, &[0, 10, 1], 0);
+        let sv = View::new(&d, &[0, 1, 4], 2);
+        let n: usize = d.iter().product();
+        let mut rng = Rng::new(81);
+        let x = put::<T>(&rng.vec(n, 2.0));
+        let cos_t = put::<T>(&rng.vec(cv.storage(), 1.0));
+        let sin_t = put::<T>(&rng.vec(sv.storage(), 1.0));
+        let (xx, xc, xs) = (wide(&x), wide(&cos_t), wide(&sin_t));
+        let (cb, sb) = (cv.bytes(), sv.bytes());
+        let mut dst = vec![T::from(0.0); n];
+        let l = elementwise("rope", T::NAME, n);
+        run(
+            &l,
+            &mut [
+                input("x", &x),
+                input("cos", &cos_t),
+                Arg::Bytes(&cb),
+                input("sin", &sin_t),
+                Arg::Bytes(&sb),
+                output("dst", &mut dst),
+                Arg::I64(n as i64),
+            ],
+        );
+        let want: Vec<f64> = (0..n)
+            .map(|i| {
+                let (c, s) = (xc[cv.at(i)], xs[sv.at(i)]);
+                if i % 2 == 0 {
+                    xx[i] * c - xx[i + 1] * s
+                } else {
+                    xx[i] * c + xx[i - 1] * s
+                }
+            })
+            .collect();
+        check(&l.kernel, &dst, &want);
+    }
+
+    #[test]
+    fn rope_matches_reference() {
+        check_rope::<f32>();
+        check_rope::<bf16>();
+        check_rope::<f16>();
+    }
+
+    // --- row kernels ---
+
+    /// softmax(scale * x + bias) per row of `cols`, the bias row advancing
+    /// every `rows_per_bias` rows.
+    fn softmax_reference(
+        x: &[f64],
+        bias: Option<&[f64]>,
+        rows_per_bias: usize,
+        cols: usize,
+        scale: f64,
+    ) -> Vec<f64> {
+        let mut out = Vec::with_capacity(x.len());
+        for (r, row) in x.chunks(cols).enumerate() {
+            let v: Vec<f64> = row
+                .iter()
+                .enumerate()
+                .map(|(j, &a)| a * scale + bias.map_or(0.0, |b| b[(r / rows_per_bias) * cols + j]))
+                .collect();
+            let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = v.iter().map(|a| (a - m).exp()).sum();
+            out.extend(v.iter().map(|a| (a - m).exp() / sum));
+        }
+        out
+    }
+
+    /// Bias rows with some masked keys, as attention's `(1 - mask) * -10000`.
+    fn bias_values(rng: &mut Rng, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| if i % 7 == 3 { -10000.0 } else { rng.f() })
+            .collect()
+    }
+
+    /// `softmax_T` (S = T) or `softmax_f32_to_T` (S = f32): without bias as
+    /// softmax_last_dim launches it, and with a bias row per 3 rows.
+    fn check_softmax<S: Ty, T: Ty>(kernel: String, rows: usize, cols: usize) {
+        let mut rng = Rng::new(91 + cols as u64);
+        let src = put::<S>(&rng.vec(rows * cols, 4.0));
+        let rows_per_bias = 3usize;
+        let bias = put::<S>(&bias_values(&mut rng, rows.div_ceil(rows_per_bias) * cols));
+        let (xs, xb) = (wide(&src), wide(&bias));
+        let l = rowwise(kernel, rows, cols);
+        for (with_bias, scale) in [(false, 1.0f32), (true, 0.7f32)] {
+            let mut dst = vec![T::from(0.0); rows * cols];
+            run(
+                &l,
+                &mut [
+                    input("src", &src),
+                    if with_bias {
+                        input("bias", &bias)
+                    } else {
+                        null()
+                    },
+                    Arg::I64(if with_bias { rows_per_bias as i64 } else { 1 }),
+                    output("dst", &mut dst),
+                    Arg::I32(cols as i32),
+                    Arg::F32(scale),
+                ],
+            );
+            let want = softmax_reference(
+                &xs,
+                with_bias.then_some(&xb[..]),
+                rows_per_bias,
+                cols,
+                f64::from(scale),
+            );
+            let what = format!("{} {rows}x{cols} bias {with_bias}", l.kernel);
+            check(&what, &dst, &want);
+        }
+    }
+
+    #[test]
+    fn softmax_matches_reference() {
+        check_softmax::<f32, f32>("softmax_f32".into(), 7, 37);
+        check_softmax::<bf16, bf16>("softmax_bf16".into(), 7, 37);
+        check_softmax::<f16, f16>("softmax_f16".into(), 7, 37);
+        // Rows of 4096 and more get 1024-thread blocks.
+        check_softmax::<bf16, bf16>("softmax_bf16".into(), 4, 4103);
+    }
+
+    #[test]
+    fn softmax_f32_to_matches_reference() {
+        check_softmax::<f32, f32>("softmax_f32_to_f32".into(), 5, 41);
+        check_softmax::<f32, bf16>("softmax_f32_to_bf16".into(), 5, 41);
+        check_softmax::<f32, f16>("softmax_f32_to_f16".into(), 5, 41);
+        check_softmax::<f32, f16>("softmax_f32_to_f16".into(), 4, 4097);
+    }
+
+    fn check_rms_norm<T: Ty>(rows: usize, cols: usize) {
+        let mut rng = Rng::new(101 + cols as u64);
+        let x = put::<T>(&rng.vec(rows * cols, 3.0));
+        let w = put::<T>(&rng.vec(cols, 1.5));
+        let (xx, xw) = (wide(&x), wide(&w));
+        let eps = 1e-6f32;
+        let l = rowwise(format!("rms_norm_{}", T::NAME), rows, cols);
+        for with_weight in [false, true] {
+            let mut dst = vec![T::from(0.0); rows * cols];
+            run(
+                &l,
+                &mut [
+                    input("src", &x),
+                    if with_weight {
+                        input("weight", &w)
+                    } else {
+                        null()
+                    },
+                    output("dst", &mut dst),
+                    Arg::I32(cols as i32),
+                    Arg::F32(eps),
+                ],
+            );
+            let mut want = Vec::with_capacity(rows * cols);
+            for row in xx.chunks(cols) {
+                let ms = row.iter().map(|v| v * v).sum::<f64>() / cols as f64;
+                let r = 1.0 / (ms + f64::from(eps)).sqrt();
+                want.extend(
+                    row.iter()
+                        .enumerate()
+                        .map(|(j, v)| v * r * if with_weight { xw[j] } else { 1.0 }),
+                );
+            }
+            check(
+                &format!("{} {rows}x{cols} weight {with_weight}", l.kernel),
+                &dst,
+                &want,
+            );
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_reference() {
+        check_rms_norm::<f32>(5, 37);
+        check_rms_norm::<bf16>(5, 37);
+        check_rms_norm::<f16>(5, 37);
+        check_rms_norm::<f32>(3, 4099);
+    }
+
+    fn check_layer_norm<T: Ty>(rows: usize, cols: usize) {
+        let mut rng = Rng::new(111 + cols as u64);
+        // An offset mean, so that the two-pass variance matters.
+        let raw: Vec<f32> = rng.vec(rows * cols, 2.0).iter().map(|v| v + 3.0).collect();
+        let x = put::<T>(&raw);
+        let w = put::<T>(&rng.vec(cols, 1.5));
+        let b = put::<T>(&rng.vec(cols, 1.0));
+        let (xx, xw, xb) = (wide(&x), wide(&w), wide(&b));
+        let eps = 1e-5f32;
+        let l = rowwise(format!("layer_norm_{}", T::NAME), rows, cols);
+        for (with_weight, with_bias) in [(false, false), (true, false), (true, true), (false, true)]
+        {
+            let mut dst = vec![T::from(0.0); rows * cols];
+            run(
+                &l,
+                &mut [
+                    input("src", &x),
+                    if with_weight {
+                        input("weight", &w)
+                    } else {
+                        null()
+                    },
+                    if with_bias { input("bias", &b) } else { null() },
+                    output("dst", &mut dst),
+                    Arg::I32(cols as i32),
+                    Arg::F32(eps),
+                ],
+            );
+            let mut want = Vec::with_capacity(rows * cols);
+            for row in xx.chunks(cols) {
+                let mean = row.iter().sum::<f64>() / cols as f64;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+                let r = 1.0 / (var + f64::from(eps)).sqrt();
+                want.extend(row.iter().enumerate().map(|(j, v)| {
+                    (v - mean) * r * if with_weight { xw[j] } else { 1.0 }
+                        + if with_bias { xb[j] } else { 0.0 }
+                }));
+            }
+            let what = format!(
+                "{} {rows}x{cols} weight {with_weight} bias {with_bias}",
+                l.kernel
+            );
+            check(&what, &dst, &want);
+        }
+    }
+
+    #[test]
+    fn layer_norm_matches_reference() {
+        check_layer_norm::<f32>(5, 37);
+        check_layer_norm::<bf16>(5, 37);
+        check_layer_norm::<f16>(5, 37);
+        check_layer_norm::<bf16>(3, 4099);
     }
 }

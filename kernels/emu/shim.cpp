@@ -13,7 +13,8 @@
     X(norm)               \
     X(pixel_shuffle)      \
     X(rope)               \
-    X(sampler)
+    X(sampler)            \
+    X(tensor_ops)
 
 #define GENFX_DECLARE(file) GENFX_SIMT_EXPORTS(file);
 GENFX_FILES(GENFX_DECLARE)
@@ -49,13 +50,21 @@ int report(const simt::LaunchResult& res, char* error, uint64_t error_capacity) 
 }
 }  // namespace
 
-// 0: ran; 1: the kernel faulted (message in `error`); 2: unknown kernel or
-// arguments that do not match its parameters.
-extern "C" int genfx_simt_launch(const char* kernel, const uint32_t* grid, const uint32_t* block,
-                                 uint64_t dynamic_smem, const simt::Arg* args, uint64_t nargs, char* error,
-                                 uint64_t error_capacity) {
+// Runs `module`'s `kernel`; with `module` null, the kernel of that name in
+// whichever module has it (refused when several do).
+// 0: ran; 1: the kernel faulted (message in `error`); 2: unknown kernel, a
+// name several modules define, or arguments that do not match its parameters.
+extern "C" int genfx_simt_launch(const char* module, const char* kernel, const uint32_t* grid,
+                                 const uint32_t* block, uint64_t dynamic_smem, const simt::Arg* args, uint64_t nargs,
+                                 char* error, uint64_t error_capacity) {
     std::string why;
-    const simt::Kernel* k = registry_instance().find_unique(kernel, &why);
+    const simt::Kernel* k = nullptr;
+    if (module) {
+        k = registry_instance().find(module, kernel);
+        if (!k) why = std::string("no emulated kernel '") + kernel + "' in module '" + module + "'";
+    } else {
+        k = registry_instance().find_unique(kernel, &why);
+    }
     if (!k) {
         copy_message(why, error, error_capacity);
         return 2;

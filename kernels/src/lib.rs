@@ -139,6 +139,7 @@ struct RawArg {
 
 extern "C" {
     fn genfx_simt_launch(
+        module: *const c_char,
         kernel: *const c_char,
         grid: *const u32,
         block: *const u32,
@@ -328,8 +329,34 @@ pub unsafe fn launch_raw<R: Resolver>(
 }
 
 /// Runs `kernel` with `dims` on the emulator; returns when every block has
-/// finished.
+/// finished. The name must be defined by one module only; [`launch_in`]
+/// names the module.
 pub fn launch(kernel: &str, dims: Dims, args: &mut [Arg<'_>]) -> Result<(), EmuError> {
+    launch_args(None, kernel, dims, args)
+}
+
+/// Runs `module`'s `kernel` (the module is the source file stem, as in
+/// [`module_kernels`]); for names that several modules define, such as
+/// `gated_residual_bf16` of `norm` and of `tensor_ops`.
+pub fn launch_in(
+    module: &str,
+    kernel: &str,
+    dims: Dims,
+    args: &mut [Arg<'_>],
+) -> Result<(), EmuError> {
+    launch_args(Some(module), kernel, dims, args)
+}
+
+fn launch_args(
+    module: Option<&str>,
+    kernel: &str,
+    dims: Dims,
+    args: &mut [Arg<'_>],
+) -> Result<(), EmuError> {
+    let module = module
+        .map(CString::new)
+        .transpose()
+        .map_err(|_| EmuError::BadLaunch("module name holds a NUL".into()))?;
     let name =
         CString::new(kernel).map_err(|_| EmuError::BadLaunch("kernel name holds a NUL".into()))?;
     let mut names = Vec::with_capacity(args.len());
@@ -384,9 +411,11 @@ pub fn launch(kernel: &str, dims: Dims, args: &mut [Arg<'_>]) -> Result<(), EmuE
     // (mutably where `writable`), alive for this call; the emulator checks
     // every access against the byte length given with it, writes only to
     // buffers marked writable, and writes at most `error.len()` bytes
-    // (NUL-terminated) into `error`. The name strings outlive the call.
+    // (NUL-terminated) into `error`. The name strings outlive the call; a
+    // null module pointer is allowed and means "the module that has it".
     let rc = unsafe {
         genfx_simt_launch(
+            module.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
             name.as_ptr(),
             dims.grid.as_ptr(),
             dims.block.as_ptr(),
@@ -404,7 +433,8 @@ pub fn launch(kernel: &str, dims: Dims, args: &mut [Arg<'_>]) -> Result<(), EmuE
     }
 }
 
-/// Every kernel the emulator can launch (the shipped ones and its self-tests).
+/// Every kernel the emulator can launch (the shipped ones and its self-tests),
+/// once per module that defines it; [`module_kernels`] says which.
 pub fn kernel_names() -> Vec<String> {
     lines_of(genfx_simt_kernel_names)
 }

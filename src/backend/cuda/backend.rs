@@ -27,8 +27,6 @@ use crate::tensor::{contiguous_strides, DType, Layout, Result, TensorError};
 
 type Out = Result<Box<dyn BackendStorage>>;
 
-/// Threads per block of the elementwise kernels.
-const BLOCK: u32 = 256;
 /// Scores of one attention chunk are kept under this many bytes.
 const ATTENTION_CHUNK_BYTES: usize = 1 << 30;
 
@@ -76,31 +74,29 @@ fn binary_code(op: BinaryOp) -> i32 {
     }
 }
 
-/// Grid-stride launch over `n` elements.
+/// Grid-stride launch over `n` elements (shared with the emulated tests).
 fn elementwise_cfg(n: usize) -> LaunchConfig {
-    let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 20) as u32;
-    LaunchConfig {
-        grid_dim: (blocks, 1, 1),
-        block_dim: (BLOCK, 1, 1),
-        shared_mem_bytes: 0,
-    }
+    driver_cfg(kernels::elementwise_config(n))
 }
 
-/// One block per row of `cols`.
+/// One block per row of `cols` (shared with the emulated tests).
 fn row_cfg(rows: usize, cols: usize) -> Result<LaunchConfig> {
-    let rows = u32::try_from(rows)
-        .ok()
-        .filter(|&r| r < (1 << 31))
-        .ok_or_else(|| TensorError::InvalidArgument {
-            op: "row op",
-            msg: format!("{rows} rows exceed one grid"),
-        })?;
-    let threads = if cols >= 4096 { 1024 } else { 256 };
-    Ok(LaunchConfig {
-        grid_dim: (rows.max(1), 1, 1),
-        block_dim: (threads, 1, 1),
-        shared_mem_bytes: 0,
-    })
+    kernels::row_config(rows, cols)
+        .map(driver_cfg)
+        .map_err(|e| match e {
+            kernels::KernelError::Unsupported { kernel, what } => TensorError::InvalidArgument {
+                op: kernel,
+                msg: what,
+            },
+        })
+}
+
+fn driver_cfg(c: kernels::LaunchConfig) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (c.grid[0], c.grid[1], c.grid[2]),
+        block_dim: (c.block[0], c.block[1], c.block[2]),
+        shared_mem_bytes: c.shared_mem_bytes,
+    }
 }
 
 /// One kernel argument, passed by value.

@@ -1,22 +1,33 @@
-//! The backend's own generic kernels (`tensor_ops.cu`) and their argument
-//! types. They are compiled by NVRTC for the device at first use.
+//! The backend's own generic kernels (`kernels/tensor_ops.cu`) and their
+//! argument types. The source is embedded by build.rs like every kernel file
+//! (with PTX when nvcc was found), so the same kernels also run in the SIMT
+//! emulator; NVRTC compiles them for the device at first use otherwise.
+
+use std::sync::LazyLock;
 
 use cudarc::driver::DeviceRepr;
 
 use super::modules::ModuleSource;
+use crate::kernels;
 
-pub const TENSOR_OPS: ModuleSource = ModuleSource {
-    name: "genfx_tensor_ops",
-    source: include_str!("tensor_ops.cu"),
-    ptx: &[],
-    options: &[],
-};
+/// The `tensor_ops` module as the backend loads it; its name is the kernel
+/// file's stem, as for every module of `kernels/`.
+pub static TENSOR_OPS: LazyLock<ModuleSource> = LazyLock::new(|| {
+    let module = kernels::module("tensor_ops")
+        .expect("build.rs embeds every kernels/*.cu, kernels/tensor_ops.cu among them");
+    ModuleSource {
+        name: module.name,
+        source: module.source,
+        ptx: module.ptx,
+        options: &[],
+    }
+});
 
 /// Highest rank a strided operand may have.
 pub const MAX_RANK: usize = 8;
 
 /// A strided view passed by value to a kernel; mirrors `struct Strided` in
-/// `tensor_ops.cu` field for field.
+/// `kernels/tensor_ops.cu` field for field (144 bytes).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StridedArg {
@@ -97,10 +108,10 @@ mod tests {
                     let required = std::env::var_os("GENFX_REQUIRE_NVRTC").is_some()
                         || std::env::var("CI").is_ok_and(|v| v == "true");
                     assert!(!required, "NVRTC is required here but missing: {msg}");
-                    eprintln!("NVRTC not installed: tensor_ops.cu not compiled ({msg})");
+                    eprintln!("NVRTC not installed: kernels/tensor_ops.cu not compiled ({msg})");
                     return;
                 }
-                Err(e) => panic!("tensor_ops.cu for {arch}: {e}"),
+                Err(e) => panic!("kernels/tensor_ops.cu for {arch}: {e}"),
             }
         }
     }
