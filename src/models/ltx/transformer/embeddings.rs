@@ -80,7 +80,11 @@ impl AdaLayerNormSingle {
 
     /// For `timesteps` `[n]` returns `(temb [n, 6·dim], embedded [n, dim])`.
     pub fn forward(&self, timesteps: &[f32], device: &Device) -> Result<(Tensor, Tensor)> {
-        let features = timestep_features(timesteps, device)?;
+        // The sinusoids are made in f32 and enter the embedder in the
+        // weights' type, as diffusers casts `timesteps_proj` to the hidden
+        // dtype: a bf16 model on the GPU takes bf16 features.
+        let features = timestep_features(timesteps, device)?
+            .to_dtype(self.timestep_embedder.linear_1.weight.dtype())?;
         let embedded = self.timestep_embedder.forward(&features)?;
         let temb = self.linear.forward(&embedded.silu()?)?;
         Ok((temb, embedded))
