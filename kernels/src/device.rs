@@ -127,8 +127,9 @@ impl EmulatedDevice {
 
     /// Changes one emulator setting: `devices`, `cc` ("7.5"), `memory`
     /// (bytes), `driver_version` (12040), `dry_run` ("1"/"0"),
-    /// `fail_alloc_at`, `fail_launch_at`, `nan_gemm_at` (the Nth from now, or
-    /// "off"), or `reset` (back to the `GENFX_EMU_*` settings, faults off,
+    /// `fail_alloc_at` (every allocation from the Nth from now fails),
+    /// `fail_launch_at`, `nan_gemm_at` (the Nth from now), each also "off",
+    /// or `reset` (back to the `GENFX_EMU_*` settings, faults off,
     /// counters zero).
     pub fn set(&self, key: &str, value: &str) -> Result<(), String> {
         let (k, v) = (

@@ -123,6 +123,17 @@ impl LtxPipeline {
                 v.len()
             )));
         }
+        // A NaN would run through every later step and the decoder into
+        // frames of garbage that the cache then keeps: stop at the first.
+        if let Some(at) = v.iter().position(|x| !x.is_finite()) {
+            return Err(EngineError::Failed(format!(
+                "the transformer produced a non-finite value ({} at element {at} of {}): \
+                 a GPU fault or an overflow in 16-bit arithmetic; GENFX_DEVICE=cpu renders \
+                 the shot on the CPU instead",
+                v[at],
+                v.len()
+            )));
+        }
         Ok(v)
     }
 

@@ -29,8 +29,9 @@ pub struct Config {
     pub driver_version: i32,
     /// Check and count everything, execute nothing, back no memory.
     pub dry_run: bool,
-    /// The Nth allocation from now fails with `CUDA_ERROR_OUT_OF_MEMORY`
-    /// (stored as the absolute allocation count it fires at).
+    /// From the Nth allocation from now on, every allocation fails with
+    /// `CUDA_ERROR_OUT_OF_MEMORY`, as on a card that has filled up (stored
+    /// as the absolute allocation count it starts at).
     pub fail_alloc_at: Option<u64>,
     /// The Nth kernel launch from now fails when it runs
     /// (`CUDA_ERROR_LAUNCH_FAILED` at the next synchronisation).

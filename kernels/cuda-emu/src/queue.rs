@@ -162,21 +162,27 @@ pub fn enqueue(stream: u64, op: Op) -> R {
 
 /// Runs everything queued on `stream`; its sticky error, if any.
 pub fn flush(stream: u64) -> R {
+    run_queue(stream).0
+}
+
+/// Runs `stream`'s queue: its status, and whether the failure (if any)
+/// happened in this call rather than earlier.
+fn run_queue(stream: u64) -> (R, bool) {
     let e = emu();
     let _running = e.exec.lock();
     loop {
         let op = {
             let mut q = e.queues.lock();
             let Some(s) = q.streams.get_mut(&stream) else {
-                return R::CUDA_ERROR_INVALID_HANDLE;
+                return (R::CUDA_ERROR_INVALID_HANDLE, false);
             };
             if let Some(err) = s.error {
                 s.ops.clear();
-                return err;
+                return (err, false);
             }
             match s.ops.pop_front() {
                 Some(op) => op,
-                None => return R::CUDA_SUCCESS,
+                None => return (R::CUDA_SUCCESS, false),
             }
         };
         if let Err(code) = run(op) {
@@ -185,19 +191,21 @@ pub fn flush(stream: u64) -> R {
                 s.error = Some(code);
                 s.ops.clear();
             }
-            return code;
+            return (code, true);
         }
     }
 }
 
-/// Runs every stream's queue (the default stream last); the first error.
+/// Runs every stream's queue (the default stream last). Returns the first
+/// failure that happened now: a stream that failed earlier has already told
+/// its own waiter, and other jobs' streams stay usable.
 pub fn flush_all() -> R {
     let mut ids: Vec<u64> = emu().queues.lock().streams.keys().copied().collect();
-    ids.sort_by_key(|&id| id == DEFAULT_STREAM);
+    ids.sort_by_key(|&id| (id == DEFAULT_STREAM, id));
     let mut first = R::CUDA_SUCCESS;
     for id in ids {
-        let r = flush(id);
-        if first == R::CUDA_SUCCESS {
+        let (r, now) = run_queue(id);
+        if now && first == R::CUDA_SUCCESS {
             first = r;
         }
     }

@@ -824,7 +824,7 @@ fn check_same_dims(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
 
 impl Backend for CudaBackend {
     fn name(&self) -> String {
-        format!("cuda:{}", self.dev.ordinal())
+        self.dev.label()
     }
 
     fn compute_dtype(&self) -> DType {

@@ -22,6 +22,10 @@ pub const DEVICE_ENV: &str = "GENFX_CUDA_DEVICE";
 pub struct GpuDevice {
     ctx: Arc<CudaContext>,
     ordinal: usize,
+    /// How many devices this process opened before this one: 0 for the one
+    /// [`GpuDevice::get`] shares, more for extra contexts on the same card
+    /// (which tests open to start from nothing).
+    instance: usize,
     name: String,
     compute_capability: (i32, i32),
     half: Half,
@@ -111,7 +115,9 @@ impl GpuDevice {
             let (major, minor) = ctx
                 .compute_capability()
                 .map_err(|e| driver_err("cuDeviceGetAttribute", e))?;
+            static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
             Ok(GpuDevice {
+                instance: OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 weights: Mutex::new(HashMap::new()),
                 weight_memory: CachingAllocator::new(DriverMemory { ctx: ctx.clone() }),
                 ctx,
@@ -126,6 +132,16 @@ impl GpuDevice {
 
     pub fn ordinal(&self) -> usize {
         self.ordinal
+    }
+
+    /// `cuda:N`, or `cuda:N.K` for the Kth extra device opened on card N:
+    /// the name caches of weights and models key on, so that a device
+    /// opened afresh never finds another's tensors.
+    pub fn label(&self) -> String {
+        match self.instance {
+            0 => format!("cuda:{}", self.ordinal),
+            k => format!("cuda:{}.{k}", self.ordinal),
+        }
     }
 
     pub fn name(&self) -> &str {

@@ -152,7 +152,7 @@ impl GpuDevice {
             kernel: kernel.into(),
             detail: format!(
                 "driver {driver} cannot load kernels NVRTC {nvrtc} compiled ({reason}); \
-                 update the NVIDIA driver to CUDA {needed} or newer, or set GENFX_DEVICE=cpu"
+                 update the NVIDIA driver to CUDA {needed} or newer"
             ),
         }
     }
