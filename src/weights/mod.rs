@@ -32,6 +32,9 @@ pub struct WeightFiles {
     files: Vec<SafetensorsFile>,
     which: HashMap<String, usize>,
     used: Mutex<BTreeSet<String>>,
+    /// No files: every tensor asked for exists, with the shape asked for,
+    /// and holds zeros ([`WeightFiles::synthetic`]).
+    synthetic: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -49,6 +52,7 @@ impl WeightFiles {
             files: vec![file],
             which,
             used: Mutex::new(BTreeSet::new()),
+            synthetic: false,
         })
     }
 
@@ -107,7 +111,23 @@ impl WeightFiles {
             files,
             which,
             used: Mutex::new(BTreeSet::new()),
+            synthetic: false,
         })
+    }
+
+    /// Weights with no files behind them: a model built from these gets
+    /// every tensor it asks for, of the shape it asks for, made as zeros on
+    /// its device without passing through the host. For plans and dry runs
+    /// of full-size models (`cargo xtask bench gpu-plan`) on machines that
+    /// neither have nor could hold the real files; never for output.
+    pub fn synthetic(label: &str) -> Self {
+        Self {
+            location: PathBuf::from(label),
+            files: Vec::new(),
+            which: HashMap::new(),
+            used: Mutex::new(BTreeSet::new()),
+            synthetic: true,
+        }
     }
 
     /// The weights of a component folder: the `*.safetensors.index.json` if
@@ -148,7 +168,7 @@ impl WeightFiles {
     }
 
     pub fn contains(&self, name: &str) -> bool {
-        self.which.contains_key(name)
+        self.synthetic || self.which.contains_key(name)
     }
 
     /// Every tensor name, sorted.
@@ -173,6 +193,13 @@ impl WeightFiles {
         dtype: DType,
         device: &Device,
     ) -> Result<Tensor, WeightError> {
+        if self.synthetic {
+            self.used.lock().insert(name.to_string());
+            return Tensor::zeros(dims, dtype, device).map_err(|source| WeightError::Tensor {
+                name: name.to_string(),
+                source,
+            });
+        }
         let &i = self
             .which
             .get(name)
