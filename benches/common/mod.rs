@@ -9,9 +9,21 @@ use std::process::Command;
 
 /// Python with torch (and diffusers/transformers) to run `tools/bench/*.py`.
 pub const TORCH_PYTHON_ENV: &str = "GENFX_TORCH_PYTHON";
+/// A copy of the workspace's `tools/` (holding `bench/*.py` and
+/// `requirements.txt`), for a bench executable run away from its source
+/// tree, e.g. from the GPU pack (`cargo xtask gpu-pack`).
+pub const TOOLS_DIR_ENV: &str = "GENFX_TOOLS_DIR";
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `$GENFX_TOOLS_DIR` when set, else the workspace's `tools/`.
+pub fn tools_dir() -> PathBuf {
+    match std::env::var_os(TOOLS_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => root().join("tools"),
+    }
 }
 
 fn venv_python(venv: &Path) -> PathBuf {
@@ -54,7 +66,7 @@ pub fn torch_python(setup: bool) -> Result<PathBuf, String> {
     }
     let installed = Command::new(&python)
         .args(["-m", "pip", "install", "-r"])
-        .arg(root().join("tools").join("requirements.txt"))
+        .arg(tools_dir().join("requirements.txt"))
         .status()
         .map_err(|e| format!("pip: {e}"))?;
     if !installed.success() {
@@ -136,7 +148,7 @@ pub fn run_torch<S: AsRef<std::ffi::OsStr>>(
     setup: bool,
 ) -> Result<serde_json::Value, String> {
     let python = torch_python(setup)?;
-    let path = root().join("tools").join("bench").join(script);
+    let path = tools_dir().join("bench").join(script);
     let out = Command::new(&python)
         .arg(&path)
         .args(args)

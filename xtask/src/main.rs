@@ -5,6 +5,7 @@ mod bench;
 mod bundle;
 mod demo;
 mod gpu;
+mod pack;
 mod setup;
 mod test;
 mod util;
@@ -20,7 +21,11 @@ tasks:
   demo            build the bundle and render a shot through the plugin, headless
   bundle          build target/bundle/GenFX.ofx.bundle
   install [--prefix DIR]  copy the bundle to the OFX plugin folder or DIR
-  bench NAME      run a benchmark; the last line printed is JSON";
+  bench NAME      run a benchmark; the last line printed is JSON
+  gpu-pack [--out DIR] [--check [--budget SECS]]
+                  build target/gpu-pack/: stripped GPU tests and benches, the
+                  emulated driver, fixtures, wheels and run.sh, for a GPU machine
+                  with no Rust; --check runs it here on the emulated driver";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +41,7 @@ fn main() -> ExitCode {
         "install" => bundle::install(rest),
         "demo" => demo::run(),
         "test-gpu" => gpu::run(rest),
+        "gpu-pack" => pack::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())

@@ -44,21 +44,23 @@ fn find_nvrtc(dir: &Path) -> Option<PathBuf> {
     found.into_iter().next()
 }
 
+/// The first of `python3` and `python` that can run pip.
+pub fn python_with_pip() -> Option<&'static str> {
+    ["python3", "python"].into_iter().find(|p| {
+        Command::new(p)
+            .args(["-m", "pip", "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
 /// The NVRTC library, installing the wheels first when they are missing.
 pub fn ensure_nvrtc() -> Result<PathBuf, String> {
     let dir = tools_dir();
     if let Some(lib) = find_nvrtc(&dir) {
         return Ok(lib);
     }
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args(["-m", "pip", "--version"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .ok_or("no python with pip found to install the NVRTC wheels")?;
+    let python = python_with_pip().ok_or("no python with pip found to install the NVRTC wheels")?;
     let mut pip = Command::new(python);
     pip.args([
         "-m",
