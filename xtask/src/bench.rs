@@ -10,6 +10,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("attention-gpu", "attention_gpu"),
     ("transformer-gpu", "transformer_gpu"),
     ("t5-cpu", "t5_cpu"),
+    ("gpu-plan", "gpu_plan"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -1,0 +1,269 @@
+//! `cargo xtask bench gpu-plan`: the shape of the GPU path of a full-size
+//! shot, on a machine without a GPU.
+//!
+//! The real LTX-Video 2B transformer (28 blocks, D = 2048, its published
+//! config) with synthetic weights (zeros made on the device, no files) runs
+//! a 768×512×121 shot (6 144 latent tokens, 256 text tokens) through the
+//! engine's own sampling loop (`LtxPipeline::run`) and its presets, on the
+//! emulated CUDA device in **dry-run** mode: every kernel launch and GEMM is
+//! checked (argument types, pointers against live allocations, launch shape)
+//! and counted, nothing is computed, and device memory is address space only.
+//!
+//! Per preset it prints one JSON line with the peak device bytes and, for a
+//! steady denoising step (the median over steps after the first), the bytes
+//! copied each way, host synchronisations, kernel launches and GEMM FLOPs.
+//! These are counts, not timings.
+//!
+//! Where the engine still works on the CPU the plan says so instead of
+//! counting it: the T5 text encoder and the VAE run on the CPU today, so the
+//! prompt embeddings enter as host data and decoding is skipped (a stand-in
+//! codec returns zeros); `t5_on_device` and `vae_on_device` in the JSON say
+//! which.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use genfx::backend::cuda::{CudaBackend, GpuDevice};
+use genfx::backend::Device;
+use genfx::engine::{EngineError, JobObserver, Quality, Stage};
+use genfx::models::ltx::transformer::{LtxVideoTransformer3DModel, TransformerConfig};
+use genfx::pipeline::adapters::LtxTransformer;
+use genfx::pipeline::components::{EncodedPrompt, VideoCodec};
+use genfx::pipeline::engine::sampling_for;
+use genfx::pipeline::ltx::{LtxPipeline, RunParams};
+use genfx::pipeline::model_folder::{ModelFolder, Variant};
+use genfx::sampler::noise::PhiloxNoise;
+use genfx::weights::{VarBuilder, WeightFiles};
+use genfx_kernels_emu::device::{Counters, EmulatedDevice};
+use parking_lot::Mutex;
+
+/// `transformer/config.json` of Lightricks/LTX-Video-0.9.5 (the 2B model).
+const LTX_2B_TRANSFORMER: &str = r#"{
+  "activation_fn": "gelu-approximate",
+  "attention_bias": true,
+  "attention_head_dim": 64,
+  "attention_out_bias": true,
+  "caption_channels": 4096,
+  "cross_attention_dim": 2048,
+  "in_channels": 128,
+  "norm_elementwise_affine": false,
+  "norm_eps": 1e-06,
+  "num_attention_heads": 32,
+  "num_layers": 28,
+  "out_channels": 128,
+  "patch_size": 1,
+  "patch_size_t": 1,
+  "qk_norm": "rms_norm_across_heads"
+}"#;
+
+const WIDTH: usize = 768;
+const HEIGHT: usize = 512;
+const FRAMES: usize = 121;
+/// T5-XXL's hidden size and LTX-Video's prompt length.
+const TEXT_DIM: usize = 4096;
+const TEXT_TOKENS: usize = 256;
+
+/// The 2B VAE's shape (32× spatial, 8× temporal, 128 channels), without
+/// its computation: decoding runs on the CPU and is not part of the plan.
+struct ShapeOnlyVae;
+
+impl VideoCodec for ShapeOnlyVae {
+    fn latent_channels(&self) -> usize {
+        128
+    }
+    fn compression(&self) -> (usize, usize) {
+        (32, 8)
+    }
+    fn timestep_conditioned(&self) -> bool {
+        true
+    }
+    fn encode_condition(
+        &self,
+        _: &[f32],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &[f32],
+    ) -> Result<Vec<f32>, EngineError> {
+        Err(EngineError::Failed(
+            "the plan generates from text; nothing to encode".into(),
+        ))
+    }
+    fn decode(
+        &self,
+        _: &[f32],
+        dims: [usize; 4],
+        _: f32,
+        _: f32,
+        _: &[f32],
+    ) -> Result<Vec<f32>, EngineError> {
+        let [_, f, h, w] = dims;
+        Ok(vec![0.0; 3 * ((f - 1) * 8 + 1) * h * 32 * w * 32])
+    }
+}
+
+/// The emulator's counters at every denoising progress call.
+struct StepCounters {
+    emu: &'static EmulatedDevice,
+    at: Mutex<Vec<Counters>>,
+}
+
+impl JobObserver for StepCounters {
+    fn progress(&self, stage: Stage, _: u32, _: u32) {
+        if stage == Stage::Denoising {
+            self.at.lock().push(self.emu.counters());
+        }
+    }
+    fn should_abort(&self) -> bool {
+        false
+    }
+}
+
+fn median(mut v: Vec<u64>) -> u64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
+fn prompt() -> EncodedPrompt {
+    EncodedPrompt {
+        embeds: vec![0.0; TEXT_TOKENS * TEXT_DIM],
+        mask: vec![1.0; TEXT_TOKENS],
+        tokens: TEXT_TOKENS,
+        dim: TEXT_DIM,
+        truncated: false,
+    }
+}
+
+fn fail(message: String) -> ! {
+    println!("gpu-plan: {message}");
+    println!(
+        "{}",
+        serde_json::json!({"bench": "gpu-plan", "error": message})
+    );
+    std::process::exit(1);
+}
+
+fn main() {
+    let emu = EmulatedDevice::install().unwrap_or_else(|e| fail(e));
+    emu.set("dry_run", "1").unwrap_or_else(|e| fail(e));
+    let gpu = GpuDevice::get(None)
+        .and_then(CudaBackend::new)
+        .unwrap_or_else(|e| fail(format!("the emulated device did not open: {e}")));
+    let device = Device::new(Arc::new(gpu));
+    let dtype = device.compute_dtype();
+    println!(
+        "gpu-plan: LTX-Video 2B transformer, synthetic {dtype} weights, {WIDTH}x{HEIGHT}x{FRAMES}, \
+         on the emulated device in dry-run mode (counts, not timings)"
+    );
+
+    emu.reset_counters();
+    let config: TransformerConfig =
+        serde_json::from_str(LTX_2B_TRANSFORMER).expect("the embedded 2B config parses");
+    let layers = config.num_layers;
+    let weights = Arc::new(WeightFiles::synthetic("LTX-Video 2B (synthetic)"));
+    let model = LtxVideoTransformer3DModel::new(config, &VarBuilder::new(weights, dtype, &device))
+        .unwrap_or_else(|e| fail(format!("building the 2B transformer: {e}")));
+    let weight_bytes = emu.counters().live_bytes;
+    println!(
+        "weights: {:.2} GiB on the device",
+        weight_bytes as f64 / (1u64 << 30) as f64
+    );
+    let pipeline = LtxPipeline {
+        transformer: Arc::new(LtxTransformer::new(model)),
+        vae: Arc::new(ShapeOnlyVae),
+    };
+
+    // The scheduler config every LTX-Video release ships; the fixture
+    // folder holds a copy.
+    let fixture: PathBuf = genfx::testing::fixtures_dir().join("pipeline/model");
+    let latent_tokens = ((FRAMES - 1) / 8 + 1) * (HEIGHT / 32) * (WIDTH / 32);
+    for (preset, variant, quality) in [
+        ("distilled", Variant::Distilled, Quality::Standard),
+        ("dev-standard", Variant::Dev, Quality::Standard),
+    ] {
+        let mut folder =
+            ModelFolder::open(&fixture).unwrap_or_else(|e| fail(format!("scheduler config: {e}")));
+        folder.variant = variant;
+        let sampling = sampling_for(&folder, quality, 3.0, latent_tokens, layers)
+            .unwrap_or_else(|e| fail(format!("{preset}: {e}")));
+        let steps = sampling.schedule.timesteps.len();
+        // velocity predictions a step combines (CFG may batch two in one call)
+        let passes =
+            1 + usize::from(sampling.guidance_scale > 1.0) + usize::from(sampling.stg.is_some());
+        let params = RunParams {
+            width: WIDTH,
+            height: HEIGHT,
+            num_frames: FRAMES,
+            frame_rate: 24.0,
+            conditions: Vec::new(),
+            sampling,
+        };
+        emu.reset_counters();
+        let start = emu.counters();
+        let observer = StepCounters {
+            emu,
+            at: Mutex::new(vec![start]),
+        };
+        let (positive, negative) = (prompt(), prompt());
+        pipeline
+            .run(
+                &positive,
+                (passes > 1).then_some(&negative),
+                &params,
+                &PhiloxNoise { seed: 1, shot: 0 },
+                &observer,
+            )
+            .unwrap_or_else(|e| fail(format!("{preset}: {e}")));
+        let end = emu.counters();
+        let at = observer.at.into_inner();
+        // step k spans progress calls k-1 and k; the first also sets up
+        let steady: Vec<Counters> = at.windows(2).skip(1).map(|w| w[1].since(&w[0])).collect();
+        let per_step = |f: fn(&Counters) -> u64| median(steady.iter().map(f).collect());
+        let first = at.get(1).map(|c| c.since(&at[0])).unwrap_or_default();
+        let line = serde_json::json!({
+            "bench": "gpu-plan",
+            "preset": preset,
+            "model": "LTX-Video 2B (synthetic weights)",
+            "dtype": dtype.to_string(),
+            "width": WIDTH,
+            "height": HEIGHT,
+            "frames": FRAMES,
+            "latent_tokens": latent_tokens,
+            "steps": steps,
+            "predictions_per_step": passes,
+            "peak_device_bytes": end.peak_bytes,
+            "weight_device_bytes": weight_bytes,
+            "h2d_bytes_per_step": per_step(|c| c.h2d_bytes),
+            "d2h_bytes_per_step": per_step(|c| c.d2h_bytes),
+            "syncs_per_step": per_step(|c| c.syncs),
+            "launches_per_step": per_step(|c| c.launches),
+            "gemms_per_step": per_step(|c| c.gemms),
+            "gemm_flops_per_step": per_step(|c| c.gemm_flops),
+            "device_allocs_per_step": per_step(|c| c.allocs),
+            "first_step_allocs": first.allocs,
+            "h2d_bytes_total": end.h2d_bytes,
+            "d2h_bytes_total": end.d2h_bytes,
+            "t5_on_device": false,
+            "vae_on_device": false,
+            "refused_launches": end.faults,
+        });
+        println!(
+            "{preset}: {steps} steps x {passes} passes; peak {:.2} GiB; per step: {:.1} MB up, {:.1} MB down, \
+             {} syncs, {} launches, {:.2} TFLOP in GEMMs",
+            end.peak_bytes as f64 / (1u64 << 30) as f64,
+            per_step(|c| c.h2d_bytes) as f64 / 1e6,
+            per_step(|c| c.d2h_bytes) as f64 / 1e6,
+            per_step(|c| c.syncs),
+            per_step(|c| c.launches),
+            per_step(|c| c.gemm_flops) as f64 / 1e12
+        );
+        if end.faults > 0 {
+            fail(format!(
+                "{preset}: the emulator refused {} launches or copies: {}",
+                end.faults,
+                emu.last_error()
+            ));
+        }
+        println!("{line}");
+    }
+}
