@@ -103,5 +103,8 @@ pub fn emulated_device() -> Result<Vec<(String, String)>, String> {
     Ok(vec![
         ("GENFX_CUDA_DRIVER_LIB".into(), lib("genfx_cuda_emu")),
         ("GENFX_CUBLAS_LIB".into(), lib("genfx_cublas_emu")),
+        // exact-size device buffers, so that the emulator's bounds checks
+        // see an allocation that is short by a few bytes
+        ("GENFX_CUDA_NO_CACHING".into(), "1".into()),
     ])
 }

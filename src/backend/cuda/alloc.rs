@@ -9,6 +9,13 @@
 //!
 //! The bookkeeping is generic over [`RawMemory`] so that it is tested without
 //! a GPU; [`super::device`] supplies the driver-backed implementation.
+//!
+//! `GENFX_CUDA_NO_CACHING=1` turns the cache off (as PyTorch's
+//! `PYTORCH_NO_CUDA_MEMORY_CACHING` does): every block is exactly the size
+//! asked for and goes back to the driver when dropped, so that a memory
+//! checker — compute-sanitizer on a card, the emulated device in our tests —
+//! sees each buffer's true end. A size class would hide an allocation that is
+//! a few bytes short.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,10 +78,15 @@ struct State {
     stats: AllocStats,
 }
 
+/// Turns the cache off; see the module documentation.
+pub const NO_CACHING_ENV: &str = "GENFX_CUDA_NO_CACHING";
+
 /// Size-class free lists over a [`RawMemory`].
 pub struct CachingAllocator<M: RawMemory> {
     memory: M,
     state: Mutex<State>,
+    /// Exact sizes, nothing kept ([`NO_CACHING_ENV`]).
+    exact: bool,
 }
 
 /// A block from a [`CachingAllocator`]; goes back to its free list on drop.
@@ -108,12 +120,20 @@ impl<M: RawMemory> std::fmt::Debug for Block<M> {
 
 impl<M: RawMemory> CachingAllocator<M> {
     pub fn new(memory: M) -> Arc<Self> {
+        let exact = std::env::var(NO_CACHING_ENV).is_ok_and(|v| v == "1");
+        Self::with_caching(memory, !exact)
+    }
+
+    /// An allocator that caches freed blocks, or (`caching` false) hands out
+    /// exact sizes and returns every block to the driver when dropped.
+    pub fn with_caching(memory: M, caching: bool) -> Arc<Self> {
         Arc::new(Self {
             memory,
             state: Mutex::new(State {
                 free: BTreeMap::new(),
                 stats: AllocStats::default(),
             }),
+            exact: !caching,
         })
     }
 
@@ -129,7 +149,7 @@ impl<M: RawMemory> CachingAllocator<M> {
     /// cached block is released and the request tried once more; if it
     /// still fails the error names what was asked and what is free.
     pub fn alloc(self: &Arc<Self>, bytes: usize) -> Result<Block<M>, CudaError> {
-        let class = size_class(bytes);
+        let class = if self.exact { bytes } else { size_class(bytes) };
         if let Some(ptr) = self.take_cached(class) {
             return Ok(self.hand_out(ptr, class));
         }
@@ -177,11 +197,17 @@ impl<M: RawMemory> CachingAllocator<M> {
 
     fn give_back(&self, ptr: u64, class: usize) {
         let mut state = self.state.lock();
-        state.free.entry(class).or_default().push(ptr);
         let s = &mut state.stats;
         s.live_blocks -= 1;
         s.bytes_in_use -= class;
+        if self.exact {
+            s.driver_frees += 1;
+            drop(state);
+            self.memory.free(ptr);
+            return;
+        }
         s.bytes_cached += class;
+        state.free.entry(class).or_default().push(ptr);
     }
 
     /// Returns every cached block to the driver.
@@ -282,7 +308,7 @@ mod tests {
 
     #[test]
     fn freed_blocks_are_reused_by_class() {
-        let a = CachingAllocator::new(FakeMemory::new(1 << 30));
+        let a = CachingAllocator::with_caching(FakeMemory::new(1 << 30), true);
         let b1 = a.alloc(1000).unwrap();
         assert_eq!(b1.capacity(), 1024);
         let p1 = b1.ptr();
@@ -309,7 +335,7 @@ mod tests {
 
     #[test]
     fn out_of_memory_first_releases_the_cache_then_reports_sizes() {
-        let a = CachingAllocator::new(FakeMemory::new(4 << 20));
+        let a = CachingAllocator::with_caching(FakeMemory::new(4 << 20), true);
         let cached = a.alloc(2 << 20).unwrap();
         drop(cached);
         assert_eq!(a.stats().bytes_cached, 2 << 20);
@@ -346,11 +372,22 @@ mod tests {
                 self.0.mem_info()
             }
         }
-        let a = CachingAllocator::new(Shared(memory.clone()));
+        let a = CachingAllocator::with_caching(Shared(memory.clone()), true);
         let blocks: Vec<_> = (1..20).map(|i| a.alloc(i * 1000).unwrap()).collect();
         assert!(memory.used.load(Ordering::SeqCst) > 0);
         drop(blocks);
         drop(a);
         assert_eq!(memory.used.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn without_caching_blocks_are_exact_and_go_straight_back() {
+        let a = CachingAllocator::with_caching(FakeMemory::new(1 << 30), false);
+        let b = a.alloc(1000).unwrap();
+        assert_eq!(b.capacity(), 1000, "no size class");
+        drop(b);
+        let s = a.stats();
+        assert_eq!((s.driver_allocs, s.driver_frees, s.bytes_cached), (1, 1, 0));
+        assert_eq!(a.memory().used.load(Ordering::SeqCst), 0);
     }
 }
