@@ -285,11 +285,12 @@ pub extern "C" fn cuMemFree_v2(dptr: CUdeviceptr) -> R {
     if dptr == 0 {
         return R::CUDA_SUCCESS;
     }
-    // cuMemFree waits for the device: no queued work may still use the block
-    let r = flush_all();
-    if r != R::CUDA_SUCCESS {
-        return r;
-    }
+    // queued work that still uses the block runs first; nothing else does
+    // (see the queue module on why this is stricter than CUDA)
+    let Some((base, bytes)) = emu().memory.lock().resolve(dptr) else {
+        return R::CUDA_ERROR_INVALID_VALUE;
+    };
+    queue::flush_touching(base, base + bytes);
     match queue::free(dptr) {
         Ok(()) => R::CUDA_SUCCESS,
         Err(r) => r,
@@ -901,6 +902,7 @@ pub unsafe extern "C" fn cuLaunchKernel(
         .collect();
     let n = e.counters.launches.fetch_add(1, Ordering::Relaxed) + 1;
     let launch = KernelLaunch {
+        pointer: signature.iter().map(|p| p.pointer != 0).collect(),
         module: module.to_string(),
         kernel: name,
         dims: genfx_kernels_emu::Dims {

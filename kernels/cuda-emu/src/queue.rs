@@ -6,8 +6,13 @@
 //! (where it merely has not happened *yet*). Each stream's queue runs at the
 //! first of: `cuStreamSynchronize`, `cuEventSynchronize` or `cuEventQuery` on
 //! an event recorded in it, `cuStreamQuery`, `cuStreamWaitEvent` on such an
-//! event from another stream, `cuCtxSynchronize`, a synchronous copy or
-//! `cuMemFree` (both wait for the whole device, as in CUDA).
+//! event from another stream, `cuCtxSynchronize` or a synchronous copy (both
+//! wait for the whole device, as in CUDA).
+//!
+//! `cuMemFree` waits too on a GPU, but code that leans on that to make a host
+//! read safe breaks as soon as a caching allocator stops freeing. So here a
+//! free runs only the queued work that still uses the block being freed (and
+//! what precedes it in its stream): stricter than CUDA, which is the point.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
@@ -29,8 +34,40 @@ pub struct KernelLaunch {
     pub dims: genfx_kernels_emu::Dims,
     /// Each parameter's bytes, copied at launch time as CUDA does.
     pub params: Vec<Vec<u8>>,
+    /// Which parameters are device pointers.
+    pub pointer: Vec<bool>,
     /// Fault injection: this launch fails when it runs.
     pub fail: bool,
+}
+
+impl Op {
+    /// Whether the op reads or writes device memory in `[base, end)`.
+    fn touches(&self, base: u64, end: u64) -> bool {
+        let hit = |addr: u64, len: u64| addr < end && base < addr + len.max(1);
+        match self {
+            Op::Launch(l) => l.pointers().any(|p| p >= base && p <= end),
+            Op::Gemm(g) => [g.a.ptr, g.b.ptr, g.c.ptr]
+                .iter()
+                .any(|&p| p >= base && p < end),
+            Op::HtoD { dst, data } => hit(*dst, data.len() as u64),
+            Op::DtoH { src, len, .. } => hit(*src, *len as u64),
+            Op::DtoD { dst, src, len } => hit(*dst, *len as u64) || hit(*src, *len as u64),
+            Op::Memset { dst, len, .. } => hit(*dst, *len as u64),
+            Op::Free { addr } => *addr == base,
+            Op::Record { .. } => false,
+        }
+    }
+}
+
+impl KernelLaunch {
+    /// The device addresses among the launch's arguments.
+    fn pointers(&self) -> impl Iterator<Item = u64> + '_ {
+        self.params
+            .iter()
+            .zip(&self.pointer)
+            .filter(|(_, &is_pointer)| is_pointer)
+            .filter_map(|(bytes, _)| Some(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)))
+    }
 }
 
 pub enum Op {
@@ -168,6 +205,21 @@ pub fn flush(stream: u64) -> R {
 /// Runs `stream`'s queue: its status, and whether the failure (if any)
 /// happened in this call rather than earlier.
 fn run_queue(stream: u64) -> (R, bool) {
+    run_queue_while(stream, |_| true)
+}
+
+/// Runs, in every stream, the queued work up to the last op that uses
+/// device memory in `[base, end)`; later work stays queued.
+pub fn flush_touching(base: u64, end: u64) {
+    let ids: Vec<u64> = emu().queues.lock().streams.keys().copied().collect();
+    for id in ids {
+        run_queue_while(id, |ops| ops.iter().any(|op| op.touches(base, end)));
+    }
+}
+
+/// Runs `stream`'s ops one by one while `more` says the remaining queue
+/// still needs running.
+fn run_queue_while(stream: u64, more: impl Fn(&VecDeque<Op>) -> bool) -> (R, bool) {
     let e = emu();
     let _running = e.exec.lock();
     loop {
@@ -179,6 +231,9 @@ fn run_queue(stream: u64) -> (R, bool) {
             if let Some(err) = s.error {
                 s.ops.clear();
                 return (err, false);
+            }
+            if !more(&s.ops) {
+                return (R::CUDA_SUCCESS, false);
             }
             match s.ops.pop_front() {
                 Some(op) => op,
@@ -303,9 +358,17 @@ fn run(op: Op) -> Result<(), R> {
         }
         Op::DtoH { dst, src, len } => {
             check("device-to-host copy", src, len)?;
+            if !host_untouched(dst, len) {
+                report(format!(
+                    "a device-to-host copy of {len} bytes into host 0x{dst:x} ran after the host had \
+                     already used or freed that buffer: it was read or reused without waiting for the \
+                     stream (the copy was dropped)"
+                ));
+                return Err(R::CUDA_ERROR_ILLEGAL_ADDRESS);
+            }
             // SAFETY: the source range is checked; the host range is the
-            // caller's, valid until it synchronises, as cuMemcpyDtoHAsync
-            // requires.
+            // caller's, still mapped and still holding the poison written
+            // when the copy was queued, so nobody has used it meanwhile.
             unsafe { std::ptr::copy_nonoverlapping(src as *const u8, dst as *mut u8, len) };
             Ok(())
         }
@@ -332,6 +395,32 @@ fn run(op: Op) -> Result<(), R> {
             Ok(())
         }
     }
+}
+
+/// Whether a host buffer a deferred copy is about to fill is still mapped
+/// and still holds only the poison written when the copy was queued. Code
+/// that reads the buffer before waiting for the stream, and then frees it,
+/// changes that (the allocator writes its own bookkeeping there, or unmaps
+/// it): the copy must then not land, or it would write into freed memory.
+fn host_untouched(addr: usize, len: usize) -> bool {
+    if len == 0 {
+        return true;
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as usize;
+    let start = addr / page * page;
+    let span = (addr + len).div_ceil(page) * page - start;
+    let mut resident = vec![0u8; span / page];
+    // SAFETY: mincore only reports on the range, failing with ENOMEM when any
+    // page of it is unmapped; `resident` has one byte per page.
+    let mapped =
+        unsafe { libc::mincore(start as *mut libc::c_void, span, resident.as_mut_ptr()) } == 0;
+    // SAFETY: the range is mapped (checked just above) and the queued copy
+    // made it readable memory of this process.
+    mapped
+        && unsafe { std::slice::from_raw_parts(addr as *const u8, len) }
+            .iter()
+            .all(|&b| b == crate::memory::POISON)
 }
 
 /// Returns a block to the table and updates the counters.
