@@ -224,11 +224,26 @@ fn a_turing_card_runs_in_f16_without_flash_attention() {
 #[test]
 fn a_nan_from_the_gpu_fails_the_job_instead_of_making_frames() {
     let Some(f) = Faults::take() else { return };
+    // Early in the job: in the text encoder, which runs first.
     let device = fresh_device().unwrap();
     f.set("nan_gemm_at", "30");
-    expect_error(
-        "NaN mid-run",
+    let e = expect_error(
+        "NaN in the text encoder",
         generate(&device, DType::BF16),
         &["non-finite", "nan"],
     );
+    assert!(e.contains("text encoder"), "{e}");
+    // The job's last GEMM: in the transformer's last step (the VAE runs on
+    // the CPU), counted on an identical job on a device of its own.
+    let before = f.emu.counters();
+    generate(&fresh_device().unwrap(), DType::BF16).unwrap();
+    let per_job = f.emu.counters().since(&before).gemms;
+    let device = fresh_device().unwrap();
+    f.set("nan_gemm_at", &per_job.to_string());
+    let e = expect_error(
+        "NaN in the last step",
+        generate(&device, DType::BF16),
+        &["non-finite", "nan"],
+    );
+    assert!(!e.contains("text encoder"), "{e}");
 }

@@ -222,6 +222,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
         Err(self.unsupported("gated_residual", x.dtype()))
     }
 
+    /// Hands memory this backend keeps for reuse (freed buffers of a
+    /// caching allocator) back to the device. Called after a large model is
+    /// dropped (the text encoder once prompts are encoded) so that its
+    /// memory is free for others, not parked in size classes the next
+    /// model may never ask for. Nothing to do where memory is not cached.
+    fn release_cached_memory(&self) {}
+
     /// The error for an op this backend lacks.
     fn unsupported(&self, op: &'static str, dtype: DType) -> TensorError {
         TensorError::Unsupported {
@@ -263,6 +270,11 @@ impl Device {
     /// See [`Backend::compute_dtype`].
     pub fn compute_dtype(&self) -> DType {
         self.0.compute_dtype()
+    }
+
+    /// See [`Backend::release_cached_memory`].
+    pub fn release_cached_memory(&self) {
+        self.0.release_cached_memory()
     }
 
     pub fn same(&self, other: &Device) -> bool {

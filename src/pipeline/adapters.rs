@@ -1,13 +1,14 @@
 //! The model components behind the pipeline's traits.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::components::{EncodedPrompt, PromptEncoder, VelocityInputs, VelocityModel, VideoCodec};
 use crate::backend::Device;
 use crate::engine::EngineError;
 use crate::models::ltx::vae::{AutoencoderKLLTXVideo, DecodeConditioning, Tiling, Volume};
 use crate::models::ltx::{LtxVideoTransformer3DModel, TransformerInputs};
-use crate::models::t5::{ReleasePolicy, TextEncoder};
+use crate::models::t5::{self as t5, PromptEmbedding, ReleasePolicy, T5Error, TextEncoder};
 use crate::tensor::{DType, Tensor, TensorError};
 use crate::weights::WeightError;
 
@@ -195,29 +196,127 @@ impl VideoCodec for LtxVae {
 
 /// Tokenizer and T5 encoder as a [`PromptEncoder`].
 pub struct T5Prompts {
+    folder: PathBuf,
+    max_tokens: usize,
     encoder: TextEncoder,
+    /// The encoder on the CPU, made when the GPU one ran out of memory
+    /// (T5-XXL is 9.5 GB in bf16 beside the transformer's 4 GB: more than a
+    /// 12 GB card holds). Every later prompt goes here.
+    on_cpu: OnceLock<TextEncoder>,
 }
 
-impl T5Prompts {
-    /// `folder` is the model folder (`tokenizer/`, `text_encoder/`).
-    pub fn load(folder: &Path, device: &Device, max_tokens: usize) -> Result<Self, EngineError> {
-        let encoder =
-            TextEncoder::from_model_folder(folder, device, max_tokens, ReleasePolicy::KeepLoaded)
-                .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
-        Ok(Self { encoder })
+/// The error for a failed encode on `device`: off the CPU, it says how to
+/// go on without the GPU, as the transformer's errors do.
+fn text_encoder_failed(device: &Device, e: T5Error) -> EngineError {
+    let env = super::engine::DEVICE_ENV;
+    if is_out_of_memory(&e) {
+        EngineError::OutOfMemory(format!(
+            "text encoder: {e}; close other GPU work or set {env}=cpu"
+        ))
+    } else if device.is_cpu() {
+        EngineError::Failed(format!("text encoder: {e}"))
+    } else {
+        EngineError::Failed(format!(
+            "text encoder: {e} (on {}; set {env}=cpu to run on the CPU instead)",
+            device.name()
+        ))
     }
 }
 
+fn is_out_of_memory(e: &T5Error) -> bool {
+    matches!(
+        e,
+        T5Error::Tensor(TensorError::OutOfMemory { .. })
+            | T5Error::Weights(WeightError::Tensor {
+                source: TensorError::OutOfMemory { .. },
+                ..
+            })
+    )
+}
+
 impl T5Prompts {
+    /// `folder` is the model folder (`tokenizer/`, `text_encoder/`); the
+    /// encoder runs on `device` in its compute dtype, as
+    /// [`load_as`](Self::load_as) places it.
+    pub fn load(folder: &Path, device: &Device, max_tokens: usize) -> Result<Self, EngineError> {
+        Self::load_as(folder, device, device.compute_dtype(), max_tokens)
+    }
+
+    /// The encoder for a transformer on `device` in `dtype`: there in that
+    /// dtype, except f16, which runs on the CPU in f32
+    /// ([`t5::placement`] says why). Weights are read when the first
+    /// prompt misses the embedding cache.
+    pub fn load_as(
+        folder: &Path,
+        device: &Device,
+        dtype: DType,
+        max_tokens: usize,
+    ) -> Result<Self, EngineError> {
+        let (device, dtype) = t5::placement(device, dtype);
+        let encoder =
+            TextEncoder::from_model_folder(folder, &device, max_tokens, ReleasePolicy::KeepLoaded)
+                .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?
+                .with_dtype(dtype);
+        Ok(Self {
+            folder: folder.to_path_buf(),
+            max_tokens,
+            encoder,
+            on_cpu: OnceLock::new(),
+        })
+    }
+
     /// The encoder, for its counters.
     pub fn encoder(&self) -> &TextEncoder {
         &self.encoder
+    }
+
+    /// Embeddings of `prompt`: on the encoder's device, or on the CPU once
+    /// that device has run out of memory for it.
+    fn embed(&self, prompt: &str) -> Result<PromptEmbedding, EngineError> {
+        let first = |out: Vec<PromptEmbedding>| {
+            out.into_iter()
+                .next()
+                .ok_or_else(|| EngineError::Failed("text encoder returned nothing".into()))
+        };
+        if let Some(cpu) = self.on_cpu.get() {
+            return cpu
+                .encode(&[prompt])
+                .map_err(|e| text_encoder_failed(cpu.device(), e))
+                .and_then(first);
+        }
+        match self.encoder.encode(&[prompt]) {
+            Ok(out) => first(out),
+            Err(e) if is_out_of_memory(&e) && !self.encoder.device().is_cpu() => {
+                log::warn!(
+                    "the text encoder does not fit on {} ({e}); it runs on the CPU from now on",
+                    self.encoder.device().name()
+                );
+                // Whatever it loaded before failing goes back to the card.
+                self.encoder.release();
+                self.encoder.device().release_cached_memory();
+                let cpu = TextEncoder::from_model_folder(
+                    &self.folder,
+                    &Device::cpu(),
+                    self.max_tokens,
+                    ReleasePolicy::KeepLoaded,
+                )
+                .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
+                let cpu = self.on_cpu.get_or_init(|| cpu);
+                cpu.encode(&[prompt])
+                    .map_err(|e| text_encoder_failed(cpu.device(), e))
+                    .and_then(first)
+            }
+            Err(e) => Err(text_encoder_failed(self.encoder.device(), e)),
+        }
     }
 }
 
 impl PromptEncoder for T5Prompts {
     fn release(&self) {
         self.encoder.release();
+        if let Some(cpu) = self.on_cpu.get() {
+            cpu.release();
+        }
     }
 
     fn encode(&self, prompt: &str, max_tokens: usize) -> Result<EncodedPrompt, EngineError> {
@@ -229,13 +328,7 @@ impl PromptEncoder for T5Prompts {
             )));
         }
         let truncated = tokenizer.encode(prompt).truncated > 0;
-        let mut out = self
-            .encoder
-            .encode(&[prompt])
-            .map_err(|e| EngineError::Failed(format!("text encoder: {e}")))?;
-        let embedding = out
-            .pop()
-            .ok_or_else(|| EngineError::Failed("text encoder returned nothing".into()))?;
+        let embedding = self.embed(prompt)?;
         let dims = embedding.hidden.dims().to_vec();
         let (tokens, dim) = match dims[..] {
             [t, d] => (t, d),

@@ -65,8 +65,8 @@ impl DeviceChoice {
 
 /// The device the transformer of this process runs on, chosen once: a GPU
 /// falls back to the CPU (said once in the log) when none can be used. The
-/// text encoder and the VAE run on the CPU: the encoder runs once per
-/// prompt, and the VAE has no GPU path yet.
+/// text encoder runs there too (see [`T5Prompts::load_as`]); the VAE runs on
+/// the CPU: it has no GPU path yet.
 pub fn transformer_device() -> Device {
     static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
     DEVICE
@@ -116,10 +116,17 @@ impl LtxEngine {
                 LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
             let transformer_layers = transformer.num_layers();
             let vae = LtxVae::load(&root.join("vae"))?;
-            // The encoder runs once per prompt (and its embeddings are
-            // cached); its GPU path is not verified yet, so it stays on the
-            // CPU reference whatever device the transformer uses.
-            let prompts = T5Prompts::load(&root, &Device::cpu(), LTX_MAX_SEQUENCE_LENGTH)?;
+            // The text encoder runs beside the transformer, in its dtype
+            // (on the CPU in f32 for an f16 card: T5 overflows f16); its
+            // weights are read for a job's new prompts and released once
+            // they are encoded.
+            let prompts =
+                T5Prompts::load_as(&root, &self.device, self.dtype, LTX_MAX_SEQUENCE_LENGTH)?;
+            log::info!(
+                "the T5 text encoder runs on {} in {}",
+                prompts.encoder().device().name(),
+                prompts.encoder().dtype()
+            );
             Ok(LoadedModel {
                 folder,
                 pipeline: LtxPipeline {
@@ -470,8 +477,8 @@ impl ShotEngine for LtxEngine {
         } else {
             None
         };
-        // T5-XXL is 19 GB in f32: it should not sit in memory through
-        // denoising. Embeddings stay cached, so an unchanged prompt does not
+        // T5-XXL is 19 GB in f32 (9.5 GB in bf16): it should not sit in
+        // memory, host or GPU, through denoising. Embeddings stay cached, so an unchanged prompt does not
         // bring it back.
         model.prompts.release();
         observer.progress(Stage::EncodingPrompt, 1, 1);

@@ -86,40 +86,20 @@ impl SafetensorsFile {
                 path: self.path.clone(),
                 reason: format!("tensor {name} lies outside the file"),
             })?;
-        let as_f32 = |f: fn([u8; 2]) -> f32| -> Vec<f32> {
-            bytes.chunks_exact(2).map(|c| f([c[0], c[1]])).collect()
-        };
-        let stored = match info.dtype {
-            Dtype::F32 => CpuStorage::F32(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-            ),
-            Dtype::BF16 if dtype == DType::BF16 => CpuStorage::BF16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| bf16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            ),
-            Dtype::F16 if dtype == DType::F16 => CpuStorage::F16(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            ),
-            Dtype::BF16 => CpuStorage::F32(as_f32(|b| bf16::from_le_bytes(b).to_f32())),
-            Dtype::F16 => CpuStorage::F32(as_f32(|b| f16::from_le_bytes(b).to_f32())),
-            Dtype::F64 => CpuStorage::F32(
-                bytes
-                    .chunks_exact(8)
-                    .map(|c| {
-                        let mut a = [0u8; 8];
-                        a.copy_from_slice(c);
-                        f64::from_le_bytes(a) as f32
-                    })
-                    .collect(),
-            ),
+        // Each stored element is decoded once (exactly, but for f64) and
+        // written straight into the target type: a 16-bit target never
+        // holds a whole f32 copy of the tensor on the host (T5-XXL's
+        // embedding would need 0.5 GB of it), and a stored type equal to
+        // the target is copied bit for bit.
+        let (width, decode): (usize, fn(&[u8]) -> f32) = match info.dtype {
+            Dtype::F32 => (4, |c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            Dtype::BF16 => (2, |c| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
+            Dtype::F16 => (2, |c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            Dtype::F64 => (8, |c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                f64::from_le_bytes(a) as f32
+            }),
             other => {
                 return Err(WeightError::WrongDType {
                     path: self.path.clone(),
@@ -128,6 +108,16 @@ impl SafetensorsFile {
                 })
             }
         };
-        Ok(stored.convert(dtype))
+        let values = bytes.chunks_exact(width).map(decode);
+        let pairs = || bytes.chunks_exact(2).map(|c| [c[0], c[1]]);
+        Ok(match (dtype, info.dtype) {
+            (DType::F32, _) => CpuStorage::F32(values.collect()),
+            (DType::BF16, Dtype::BF16) => {
+                CpuStorage::BF16(pairs().map(bf16::from_le_bytes).collect())
+            }
+            (DType::BF16, _) => CpuStorage::BF16(values.map(bf16::from_f32).collect()),
+            (DType::F16, Dtype::F16) => CpuStorage::F16(pairs().map(f16::from_le_bytes).collect()),
+            (DType::F16, _) => CpuStorage::F16(values.map(f16::from_f32).collect()),
+        })
     }
 }

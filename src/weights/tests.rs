@@ -94,6 +94,18 @@ fn loads_and_converts_dtypes() {
         .get(&[2, 3], "a.weight")
         .unwrap();
     assert_eq!(bf.dtype(), DType::BF16);
+    // f16 to bf16 without an f32 tensor between: 0.25, 8 and -1 are exact
+    // in both, and bf16 to f16 likewise.
+    let cross = VarBuilder::new(files.clone(), DType::BF16, &Device::cpu())
+        .get(&[3], "b")
+        .unwrap();
+    assert_eq!(cross.dtype(), DType::BF16);
+    assert_eq!(cross.to_vec_f32().unwrap(), [0.25, 8.0, -1.0]);
+    let cross = VarBuilder::new(files.clone(), DType::F16, &Device::cpu())
+        .get(&[2], "a.bias")
+        .unwrap();
+    assert_eq!(cross.dtype(), DType::F16);
+    assert_eq!(cross.to_vec_f32().unwrap(), [1.5, -2.0]);
     assert!(vb.get_opt(&[1], "absent").unwrap().is_none());
     // `steps` was never asked for (and `b` only as f16): one leftover.
     assert_eq!(files.unused(), ["steps"]);

@@ -834,6 +834,12 @@ impl Backend for CudaBackend {
         }
     }
 
+    fn release_cached_memory(&self) {
+        // Only blocks no tensor holds are on the free lists; the driver's
+        // free waits for queued work that may still read them.
+        self.alloc.release_cached();
+    }
+
     fn upload(&self, data: CpuStorage) -> Out {
         let out = self.alloc(data.len(), data.dtype())?;
         let stream = self.stream.cu_stream();

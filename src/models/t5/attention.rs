@@ -54,7 +54,18 @@ impl T5Attention {
         let q = split(x.linear(&self.q, None)?)?.permute(&[0, 2, 1, 3])?;
         let k_t = split(x.linear(&self.k, None)?)?.permute(&[0, 2, 3, 1])?;
         let v = split(x.linear(&self.v, None)?)?.permute(&[0, 2, 1, 3])?;
-        let weights = q.matmul(&k_t)?.add(bias)?.softmax_last_dim()?;
+        // The bias (position bias and -inf-like padding) is f32, and the
+        // scores meet it in f32, as transformers upcasts them for softmax
+        // in 16-bit models: a bf16 bias would round the position bias to
+        // 8 bits and the padding term to -inf. The probabilities go back to
+        // the model's dtype for the product with v. In f32 these casts are
+        // no-ops.
+        let weights = q
+            .matmul(&k_t)?
+            .to_dtype(bias.dtype())?
+            .add(bias)?
+            .softmax_last_dim()?
+            .to_dtype(x.dtype())?;
         let context = weights
             .matmul(&v)?
             .permute(&[0, 2, 1, 3])?

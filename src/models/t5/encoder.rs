@@ -84,9 +84,17 @@ impl T5EncoderModel {
     /// Tensors the encoder does not use (a decoder, say) are an error, so a
     /// wrong folder is caught here, not as garbage embeddings.
     pub fn from_folder(dir: &Path, device: &Device) -> Result<Self, T5Error> {
+        Self::from_folder_as(dir, DType::F32, device)
+    }
+
+    /// As [`from_folder`](Self::from_folder), with the weights (and so the
+    /// activations) in `dtype`: a GPU's 16-bit type, read from the files in
+    /// their stored 16-bit type where it matches, so 16-bit weights reach
+    /// the device without being widened on the host.
+    pub fn from_folder_as(dir: &Path, dtype: DType, device: &Device) -> Result<Self, T5Error> {
         let config = T5Config::from_file(&dir.join("config.json"))?;
         let files = Arc::new(WeightFiles::open_dir(dir)?);
-        let vb = VarBuilder::new(files.clone(), DType::F32, device);
+        let vb = VarBuilder::new(files.clone(), dtype, device);
         let model = Self::load(&vb, config)?;
         let unexpected: Vec<String> = files
             .unused()

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 
 use crate::backend::Device;
-use crate::tensor::Tensor;
+use crate::tensor::{DType, Tensor};
 use crate::tokenizer::T5Tokenizer;
 
 use super::{T5EncoderModel, T5Error};
@@ -27,7 +27,7 @@ pub enum ReleasePolicy {
 /// One prompt's embedding, as the transformer's cross-attention takes it.
 #[derive(Clone)]
 pub struct PromptEmbedding {
-    /// `[max_length, d_model]`.
+    /// `[max_length, d_model]`, f32 on the CPU.
     pub hidden: Tensor,
     /// `[max_length]`, 1 for the prompt and `</s>`, 0 for padding.
     pub attention_mask: Vec<u32>,
@@ -93,6 +93,8 @@ pub struct TextEncoder {
     model_id: String,
     weights_dir: PathBuf,
     device: Device,
+    /// The weights' (and activations') dtype on `device`.
+    dtype: DType,
     tokenizer: T5Tokenizer,
     policy: ReleasePolicy,
     model: Mutex<Option<T5EncoderModel>>,
@@ -136,6 +138,7 @@ impl TextEncoder {
             model_id: canonical.display().to_string(),
             weights_dir: weights_dir.to_path_buf(),
             device: device.clone(),
+            dtype: DType::F32,
             tokenizer,
             policy,
             model: Mutex::new(None),
@@ -143,6 +146,22 @@ impl TextEncoder {
             runs: AtomicUsize::new(0),
             loads: AtomicUsize::new(0),
         }
+    }
+
+    /// Holds the weights in `dtype` on the device (f32 unless set: the
+    /// CPU reference computes only in f32; a GPU takes its 16-bit type, see
+    /// [`super::placement`]).
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     pub fn with_cache_capacity(mut self, capacity: usize) -> Self {
@@ -172,9 +191,14 @@ impl TextEncoder {
         self.model.lock().is_some()
     }
 
-    /// Drops the encoder weights (cached embeddings stay).
+    /// Drops the encoder weights (cached embeddings stay) and hands their
+    /// memory back to the device.
     pub fn release(&self) {
-        self.model.lock().take();
+        let dropped = self.model.lock().take();
+        if dropped.is_some() {
+            drop(dropped);
+            self.device.release_cached_memory();
+        }
     }
 
     /// Embeddings of `prompts`, in order. Cached prompts cost a lookup; the
@@ -223,31 +247,49 @@ impl TextEncoder {
                 "loading T5 text encoder from {}",
                 self.weights_dir.display()
             );
-            *slot = Some(T5EncoderModel::from_folder(
+            *slot = Some(T5EncoderModel::from_folder_as(
                 &self.weights_dir,
+                self.dtype,
                 &self.device,
             )?);
             self.loads.fetch_add(1, Ordering::Relaxed);
         }
         let result = match slot.as_ref() {
-            Some(model) => Self::forward(model, keys),
+            Some(model) => self.forward(model, keys),
             None => Err(T5Error::BadInput("text encoder failed to load".into())),
         };
         self.runs.fetch_add(1, Ordering::Relaxed);
         if self.policy == ReleasePolicy::AfterUse {
             *slot = None;
+            self.device.release_cached_memory();
         }
         result
     }
 
     fn forward(
+        &self,
         model: &T5EncoderModel,
         keys: &[&CacheKey],
     ) -> Result<Vec<PromptEmbedding>, T5Error> {
         let len = keys.first().map_or(0, |k| k.ids.len());
         let ids: Vec<u32> = keys.iter().flat_map(|k| k.ids.iter().copied()).collect();
         let mask: Vec<u32> = keys.iter().flat_map(|k| k.mask.iter().copied()).collect();
-        let hidden = model.forward(&ids, &mask, keys.len(), len)?;
+        // Embeddings are kept on the host in f32 wherever the encoder ran:
+        // the cache then holds no device memory once the weights are
+        // released, and the transformer casts them to its own dtype.
+        let hidden = model
+            .forward(&ids, &mask, keys.len(), len)?
+            .to_dtype(DType::F32)?
+            .to_device(&Device::cpu())?;
+        // A NaN or infinity (a GPU fault, a 16-bit overflow) must fail the
+        // job here: cached, it would fail every later job with this prompt.
+        if let Some(index) = hidden.to_vec_f32()?.iter().position(|v| !v.is_finite()) {
+            return Err(T5Error::NonFinite {
+                device: self.device.name(),
+                dtype: self.dtype,
+                index,
+            });
+        }
         let d = model.config().d_model;
         keys.iter()
             .enumerate()
