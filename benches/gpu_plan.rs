@@ -14,11 +14,13 @@
 //! copied each way, host synchronisations, kernel launches and GEMM FLOPs.
 //! These are counts, not timings.
 //!
-//! Where the engine still works on the CPU the plan says so instead of
-//! counting it: the T5 text encoder and the VAE run on the CPU today, so the
-//! prompt embeddings enter as host data and decoding is skipped (a stand-in
-//! codec returns zeros); `t5_on_device` and `vae_on_device` in the JSON say
-//! which.
+//! The T5-XXL text encoder (24 layers, d_model 4096, synthetic weights)
+//! encodes the prompts on the device first, in the engine's order: both
+//! models resident, prompts encoded (one for distilled, prompt and negative
+//! for dev), T5 released, then the denoising loop. Where the engine still
+//! works on the CPU the plan says so instead of counting it: the VAE runs on
+//! the CPU today, so decoding is skipped (a stand-in codec returns zeros) and
+//! `vae_on_device` is false.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use genfx::backend::cuda::{CudaBackend, GpuDevice};
 use genfx::backend::Device;
 use genfx::engine::{EngineError, JobObserver, Quality, Stage};
 use genfx::models::ltx::transformer::{LtxVideoTransformer3DModel, TransformerConfig};
+use genfx::models::t5::{T5Config, T5EncoderModel};
 use genfx::pipeline::adapters::LtxTransformer;
 use genfx::pipeline::components::{EncodedPrompt, VideoCodec};
 use genfx::pipeline::engine::sampling_for;
@@ -54,6 +57,22 @@ const LTX_2B_TRANSFORMER: &str = r#"{
   "patch_size": 1,
   "patch_size_t": 1,
   "qk_norm": "rms_norm_across_heads"
+}"#;
+
+/// `text_encoder/config.json` of the LTX-Video repositories
+/// (google/t5-v1_1-xxl's encoder).
+const T5_XXL: &str = r#"{
+  "d_ff": 10240,
+  "d_kv": 64,
+  "d_model": 4096,
+  "dense_act_fn": "gelu_new",
+  "feed_forward_proj": "gated-gelu",
+  "layer_norm_epsilon": 1e-06,
+  "num_heads": 64,
+  "num_layers": 24,
+  "relative_attention_max_distance": 128,
+  "relative_attention_num_buckets": 32,
+  "vocab_size": 32128
 }"#;
 
 const WIDTH: usize = 768;
@@ -134,6 +153,33 @@ fn prompt() -> EncodedPrompt {
     }
 }
 
+/// T5-XXL with synthetic weights on `device`, `prompts` prompts encoded
+/// one at a time as the engine does (embeddings to the host), then released.
+/// Returns the encoder's weight bytes on the device.
+fn encode_prompts(
+    device: &Device,
+    dtype: genfx::tensor::DType,
+    emu: &EmulatedDevice,
+    prompts: usize,
+) -> u64 {
+    let before = emu.counters().live_bytes;
+    let config: T5Config = serde_json::from_str(T5_XXL).expect("the embedded T5-XXL config parses");
+    let weights = Arc::new(WeightFiles::synthetic("T5-XXL (synthetic)"));
+    let model = T5EncoderModel::load(&VarBuilder::new(weights, dtype, device), config)
+        .unwrap_or_else(|e| fail(format!("building T5-XXL: {e}")));
+    let weight_bytes = emu.counters().live_bytes - before;
+    let (ids, mask) = (vec![0u32; TEXT_TOKENS], vec![1u32; TEXT_TOKENS]);
+    for _ in 0..prompts {
+        model
+            .forward(&ids, &mask, 1, TEXT_TOKENS)
+            .and_then(|t| Ok(t.to_vec_f32()?))
+            .unwrap_or_else(|e| fail(format!("T5-XXL encode: {e}")));
+    }
+    drop(model);
+    device.release_cached_memory();
+    weight_bytes
+}
+
 fn fail(message: String) -> ! {
     println!("gpu-plan: {message}");
     println!(
@@ -199,6 +245,10 @@ fn main() {
             sampling,
         };
         emu.reset_counters();
+        let t5_weight_bytes = encode_prompts(&device, dtype, emu, passes.min(2));
+        let t5 = emu.counters();
+        // the denoising loop's own figures, its peak from what stays resident
+        emu.reset_counters();
         let start = emu.counters();
         let observer = StepCounters {
             emu,
@@ -231,7 +281,8 @@ fn main() {
             "latent_tokens": latent_tokens,
             "steps": steps,
             "predictions_per_step": passes,
-            "peak_device_bytes": end.peak_bytes,
+            "peak_device_bytes": t5.peak_bytes.max(end.peak_bytes),
+            "denoise_peak_device_bytes": end.peak_bytes,
             "weight_device_bytes": weight_bytes,
             "h2d_bytes_per_step": per_step(|c| c.h2d_bytes),
             "d2h_bytes_per_step": per_step(|c| c.d2h_bytes),
@@ -243,13 +294,21 @@ fn main() {
             "first_step_allocs": first.allocs,
             "h2d_bytes_total": end.h2d_bytes,
             "d2h_bytes_total": end.d2h_bytes,
-            "t5_on_device": false,
+            "t5_on_device": true,
+            "t5_weight_device_bytes": t5_weight_bytes,
+            "t5_h2d_bytes": t5.h2d_bytes,
+            "t5_d2h_bytes": t5.d2h_bytes,
+            "t5_launches": t5.launches,
+            "t5_gemm_flops": t5.gemm_flops,
             "vae_on_device": false,
             "refused_launches": end.faults,
         });
         println!(
-            "{preset}: {steps} steps x {passes} passes; peak {:.2} GiB; per step: {:.1} MB up, {:.1} MB down, \
-             {} syncs, {} launches, {:.2} TFLOP in GEMMs",
+            "{preset}: T5 {:.2} GiB of weights; {steps} steps x {passes} predictions; peak {:.2} GiB \
+             ({:.2} GiB while denoising); per step: {:.1} MB up, {:.1} MB down, {} syncs, {} launches, \
+             {:.2} TFLOP in GEMMs",
+            t5_weight_bytes as f64 / (1u64 << 30) as f64,
+            t5.peak_bytes.max(end.peak_bytes) as f64 / (1u64 << 30) as f64,
             end.peak_bytes as f64 / (1u64 << 30) as f64,
             per_step(|c| c.h2d_bytes) as f64 / 1e6,
             per_step(|c| c.d2h_bytes) as f64 / 1e6,
@@ -257,10 +316,10 @@ fn main() {
             per_step(|c| c.launches),
             per_step(|c| c.gemm_flops) as f64 / 1e12
         );
-        if end.faults > 0 {
+        if end.faults + t5.faults > 0 {
             fail(format!(
                 "{preset}: the emulator refused {} launches or copies: {}",
-                end.faults,
+                end.faults + t5.faults,
                 emu.last_error()
             ));
         }
