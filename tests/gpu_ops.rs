@@ -23,17 +23,22 @@ struct Case {
 type Stored = Box<dyn BackendStorage>;
 
 impl Case {
+    /// f32 and the 16-bit types the card computes in: f16 everywhere, bf16
+    /// from Ampere (cuBLAS has no bf16 GEMM before sm_80). A bf16 card may
+    /// still be handed f16 data, so both are tested where both exist.
     fn all(gpu: &Arc<CudaBackend>) -> Vec<Case> {
-        vec![
-            Case {
+        let mut halves = vec![None];
+        if gpu.device().compute_capability() >= (8, 0) {
+            halves.push(Some(Half::Bf16));
+        }
+        halves.push(Some(Half::F16));
+        halves
+            .into_iter()
+            .map(|half| Case {
                 gpu: gpu.clone(),
-                half: None,
-            },
-            Case {
-                gpu: gpu.clone(),
-                half: Some(gpu.device().half()),
-            },
-        ]
+                half,
+            })
+            .collect()
     }
 
     fn dtype(&self) -> DType {
