@@ -1,19 +1,27 @@
 // Denoising-step kernels: the flow-matching Euler update with per-token
 // sigmas and frozen conditioning tokens, the CFG + STG guidance combination
-// with guidance rescale, and counter-based Gaussian noise.
+// with guidance rescale, counter-based Gaussian noise, and the transformer's
+// timestep features of the step's per-token timesteps. They only read 16-bit
+// values, never write them, so the module builds for sm_75 too (bf16 stores
+// need sm_80).
 #include "elementwise.cuh"
 
-// x[t, c] += (sigma_next[t] - sigma[t]) * v[t, c] for tokens with update[t]
-// != 0 (or all tokens when `update` is null); frozen conditioning tokens keep
-// their values, as LTXConditionPipeline's tokens_to_denoise_mask does.
+// out[t, c] = x[t, c] + (sigma_next[t] - sigma[t]) * v[t, c] for tokens with
+// update[t] != 0 (or all tokens when `update` is null); frozen conditioning
+// tokens keep their values, as LTXConditionPipeline's tokens_to_denoise_mask
+// does. The update flags are f32 (0 or 1) because they live in tensors, which
+// have no byte type. `out` may alias `x`.
 template <class V>
-__device__ void euler_step_kernel(dptr<float> x, dptr<const V> v, dptr<const float> sigma,
-                                  dptr<const float> sigma_next, dptr<const u8> update, i64 tokens, int channels) {
+__device__ void euler_step_kernel(dptr<const float> x, dptr<const V> v, dptr<const float> sigma,
+                                  dptr<const float> sigma_next, dptr<const float> update, dptr<float> out,
+                                  i64 tokens, int channels) {
     const i64 n = tokens * channels;
     for (i64 i = i64(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += i64(gridDim.x) * blockDim.x) {
         const i64 t = i / channels;
-        if (update && u8(update[t]) == 0) continue;
-        x[i] = euler_update(float(x[i]), to_f32(V(v[i])), float(sigma[t]), float(sigma_next[t]));
+        const float xi = float(x[i]);
+        out[i] = (update && float(update[t]) == 0.0f)
+                     ? xi
+                     : euler_update(xi, to_f32(V(v[i])), float(sigma[t]), float(sigma_next[t]));
     }
 }
 
@@ -91,11 +99,28 @@ extern "C" __global__ void noise_normal_f32(dptr<float> out, i64 n, u64 seed, u6
     }
 }
 
+// Timestep features (diffusers `Timesteps`, flip_sin_to_cos, no shift):
+// out[r, k] = cos(a), out[r, half + k] = sin(a) with a = t[r] * freqs[k] formed
+// in f32 as the reference forms it (the model was trained on those values),
+// then sin and cos taken in f64 and rounded once, as the CPU backend does.
+// The timesteps change every step and already sit on the device.
+extern "C" __global__ void timestep_features_f32(dptr<const float> t, dptr<const float> freqs, dptr<float> out,
+                                                 i64 rows, int half) {
+    const i64 n = rows * half;
+    for (i64 i = i64(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += i64(gridDim.x) * blockDim.x) {
+        const i64 r = i / half;
+        const int k = int(i % half);
+        const double a = double(float(t[r]) * float(freqs[k]));
+        out[r * 2 * half + k] = float(cos(a));
+        out[r * 2 * half + half + k] = float(sin(a));
+    }
+}
+
 #define GENFX_SAMPLER(V)                                                                                   \
-    extern "C" __global__ void euler_step_##V(dptr<float> x, dptr<const V> v, dptr<const float> sigma,       \
-                                              dptr<const float> sigma_next, dptr<const u8> update, i64 tokens, \
-                                              int channels) {                                               \
-        euler_step_kernel<V>(x, v, sigma, sigma_next, update, tokens, channels);                            \
+    extern "C" __global__ void euler_step_##V(dptr<const float> x, dptr<const V> v, dptr<const float> sigma, \
+                                              dptr<const float> sigma_next, dptr<const float> update,       \
+                                              dptr<float> out, i64 tokens, int channels) {                  \
+        euler_step_kernel<V>(x, v, sigma, sigma_next, update, out, tokens, channels);                       \
     }                                                                                                       \
     extern "C" __global__ void guidance_combine_##V(dptr<const V> uncond, dptr<const V> cond,                \
                                                     dptr<const V> perturbed, dptr<float> out,                \
@@ -117,5 +142,6 @@ GENFX_SIMT_EXPORTS(sampler) {
     GENFX_SIMT_KERNEL(guidance_combine_f16);
     GENFX_SIMT_KERNEL(guidance_rescale);
     GENFX_SIMT_KERNEL(noise_normal_f32);
+    GENFX_SIMT_KERNEL(timestep_features_f32);
 }
 #endif

@@ -230,10 +230,11 @@ pub fn activation(kind: Activation, dtype: Half, n: usize) -> Launch {
     }
 }
 
-/// `euler_step_V(x: dptr<f32>, v: dptr<const V>, sigma: dptr<const f32>,
-/// sigma_next: dptr<const f32>, update: dptr<const u8> (null = all),
-/// tokens: i64, channels: i32)`: x += (sigma_next - sigma) * v per token,
-/// frozen tokens (update = 0) untouched.
+/// `euler_step_V(x: dptr<const f32>, v: dptr<const V>, sigma: dptr<const f32>,
+/// sigma_next: dptr<const f32>, update: dptr<const f32> (null = all),
+/// out: dptr<f32> (may alias x), tokens: i64, channels: i32)`:
+/// out = x + (sigma_next - sigma) * v per token, frozen tokens (update = 0)
+/// copied unchanged.
 pub fn euler_step(velocity: Value, tokens: usize, channels: usize) -> Result<Launch, KernelError> {
     fits_i32("euler_step", "channels", channels)?;
     Ok(Launch {
@@ -309,6 +310,19 @@ pub fn noise_normal(n: usize) -> Launch {
         kernel: "noise_normal_f32".into(),
         config: grid_stride((n as u64).div_ceil(4) + 1),
     }
+}
+
+/// `timestep_features_f32(t: dptr<const f32> [rows], freqs: dptr<const f32>
+/// [half], out: dptr<f32> [rows, 2·half], rows: i64, half: i32)`:
+/// `out[r] = [cos(t[r]·freqs), sin(t[r]·freqs)]`, the product in f32, sin
+/// and cos in f64.
+pub fn timestep_features(rows: usize, half: usize) -> Result<Launch, KernelError> {
+    fits_i32("timestep_features", "half", half)?;
+    Ok(Launch {
+        module: "sampler",
+        kernel: "timestep_features_f32".into(),
+        config: grid_stride((rows * half) as u64),
+    })
 }
 
 /// `norm_modulate_T(x, weight, bias, scale, shift: dptr<const T> (all but x

@@ -524,3 +524,95 @@ fn noise_on_the_gpu_is_the_cpus_noise() {
         }
     }
 }
+
+/// The denoising step's ops (Euler update, guidance with rescale, timestep
+/// features) on the GPU against the CPU, through tensors. The Euler update
+/// and the guidance combination are the CPU's arithmetic operation for
+/// operation (to f32 rounding: a GPU may fuse a multiply-add); the rescale
+/// sums in another order (f32 partial sums per block, then f64), hence the
+/// f32 tolerance. Velocities come in the card's 16-bit type as the model
+/// makes them, rounded alike for the CPU.
+#[test]
+fn sampler_ops_on_the_gpu_match_the_cpu() {
+    use genfx::backend::{Device, GuidanceSpec};
+    use genfx::tensor::Tensor;
+    let Some(gpu) = gpu_or_skip("sampler_ops_on_the_gpu_match_the_cpu") else {
+        return;
+    };
+    let half = gpu.device().half();
+    let dtype = match half {
+        Half::Bf16 => DType::BF16,
+        Half::F16 => DType::F16,
+    };
+    let (dev, cpu) = (Device::new(gpu.clone()), Device::cpu());
+    let (tokens, channels) = (37usize, 16usize);
+    let n = tokens * channels;
+    let velocity = |seed| rounded(&values(n, seed), Some(half));
+    let on = |v: &[f32], dims: &[usize], d: &Device| Tensor::from_slice(v, dims, d).unwrap();
+    let host = |t: Tensor| t.to_vec_f32().unwrap();
+
+    let x = values(n, 1);
+    let v = velocity(2);
+    let sigma: Vec<f32> = (0..tokens).map(|t| 0.9 - 0.01 * t as f32).collect();
+    let next: Vec<f32> = sigma.iter().map(|s| s - 0.2).collect();
+    let update: Vec<f32> = (0..tokens).map(|t| (t % 4 != 0) as u8 as f32).collect();
+    let step = |d: &Device, v_dtype: DType| {
+        host(
+            on(&x, &[tokens, channels], d)
+                .euler_step(
+                    &on(&v, &[1, tokens, channels], d).to_dtype(v_dtype).unwrap(),
+                    &on(&sigma, &[tokens], d),
+                    &on(&next, &[tokens], d),
+                    Some(&on(&update, &[tokens], d)),
+                )
+                .unwrap(),
+        )
+    };
+    let want = step(&cpu, DType::F32);
+    assert_close("euler_step", &step(&dev, dtype), &want, None);
+    for t in (0..tokens).filter(|t| t % 4 == 0) {
+        let frozen = t * channels..(t + 1) * channels;
+        assert_eq!(
+            step(&dev, dtype)[frozen.clone()],
+            x[frozen],
+            "a frozen token moved"
+        );
+    }
+
+    let (u, c, p) = (velocity(3), velocity(4), velocity(5));
+    let spec = GuidanceSpec {
+        cfg: 3.0,
+        stg: 1.0,
+        rescale: 0.7,
+    };
+    for (uncond, perturbed) in [(true, true), (true, false), (false, true)] {
+        let guide = |d: &Device, t_dtype: DType| {
+            let t = |v: &[f32]| on(v, &[1, tokens, channels], d).to_dtype(t_dtype).unwrap();
+            let (ut, pt) = (t(&u), t(&p));
+            host(
+                Tensor::guidance(
+                    &t(&c),
+                    uncond.then_some(&ut),
+                    perturbed.then_some(&pt),
+                    &spec,
+                )
+                .unwrap(),
+            )
+        };
+        assert_close(
+            &format!("guidance (uncond {uncond}, perturbed {perturbed})"),
+            &guide(&dev, dtype),
+            &guide(&cpu, DType::F32),
+            None,
+        );
+    }
+
+    let timesteps: Vec<f32> = (0..tokens).map(|t| 1000.0 - 27.0 * t as f32).collect();
+    let features = |d: &Device| {
+        genfx::models::ltx::transformer::embeddings::timestep_features(&timesteps, d)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    assert_close("timestep features", &features(&dev), &features(&cpu), None);
+}

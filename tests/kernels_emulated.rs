@@ -175,6 +175,7 @@ fn all_launches() -> Vec<(String, String)> {
     }
     launches.push(kernels::guidance_rescale(2, 1).unwrap());
     launches.push(kernels::noise_normal(1));
+    launches.push(kernels::timestep_features(1, 1).unwrap());
     let mut names: Vec<(String, String)> = launches
         .into_iter()
         .map(|l| (l.module.to_string(), l.kernel))
@@ -279,24 +280,27 @@ fn check_euler<V: Element>(value: Value, make: impl Fn(f32) -> V, back: impl Fn(
         .collect();
     let sigma: Vec<f32> = (0..tokens).map(|t| 0.5 + 0.01 * t as f32).collect();
     let sigma_next: Vec<f32> = sigma.iter().map(|s| s - 0.1).collect();
-    let update: Vec<u8> = (0..tokens).map(|t| u8::from(t % 3 != 0)).collect();
+    let update: Vec<f32> = (0..tokens)
+        .map(|t| f32::from(u8::from(t % 3 != 0)))
+        .collect();
     let l = kernels::euler_step(value, tokens, channels).unwrap();
-    let mut x = x0.clone();
+    let mut x = vec![f32::NAN; tokens * channels];
     run(
         &l,
         &mut [
-            output("x", &mut x),
+            input("x", &x0),
             input("v", &v),
             input("sigma", &sigma),
             input("sigma_next", &sigma_next),
             input("update", &update),
+            output("out", &mut x),
             Arg::I64(tokens as i64),
             Arg::I32(channels as i32),
         ],
     );
     for i in 0..tokens * channels {
         let t = i / channels;
-        let want = if update[t] == 0 {
+        let want = if update[t] == 0.0 {
             x0[i]
         } else {
             x0[i] + (sigma_next[t] - sigma[t]) * back(v[i])
@@ -304,15 +308,16 @@ fn check_euler<V: Element>(value: Value, make: impl Fn(f32) -> V, back: impl Fn(
         assert_eq!(x[i], want, "{} element {i}", l.kernel);
     }
     // Without a mask every token moves.
-    let mut x = x0.clone();
+    let mut x = vec![f32::NAN; tokens * channels];
     run(
         &l,
         &mut [
-            output("x", &mut x),
+            input("x", &x0),
             input("v", &v),
             input("sigma", &sigma),
             input("sigma_next", &sigma_next),
             null(),
+            output("out", &mut x),
             Arg::I64(tokens as i64),
             Arg::I32(channels as i32),
         ],
@@ -421,6 +426,34 @@ fn noise_is_bit_identical_to_the_cpu_generator() {
     for (k, &v) in out.iter().enumerate() {
         let want = genfx::sampler::noise::normal(seed, stream, start + k as u64);
         assert_eq!(v.to_bits(), want.to_bits(), "position {}", start + k as u64);
+    }
+}
+
+#[test]
+fn timestep_features_are_bit_identical_to_the_cpu() {
+    use genfx::backend::Device;
+    use genfx::models::ltx::transformer::embeddings::{timestep_features, timestep_freqs};
+    let t: Vec<f32> = vec![0.0, 1.0, 3.25, 250.0, 999.0, 1000.0, 0.05];
+    let freqs = timestep_freqs();
+    let half = freqs.len();
+    let l = kernels::timestep_features(t.len(), half).unwrap();
+    let mut out = vec![f32::NAN; t.len() * 2 * half];
+    run(
+        &l,
+        &mut [
+            input("t", &t),
+            input("freqs", &freqs),
+            output("out", &mut out),
+            Arg::I64(t.len() as i64),
+            Arg::I32(half as i32),
+        ],
+    );
+    let want = timestep_features(&t, &Device::cpu())
+        .unwrap()
+        .to_vec_f32()
+        .unwrap();
+    for (k, (g, w)) in out.iter().zip(&want).enumerate() {
+        assert_eq!(g.to_bits(), w.to_bits(), "element {k}: {g} vs {w}");
     }
 }
 

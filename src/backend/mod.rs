@@ -126,6 +126,25 @@ pub struct AttentionSpec {
     pub scale: f32,
 }
 
+/// How [`Backend::guidance`] combines predictions into one velocity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GuidanceSpec {
+    /// Classifier-free guidance scale; applies when an unconditional
+    /// prediction is given.
+    pub cfg: f32,
+    /// Spatio-temporal guidance scale; applies when a perturbed prediction
+    /// is given.
+    pub stg: f32,
+    /// Guidance rescale factor (Lin et al. 2023); 0 turns it off.
+    pub rescale: f32,
+}
+
+/// A point in a device's queue of work: everything queued before it has
+/// run once [`QueueMark::wait`] returns.
+pub trait QueueMark: Send {
+    fn wait(&self) -> Result<()>;
+}
+
 type Out = Result<Box<dyn BackendStorage>>;
 
 /// The operations a device provides. See the module docs for conventions.
@@ -228,6 +247,53 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// memory is free for others, not parked in size classes the next
     /// model may never ask for. Nothing to do where memory is not cached.
     fn release_cached_memory(&self) {}
+    /// One flow-matching Euler step of `x` (contiguous f32 `[tokens,
+    /// channels]`) along `v` (contiguous, same count, any float dtype):
+    /// `out = x + (sigma_next - sigma) * v` per token, with `sigma`,
+    /// `sigma_next` and `update` contiguous f32 `[tokens]`; tokens whose
+    /// `update` is 0 are copied unchanged. Out is f32.
+    fn euler_step(
+        &self,
+        x: Operand<'_>,
+        v: Operand<'_>,
+        sigma: Operand<'_>,
+        sigma_next: Operand<'_>,
+        update: Option<Operand<'_>>,
+        channels: usize,
+    ) -> Out {
+        Err(self.unsupported("euler_step", v.dtype()))
+    }
+    /// Guidance of one sample's predictions (all contiguous, same count and
+    /// dtype), as f32: `cond`, then `uncond + cfg (cond - uncond)` when
+    /// `uncond` is given, then `+ stg (cond - perturbed)` when `perturbed`
+    /// is, then rescaled towards `cond`'s standard deviation by
+    /// `spec.rescale` (unbiased deviations over the whole sample).
+    fn guidance(
+        &self,
+        cond: Operand<'_>,
+        uncond: Option<Operand<'_>>,
+        perturbed: Option<Operand<'_>>,
+        spec: &GuidanceSpec,
+    ) -> Out {
+        Err(self.unsupported("guidance", cond.dtype()))
+    }
+    /// `len` f32 values `sampler::noise::normal(seed, stream, start + k)`:
+    /// the same numbers on every device.
+    fn noise_normal(&self, len: usize, seed: u64, stream: u64, start: u64) -> Out {
+        Err(self.unsupported("noise_normal", DType::F32))
+    }
+    /// Sinusoidal timestep features `[n, 2·half]` (f32) of contiguous f32
+    /// `timesteps` `[n]` and `freqs` `[half]`: `cos(a)` then `sin(a)` with
+    /// `a = t · f` formed in f32, sin and cos evaluated in f64 and rounded
+    /// once.
+    fn timestep_features(&self, timesteps: Operand<'_>, freqs: Operand<'_>) -> Out {
+        Err(self.unsupported("timestep_features", timesteps.dtype()))
+    }
+    /// A mark after the work queued so far, or `None` when that work has
+    /// already run (a device that computes as it is called, like the CPU).
+    fn queue_mark(&self) -> Result<Option<Box<dyn QueueMark>>> {
+        Ok(None)
+    }
 
     /// The error for an op this backend lacks.
     fn unsupported(&self, op: &'static str, dtype: DType) -> TensorError {

@@ -3,9 +3,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::components::{EncodedPrompt, PromptEncoder, VelocityInputs, VelocityModel, VideoCodec};
+use super::components::{
+    EncodedPrompt, Pass, PromptEncoder, VelocityInputs, VelocityJob, VelocityModel,
+    VelocitySession, VideoCodec,
+};
 use crate::backend::Device;
 use crate::engine::EngineError;
+use crate::models::ltx::transformer::JobContext;
 use crate::models::ltx::vae::{AutoencoderKLLTXVideo, DecodeConditioning, Tiling, Volume};
 use crate::models::ltx::{LtxVideoTransformer3DModel, TransformerInputs};
 use crate::models::t5::{self as t5, PromptEmbedding, ReleasePolicy, T5Error, TextEncoder};
@@ -60,20 +64,36 @@ impl VelocityModel for LtxTransformer {
     }
 
     fn velocity(&self, x: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {
+        self.run(x).map_err(|e| self.explain(e))
+    }
+
+    fn device(&self) -> Device {
+        self.model.device().clone()
+    }
+
+    fn session<'a>(
+        &'a self,
+        job: &VelocityJob<'a>,
+    ) -> Result<Box<dyn VelocitySession + 'a>, EngineError> {
+        let session = LtxSession::new(self, job).map_err(|e| self.explain(failed(e)))?;
+        Ok(Box::new(session))
+    }
+}
+
+impl LtxTransformer {
+    /// A GPU problem other than memory: say how to go on without it.
+    fn explain(&self, e: EngineError) -> EngineError {
         let device = self.model.device();
-        self.run(x).map_err(|e| match e {
-            // A GPU problem other than memory: say how to go on without it.
+        match e {
             EngineError::Failed(msg) if !device.is_cpu() => EngineError::Failed(format!(
                 "{msg} (on {}; set {}=cpu to run on the CPU instead)",
                 device.name(),
                 super::engine::DEVICE_ENV
             )),
             e => e,
-        })
+        }
     }
-}
 
-impl LtxTransformer {
     fn run(&self, x: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {
         let device = self.model.device();
         let c = self.channels();
@@ -104,6 +124,97 @@ impl LtxTransformer {
             .forward_skipping(&inputs, x.skip)
             .map_err(failed)?;
         out.to_vec_f32().map_err(failed)
+    }
+}
+
+/// One denoising job on the transformer's device: the prompts, their
+/// padding bias and the RoPE tables are uploaded and made once, and every
+/// pass takes the latents and timesteps where they already are.
+struct LtxSession<'a> {
+    owner: &'a LtxTransformer,
+    /// Text batch `[negative, positive]` when guided, else `[positive]`.
+    job: JobContext,
+    /// The prompt's row of `job`.
+    positive: JobContext,
+    guided: bool,
+}
+
+impl<'a> LtxSession<'a> {
+    fn new(owner: &'a LtxTransformer, job: &VelocityJob<'a>) -> Result<Self, TensorError> {
+        let model = &owner.model;
+        let device = model.device();
+        let prompts: Vec<&EncodedPrompt> = job.negative.into_iter().chain([job.positive]).collect();
+        let text: Vec<f32> = prompts
+            .iter()
+            .flat_map(|p| p.embeds.iter().copied())
+            .collect();
+        let mask: Vec<f32> = prompts
+            .iter()
+            .flat_map(|p| p.mask.iter().copied())
+            .collect();
+        let batch = prompts.len();
+        let (text_tokens, dim) = (job.positive.tokens, owner.text_dim());
+        // Text in the weights' dtype, as diffusers casts it; the mask f32.
+        let text = Tensor::from_vec(text, &[batch, text_tokens, dim], device)?
+            .to_dtype(model.proj_in.weight.dtype())?;
+        let mask = Tensor::from_vec(mask, &[batch, text_tokens], device)?;
+        let context = model.job_context(&text, Some(&mask), job.coords, 1)?;
+        Ok(Self {
+            owner,
+            positive: context.rows(batch - 1, 1)?,
+            job: context,
+            guided: job.negative.is_some(),
+        })
+    }
+
+    fn pass(
+        &self,
+        latents: &Tensor,
+        timesteps: &Tensor,
+        pass: Pass<'_>,
+    ) -> Result<Tensor, EngineError> {
+        let model = &self.owner.model;
+        let (job, skip) = match pass {
+            Pass::Guided if !self.guided => {
+                return Err(EngineError::Failed(
+                    "a guided pass needs the negative prompt".into(),
+                ))
+            }
+            Pass::Guided => (&self.job, None),
+            Pass::Positive => (&self.positive, None),
+            Pass::Perturbed(skip) => (&self.positive, Some(skip)),
+        };
+        let run = || {
+            let one = latents.unsqueeze(0)?;
+            let hidden = match pass.batch() {
+                1 => one,
+                n => Tensor::cat(&vec![&one; n], 0)?,
+            };
+            // Latents in the weights' dtype, as diffusers casts them; the
+            // timesteps stay f32, one row per sample: the timestep embedder
+            // then multiplies as many rows as it always has, which keeps the
+            // CPU's roundings those of the reference runs.
+            let hidden = hidden.to_dtype(model.proj_in.weight.dtype())?;
+            let row = timesteps.reshape(&[1, timesteps.elem_count()])?;
+            let timestep = match pass.batch() {
+                1 => row,
+                n => Tensor::cat(&vec![&row; n], 0)?,
+            };
+            model.forward_in_job(job, &hidden, &timestep, skip)
+        };
+        run().map_err(failed)
+    }
+}
+
+impl VelocitySession for LtxSession<'_> {
+    fn velocity(
+        &self,
+        latents: &Tensor,
+        timesteps: &Tensor,
+        pass: Pass<'_>,
+    ) -> Result<Tensor, EngineError> {
+        self.pass(latents, timesteps, pass)
+            .map_err(|e| self.owner.explain(e))
     }
 }
 

@@ -1,11 +1,13 @@
 //! The model pieces the conditioned pipeline drives, seen through narrow
-//! traits over host arrays: the pipeline's own arithmetic is small (latents
-//! are 1/1024 of the pixels), so it runs on the host whatever backend runs
-//! the models. Tests substitute recorded components for the ones not under
-//! test.
+//! traits. Conditioning (VAE encode, placing frames) and decoding take host
+//! arrays; the denoising loop talks to the transformer through a
+//! [`VelocitySession`] on tensors that stay on the transformer's device.
+//! Tests substitute recorded components for the ones not under test.
 
+use crate::backend::Device;
 use crate::engine::EngineError;
 use crate::models::ltx::LayerSkip;
+use crate::tensor::Tensor;
 
 /// A prompt as the transformer takes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +58,135 @@ pub trait VelocityModel: Send + Sync {
     fn text_dim(&self) -> usize;
     /// The velocity `[batch, tokens, channels]`.
     fn velocity(&self, inputs: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError>;
+
+    /// Where the model computes: the denoising loop keeps its latents there.
+    fn device(&self) -> Device {
+        Device::cpu()
+    }
+
+    /// Sets up one denoising job: what its passes share is prepared once.
+    /// The default runs each pass through [`VelocityModel::velocity`] on
+    /// host arrays (for models that only have that).
+    fn session<'a>(
+        &'a self,
+        job: &VelocityJob<'a>,
+    ) -> Result<Box<dyn VelocitySession + 'a>, EngineError> {
+        Ok(Box::new(HostSession::new(self, job)))
+    }
+}
+
+/// What every transformer pass of one denoising job shares.
+#[derive(Clone, Copy)]
+pub struct VelocityJob<'a> {
+    /// Latent tokens per sample (prefix tokens included).
+    pub tokens: usize,
+    pub positive: &'a EncodedPrompt,
+    /// The negative prompt, when the job runs classifier-free guidance.
+    pub negative: Option<&'a EncodedPrompt>,
+    /// `[3, tokens]`: seconds, y and x pixels.
+    pub coords: &'a [f32],
+}
+
+/// The predictions one transformer pass makes.
+#[derive(Clone, Copy, Debug)]
+pub enum Pass<'a> {
+    /// The negative prompt's, then the prompt's (batch 2).
+    Guided,
+    /// The prompt's alone (batch 1).
+    Positive,
+    /// The prompt's with the blocks of `skip` weakened (batch 1), for
+    /// spatio-temporal guidance.
+    Perturbed(&'a LayerSkip),
+}
+
+impl Pass<'_> {
+    pub fn batch(self) -> usize {
+        match self {
+            Pass::Guided => 2,
+            Pass::Positive | Pass::Perturbed(_) => 1,
+        }
+    }
+}
+
+/// Transformer passes of one denoising job on the model's device.
+pub trait VelocitySession {
+    /// The velocity `[batch, tokens, channels]` (batch as `pass` says, in
+    /// the model's dtype, on its device) of `latents` (`[tokens, channels]`
+    /// f32) at per-token `timesteps` (`[tokens]` f32), both on the model's
+    /// device.
+    fn velocity(
+        &self,
+        latents: &Tensor,
+        timesteps: &Tensor,
+        pass: Pass<'_>,
+    ) -> Result<Tensor, EngineError>;
+}
+
+fn host_failed(e: crate::tensor::TensorError) -> EngineError {
+    EngineError::Failed(format!("denoising: {e}"))
+}
+
+/// [`VelocitySession`] over [`VelocityModel::velocity`]: each pass copies
+/// its inputs to host arrays and the velocity back.
+struct HostSession<'a, M: ?Sized> {
+    model: &'a M,
+    job: VelocityJob<'a>,
+}
+
+impl<'a, M: VelocityModel + ?Sized> HostSession<'a, M> {
+    fn new(model: &'a M, job: &VelocityJob<'a>) -> Self {
+        Self { model, job: *job }
+    }
+}
+
+impl<M: VelocityModel + ?Sized> VelocitySession for HostSession<'_, M> {
+    fn velocity(
+        &self,
+        latents: &Tensor,
+        timesteps: &Tensor,
+        pass: Pass<'_>,
+    ) -> Result<Tensor, EngineError> {
+        let job = &self.job;
+        let batch = pass.batch();
+        let (text, text_mask) = match (pass, job.negative) {
+            (Pass::Guided, Some(n)) => (
+                [n.embeds.as_slice(), &job.positive.embeds].concat(),
+                [n.mask.as_slice(), &job.positive.mask].concat(),
+            ),
+            (Pass::Guided, None) => {
+                return Err(EngineError::Failed(
+                    "a guided pass needs the negative prompt".into(),
+                ))
+            }
+            _ => (job.positive.embeds.clone(), job.positive.mask.clone()),
+        };
+        let hidden = latents.to_vec_f32().map_err(host_failed)?;
+        let timestep = timesteps.to_vec_f32().map_err(host_failed)?;
+        let skip = match pass {
+            Pass::Perturbed(skip) => Some(skip),
+            _ => None,
+        };
+        let v = self.model.velocity(&VelocityInputs {
+            batch,
+            tokens: job.tokens,
+            hidden_states: &hidden.repeat(batch),
+            text: &text,
+            text_tokens: job.positive.tokens,
+            text_mask: &text_mask,
+            timestep: &timestep.repeat(batch),
+            coords: &job.coords.repeat(batch),
+            skip,
+        })?;
+        let channels = self.model.channels();
+        let expected = batch * job.tokens * channels;
+        if v.len() != expected {
+            return Err(EngineError::Failed(format!(
+                "transformer gave {} values, expected {expected}",
+                v.len()
+            )));
+        }
+        Tensor::from_vec(v, &[batch, job.tokens, channels], latents.device()).map_err(host_failed)
+    }
 }
 
 /// The video VAE as the pipeline uses it.

@@ -3,20 +3,20 @@
 //! latents by strength (or appended as prefix tokens with their own
 //! positions), per-token timesteps that keep conditioned tokens frozen,
 //! flow-matching Euler with classifier-free guidance and rescale, prefix
-//! tokens stripped, and the timestep-conditioned decode.
+//! tokens stripped, and the timestep-conditioned decode. Conditioning and
+//! decoding work on host arrays; the denoising loop (`denoise.rs`) runs on
+//! the transformer's device.
 //!
 //! All noise comes from a [`NoiseSource`] by purpose, so the production run
 //! is reproducible anywhere and tests can feed the reference's noise.
 
 use std::sync::Arc;
 
-use super::components::{EncodedPrompt, VelocityInputs, VelocityModel, VideoCodec};
+use super::components::{EncodedPrompt, VelocityJob, VelocityModel, VideoCodec};
+use super::denoise::Denoise;
 use super::latents::{lerp, pack, positions, unpack};
 use crate::engine::{EngineError, JobObserver, Stage};
 use crate::models::ltx::LayerSkip;
-use crate::sampler::flow_match::{
-    classifier_free, euler_step, rescale, spatio_temporal, token_timesteps, StepAt,
-};
 use crate::sampler::noise::{NoisePurpose, NoiseSource};
 use crate::sampler::schedule::Schedule;
 
@@ -113,30 +113,6 @@ struct Prepared {
 }
 
 impl LtxPipeline {
-    /// One transformer pass, checked for the size it must return.
-    fn predict(&self, inputs: &VelocityInputs<'_>) -> Result<Vec<f32>, EngineError> {
-        let v = self.transformer.velocity(inputs)?;
-        let expected = inputs.batch * inputs.tokens * self.transformer.channels();
-        if v.len() != expected {
-            return Err(EngineError::Failed(format!(
-                "transformer gave {} values, expected {expected}",
-                v.len()
-            )));
-        }
-        // A NaN would run through every later step and the decoder into
-        // frames of garbage that the cache then keeps: stop at the first.
-        if let Some(at) = v.iter().position(|x| !x.is_finite()) {
-            return Err(EngineError::Failed(format!(
-                "the transformer produced a non-finite value ({} at element {at} of {}): \
-                 a GPU fault or an overflow in 16-bit arithmetic; GENFX_DEVICE=cpu renders \
-                 the shot on the CPU instead",
-                v[at],
-                v.len()
-            )));
-        }
-        Ok(v)
-    }
-
     fn prepare(
         &self,
         params: &RunParams,
@@ -333,99 +309,25 @@ impl LtxPipeline {
             params.conditions.len() as u32,
         );
         let Prepared {
-            mut latents,
+            latents,
             mask,
             coords,
             prefix_tokens,
         } = prepared;
         let tokens = latents.len() / channels;
-        let init_latents = mask.as_ref().map(|_| latents.clone());
-        let batch = if guided { 2 } else { 1 };
-        let text: Vec<f32> = match negative {
-            Some(n) => [n.embeds.as_slice(), positive.embeds.as_slice()].concat(),
-            None => positive.embeds.clone(),
-        };
-        let text_mask: Vec<f32> = match negative {
-            Some(n) => [n.mask.as_slice(), positive.mask.as_slice()].concat(),
-            None => positive.mask.clone(),
-        };
-        let coords_batch: Vec<f32> = coords.repeat(batch);
-        let perturbed = s.stg.as_ref().filter(|stg| stg.scale != 0.0);
-
-        let steps = s.schedule.steps();
-        for (i, &t) in s.schedule.timesteps.iter().enumerate() {
-            if observer.should_abort() {
-                return Err(EngineError::Aborted);
-            }
-            if let (Some(init), Some(m)) = (&init_latents, &mask) {
-                if s.image_cond_noise_scale > 0.0 {
-                    let step_noise =
-                        noise.draw(NoisePurpose::ConditionStep(i as u32), latents.len());
-                    let tt = t / 1000.0;
-                    let factor = tt * tt;
-                    for (tok, &strength) in m.iter().enumerate() {
-                        if strength > 1.0 - 1e-6 {
-                            for c in 0..channels {
-                                let j = tok * channels + c;
-                                latents[j] =
-                                    init[j] + s.image_cond_noise_scale * step_noise[j] * factor;
-                            }
-                        }
-                    }
-                }
-            }
-            let tts = token_timesteps(t, mask.as_deref(), tokens, s.train_timesteps);
-            let hidden = latents.repeat(batch);
-            let timestep = tts.repeat(batch);
-            let mut v = self.predict(&VelocityInputs {
-                batch,
+        let denoise = Denoise {
+            sampling: s,
+            channels,
+            mask: mask.as_deref(),
+            noise,
+            job: VelocityJob {
                 tokens,
-                hidden_states: &hidden,
-                text: &text,
-                text_tokens: positive.tokens,
-                text_mask: &text_mask,
-                timestep: &timestep,
-                coords: &coords_batch,
-                skip: None,
-            })?;
-            // `v` becomes the guided prediction, `cond` the prompt's own.
-            let cond = if guided {
-                let cond = v.split_off(tokens * channels);
-                classifier_free(&mut v, &cond, s.guidance_scale);
-                cond
-            } else {
-                v.clone()
-            };
-            if let Some(stg) = perturbed {
-                // LTX-Video batches this pass with the others; alone it
-                // computes the same numbers and needs no per-sample masks.
-                let weakened = self.predict(&VelocityInputs {
-                    batch: 1,
-                    tokens,
-                    hidden_states: &latents,
-                    text: &positive.embeds,
-                    text_tokens: positive.tokens,
-                    text_mask: &positive.mask,
-                    timestep: &tts,
-                    coords: &coords,
-                    skip: Some(&stg.skip),
-                })?;
-                spatio_temporal(&mut v, &cond, &weakened, stg.scale);
-            }
-            if s.guidance_rescale > 0.0 && (guided || perturbed.is_some()) {
-                rescale(&mut v, &cond, s.guidance_rescale);
-            }
-            let at = StepAt {
-                sigmas: &s.schedule.sigmas,
-                t,
-                train: s.train_timesteps,
-            };
-            euler_step(&mut latents, &v, channels, &tts, mask.as_deref(), at);
-            observer.progress(Stage::Denoising, i as u32 + 1, steps as u32);
-        }
-        if observer.should_abort() {
-            return Err(EngineError::Aborted);
-        }
+                positive,
+                negative,
+                coords: &coords,
+            },
+        };
+        let latents = denoise.run(self.transformer.as_ref(), &latents, observer)?;
 
         let packed_latents = latents.clone();
         let (lf, lh, lw) = (

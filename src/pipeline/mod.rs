@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod components;
+mod denoise;
 pub mod disk_cache;
 pub mod engine;
 pub mod latents;

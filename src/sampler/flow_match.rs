@@ -41,10 +41,62 @@ pub struct StepAt<'a> {
     pub train: f32,
 }
 
+/// Where each token of one step goes: from `sigma` to `next`, or nowhere
+/// when `update` is 0 (f32 flags, as the device ops take them).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepSigmas {
+    pub sigma: Vec<f32>,
+    pub next: Vec<f32>,
+    pub update: Vec<f32>,
+}
+
+/// The sigmas of one Euler step for tokens at `token_timesteps`: each token
+/// moves from its own sigma to the next lower sigma of the schedule. Tokens
+/// whose conditioning keeps them at or below the step's noise level
+/// (`t / train >= 1 - strength`) do not move.
+pub fn step_sigmas(
+    token_timesteps: &[f32],
+    condition_mask: Option<&[f32]>,
+    at: StepAt<'_>,
+) -> StepSigmas {
+    let (schedule_sigmas, train) = (at.sigmas, at.train);
+    let step_sigma = at.t / train - 1e-6;
+    let n = token_timesteps.len();
+    let mut out = StepSigmas {
+        sigma: Vec::with_capacity(n),
+        next: Vec::with_capacity(n),
+        update: Vec::with_capacity(n),
+    };
+    for (tok, &tt) in token_timesteps.iter().enumerate() {
+        let frozen = condition_mask.is_some_and(|mask| step_sigma >= 1.0 - mask[tok]);
+        let current = tt / train;
+        out.sigma.push(current);
+        out.next.push(next_sigma(schedule_sigmas, current));
+        out.update.push(if frozen { 0.0 } else { 1.0 });
+    }
+    out
+}
+
+/// `latents += (sigma - next) * -velocity` per token (`[tokens, channels]`)
+/// for the tokens `update` marks.
+pub fn euler_update(latents: &mut [f32], velocity: &[f32], channels: usize, step: &StepSigmas) {
+    debug_assert_eq!(latents.len(), velocity.len());
+    debug_assert_eq!(latents.len(), step.sigma.len() * channels);
+    for tok in 0..step.sigma.len() {
+        if step.update[tok] == 0.0 {
+            continue;
+        }
+        let dt = step.sigma[tok] - step.next[tok];
+        let range = tok * channels..(tok + 1) * channels;
+        for (x, &v) in latents[range.clone()].iter_mut().zip(&velocity[range]) {
+            *x += dt * -v;
+        }
+    }
+}
+
 /// One Euler step of `latents` (`[tokens, channels]`) along `velocity`, each
-/// token from its own timestep to the next lower sigma of the schedule.
-/// Tokens whose conditioning keeps them at or below the step's noise level
-/// (`t / train >= 1 - strength`) are left as they are.
+/// token from its own timestep to the next lower sigma of the schedule
+/// ([`step_sigmas`], [`euler_update`]).
 pub fn euler_step(
     latents: &mut [f32],
     velocity: &[f32],
@@ -53,23 +105,9 @@ pub fn euler_step(
     condition_mask: Option<&[f32]>,
     at: StepAt<'_>,
 ) {
-    debug_assert_eq!(latents.len(), velocity.len());
     debug_assert_eq!(latents.len(), token_timesteps.len() * channels);
-    let (schedule_sigmas, train) = (at.sigmas, at.train);
-    let step_sigma = at.t / train - 1e-6;
-    for (tok, &tt) in token_timesteps.iter().enumerate() {
-        if let Some(mask) = condition_mask {
-            if step_sigma >= 1.0 - mask[tok] {
-                continue;
-            }
-        }
-        let current = tt / train;
-        let dt = current - next_sigma(schedule_sigmas, current);
-        let range = tok * channels..(tok + 1) * channels;
-        for (x, &v) in latents[range.clone()].iter_mut().zip(&velocity[range]) {
-            *x += dt * -v;
-        }
-    }
+    let step = step_sigmas(token_timesteps, condition_mask, at);
+    euler_update(latents, velocity, channels, &step);
 }
 
 /// Classifier-free guidance: `uncond + scale * (cond - uncond)`, in place

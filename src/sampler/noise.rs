@@ -15,6 +15,9 @@
 //! - Box–Muller: r = sqrt(-2 ln u1), t = 2π u2; even i takes r cos t, odd i
 //!   takes r sin t; rounded once to f32.
 
+use crate::backend::Device;
+use crate::tensor::{Result, Tensor};
+
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;
 const W0: u32 = 0x9E37_79B9;
@@ -134,6 +137,13 @@ impl NoisePurpose {
 pub trait NoiseSource: Send + Sync {
     /// `len` standard normal values for `purpose`.
     fn draw(&self, purpose: NoisePurpose, len: usize) -> Vec<f32>;
+
+    /// The same values as [`NoiseSource::draw`], `[len]` f32 on `device`.
+    /// The default draws on the host and uploads them; a generator that
+    /// can run on the device (as [`PhiloxNoise`]) makes them there.
+    fn draw_on(&self, purpose: NoisePurpose, len: usize, device: &Device) -> Result<Tensor> {
+        Tensor::from_vec(self.draw(purpose, len), &[len], device)
+    }
 }
 
 /// Noise keyed by the request's seed and a shot index.
@@ -154,6 +164,10 @@ impl NoiseSource for PhiloxNoise {
         let mut out = vec![0.0; len];
         fill_normal(self.seed, purpose.stream(self.shot), 0, &mut out);
         out
+    }
+
+    fn draw_on(&self, purpose: NoisePurpose, len: usize, device: &Device) -> Result<Tensor> {
+        Tensor::noise_normal(&[len], self.seed, purpose.stream(self.shot), 0, device)
     }
 }
 

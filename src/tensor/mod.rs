@@ -10,6 +10,7 @@ mod dtype;
 mod error;
 mod layout;
 mod ops;
+mod sampling;
 mod view;
 
 use std::fmt;

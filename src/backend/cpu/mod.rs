@@ -12,12 +12,15 @@ mod elementwise;
 mod math;
 mod matmul;
 mod norm;
+mod sampler;
 mod simd;
 mod storage;
 
 pub use storage::CpuStorage;
 
-use super::{AttentionSpec, Backend, BackendStorage, BinaryOp, MatmulSpec, Operand, UnaryOp};
+use super::{
+    AttentionSpec, Backend, BackendStorage, BinaryOp, GuidanceSpec, MatmulSpec, Operand, UnaryOp,
+};
 use crate::tensor::{DType, Result, TensorError};
 
 /// Work below this many elements stays on one thread: splitting costs more.
@@ -92,6 +95,36 @@ impl Backend for CpuBackend {
 
     fn cat(&self, parts: &[Operand<'_>], dim: usize, out_dims: &[usize]) -> Out {
         Ok(Box::new(copy::cat(parts, dim, out_dims)?))
+    }
+
+    fn euler_step(
+        &self,
+        x: Operand<'_>,
+        v: Operand<'_>,
+        sigma: Operand<'_>,
+        sigma_next: Operand<'_>,
+        update: Option<Operand<'_>>,
+        channels: usize,
+    ) -> Out {
+        sampler::euler_step(x, v, sigma, sigma_next, update, channels)
+    }
+
+    fn guidance(
+        &self,
+        cond: Operand<'_>,
+        uncond: Option<Operand<'_>>,
+        perturbed: Option<Operand<'_>>,
+        spec: &GuidanceSpec,
+    ) -> Out {
+        sampler::guidance(cond, uncond, perturbed, spec)
+    }
+
+    fn noise_normal(&self, len: usize, seed: u64, stream: u64, start: u64) -> Out {
+        sampler::noise_normal(len, seed, stream, start)
+    }
+
+    fn timestep_features(&self, timesteps: Operand<'_>, freqs: Operand<'_>) -> Out {
+        sampler::timestep_features(timesteps, freqs)
     }
 
     fn unary(&self, op: UnaryOp, src: Operand<'_>) -> Out {

@@ -20,7 +20,8 @@ use super::probe::{guard, Libraries};
 use super::storage::CudaStorage;
 use super::tensor_ops::{StridedArg, TENSOR_OPS};
 use crate::backend::{
-    AttentionSpec, Backend, BackendStorage, BinaryOp, CpuStorage, MatmulSpec, Operand, UnaryOp,
+    AttentionSpec, Backend, BackendStorage, BinaryOp, CpuStorage, GuidanceSpec, MatmulSpec,
+    Operand, QueueMark, UnaryOp,
 };
 use crate::kernels;
 use crate::tensor::{contiguous_strides, DType, Layout, Result, TensorError};
@@ -290,25 +291,6 @@ impl CudaBackend {
         Ok(entry.clone())
     }
 
-    /// `len` Gaussian values of the counter-based generator, the same as
-    /// `sampler::noise::fill_normal(seed, stream, start, ..)` gives on the
-    /// CPU, made on the GPU (f32).
-    pub fn noise_normal(&self, len: usize, seed: u64, stream: u64, start: u64) -> Out {
-        let out = self.alloc(len, DType::F32)?;
-        if len > 0 {
-            let launch = kernels::noise_normal(len);
-            let args = [
-                out.ptr().into(),
-                (len as i64).into(),
-                seed.into(),
-                stream.into(),
-                start.into(),
-            ];
-            self.launch_kernel(&launch, &args)?;
-        }
-        Ok(Box::new(out))
-    }
-
     /// Waits for every op queued so far; reports a kernel fault from any.
     pub fn synchronize(&self) -> std::result::Result<(), CudaError> {
         guard("cuStreamSynchronize", || {
@@ -566,7 +548,23 @@ impl CudaBackend {
             *slot = Some(created);
         }
         match slot.as_ref() {
-            Some(handle) => f(handle).map_err(|e| self.err(e)),
+            Some(handle) => f(handle).map_err(|e| {
+                // cuBLAS answers "execution failed" when the stream already
+                // carries an error from earlier work; the stream says which.
+                if let CudaError::Blas { op, detail } = &e {
+                    if detail.contains("EXECUTION_FAILED") {
+                        if let Err(earlier) = self.synchronize() {
+                            return self.err(CudaError::Blas {
+                                op,
+                                detail: format!(
+                                    "{detail}; earlier work on the stream failed: {earlier}"
+                                ),
+                            });
+                        }
+                    }
+                }
+                self.err(e)
+            }),
             None => Err(self.err(CudaError::Blas {
                 op: "create",
                 detail: "no handle".into(),
@@ -811,6 +809,43 @@ fn flash_kind(spec: &AttentionSpec, dtype: DType, cc: (i32, i32)) -> Option<kern
     ok.then_some(half)
 }
 
+/// A sampler kernel's name suffix for values stored as `dtype`.
+fn value(dtype: DType) -> kernels::Value {
+    match dtype {
+        DType::F32 => kernels::Value::F32,
+        DType::BF16 => kernels::Value::Bf16,
+        DType::F16 => kernels::Value::F16,
+    }
+}
+
+fn kernel_err(op: &'static str, e: kernels::KernelError) -> TensorError {
+    TensorError::InvalidArgument {
+        op,
+        msg: e.to_string(),
+    }
+}
+
+/// An event recorded on a job's stream.
+struct StreamMark {
+    event: cudarc::driver::CudaEvent,
+    device: String,
+}
+
+impl QueueMark for StreamMark {
+    fn wait(&self) -> Result<()> {
+        guard("cuEventSynchronize", || {
+            self.event.synchronize().map_err(|e| CudaError::Launch {
+                kernel: "(a kernel queued earlier)".into(),
+                detail: driver_err("cuEventSynchronize", e).to_string(),
+            })
+        })
+        .map_err(|e| TensorError::Backend {
+            device: self.device.clone(),
+            msg: e.to_string(),
+        })
+    }
+}
+
 fn check_same_dims(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
     if a.dims() != b.dims() {
         return Err(TensorError::ShapeMismatch {
@@ -957,6 +992,165 @@ impl Backend for CudaBackend {
             at += dims[dim];
         }
         Ok(Box::new(out))
+    }
+
+    fn euler_step(
+        &self,
+        x: Operand<'_>,
+        v: Operand<'_>,
+        sigma: Operand<'_>,
+        sigma_next: Operand<'_>,
+        update: Option<Operand<'_>>,
+        channels: usize,
+    ) -> Out {
+        const OP: &str = "euler_step";
+        let n = x.layout.elem_count();
+        let tokens = sigma.layout.elem_count();
+        if v.layout.elem_count() != n || tokens * channels != n {
+            return Err(TensorError::InvalidArgument {
+                op: OP,
+                msg: format!("{n} latents for {tokens} tokens of {channels}"),
+            });
+        }
+        let xa = self.arg(OP, x, DType::F32, true)?;
+        let va = self.arg(OP, v, v.dtype(), true)?;
+        let sa = self.arg(OP, sigma, DType::F32, true)?;
+        let na = self.arg(OP, sigma_next, DType::F32, true)?;
+        let ua = update
+            .map(|u| self.arg(OP, u, DType::F32, true))
+            .transpose()?;
+        let out = self.alloc(n, DType::F32)?;
+        if n > 0 {
+            let launch = kernels::euler_step(value(v.dtype()), tokens, channels)
+                .map_err(|e| kernel_err(OP, e))?;
+            let args = [
+                xa.ptr().into(),
+                va.ptr().into(),
+                sa.ptr().into(),
+                na.ptr().into(),
+                ua.as_ref().map_or(0u64, |u| u.ptr()).into(),
+                out.ptr().into(),
+                (tokens as i64).into(),
+                int(OP, channels)?.into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn guidance(
+        &self,
+        cond: Operand<'_>,
+        uncond: Option<Operand<'_>>,
+        perturbed: Option<Operand<'_>>,
+        spec: &GuidanceSpec,
+    ) -> Out {
+        const OP: &str = "guidance";
+        let dtype = cond.dtype();
+        let n = cond.layout.elem_count();
+        let c = self.arg(OP, cond, dtype, true)?;
+        // Without an unconditional prediction the kernel's CFG term is
+        // cond + 0 · (cond - cond): the prompt's own prediction.
+        let (u, cfg) = match uncond {
+            Some(u) => (Some(self.arg(OP, u, dtype, true)?), spec.cfg),
+            None => (None, 0.0),
+        };
+        let p = perturbed
+            .map(|p| self.arg(OP, p, dtype, true))
+            .transpose()?;
+        let out = self.alloc(n, DType::F32)?;
+        if n == 0 {
+            return Ok(Box::new(out));
+        }
+        let rescale = spec.rescale > 0.0 && n >= 2;
+        let chunks = kernels::guidance_chunks(n);
+        let partials = if rescale {
+            Some(self.alloc(chunks as usize * 4, DType::F32)?)
+        } else {
+            None
+        };
+        let combine =
+            kernels::guidance_combine(value(dtype), n, 1).map_err(|e| kernel_err(OP, e))?;
+        let args = [
+            u.as_ref().unwrap_or(&c).ptr().into(),
+            c.ptr().into(),
+            p.as_ref().map_or(0u64, |p| p.ptr()).into(),
+            out.ptr().into(),
+            partials.as_ref().map_or(0u64, |b| b.ptr()).into(),
+            cfg.into(),
+            spec.stg.into(),
+            (n as i64).into(),
+        ];
+        self.launch_kernel(&combine, &args)?;
+        if let Some(partials) = &partials {
+            let launch = kernels::guidance_rescale(n, 1).map_err(|e| kernel_err(OP, e))?;
+            let args = [
+                out.ptr().into(),
+                partials.ptr().into(),
+                spec.rescale.into(),
+                (n as i64).into(),
+                (chunks as i32).into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
+        }
+        Ok(Box::new(out))
+    }
+
+    /// `len` Gaussian values of the counter-based generator, the same as
+    /// `sampler::noise::fill_normal(seed, stream, start, ..)` gives on the
+    /// CPU, made on the GPU (f32).
+    fn noise_normal(&self, len: usize, seed: u64, stream: u64, start: u64) -> Out {
+        let out = self.alloc(len, DType::F32)?;
+        if len > 0 {
+            let launch = kernels::noise_normal(len);
+            let args = [
+                out.ptr().into(),
+                (len as i64).into(),
+                seed.into(),
+                stream.into(),
+                start.into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn timestep_features(&self, timesteps: Operand<'_>, freqs: Operand<'_>) -> Out {
+        const OP: &str = "timestep_features";
+        let rows = timesteps.layout.elem_count();
+        let half = freqs.layout.elem_count();
+        let t = self.arg(OP, timesteps, DType::F32, true)?;
+        let f = self.arg(OP, freqs, DType::F32, true)?;
+        let out = self.alloc(rows * 2 * half, DType::F32)?;
+        if rows > 0 && half > 0 {
+            let launch = kernels::timestep_features(rows, half).map_err(|e| kernel_err(OP, e))?;
+            let args = [
+                t.ptr().into(),
+                f.ptr().into(),
+                out.ptr().into(),
+                (rows as i64).into(),
+                int(OP, half)?.into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
+        }
+        Ok(Box::new(out))
+    }
+
+    /// An event on the job's stream. Waiting on it blocks the thread (it
+    /// does not spin): a plugin host's render thread waits seconds per
+    /// denoising step.
+    fn queue_mark(&self) -> Result<Option<Box<dyn QueueMark>>> {
+        let flags = cudarc::driver::sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC;
+        let event = guard("cuEventRecord", || {
+            self.stream
+                .record_event(Some(flags))
+                .map_err(|e| driver_err("cuEventRecord", e))
+        })
+        .map_err(|e| self.err(e))?;
+        Ok(Some(Box::new(StreamMark {
+            event,
+            device: self.name(),
+        })))
     }
 
     fn unary(&self, op: UnaryOp, src: Operand<'_>) -> Out {

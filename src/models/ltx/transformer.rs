@@ -59,6 +59,46 @@ pub struct Prepared {
     pub rope_sin: Tensor,
 }
 
+/// What every pass of one denoising job shares, on the model's device: made
+/// once per job by [`LtxVideoTransformer3DModel::job_context`] rather than
+/// once per pass.
+#[derive(Clone, Debug)]
+pub struct JobContext {
+    /// Projected captions `[batch, text_tokens, dim]`.
+    pub encoder_hidden_states: Tensor,
+    /// `[batch, text_tokens]` in the weights' dtype.
+    pub encoder_key_bias: Option<Tensor>,
+    /// `[batch or 1, tokens, dim]` in the weights' dtype.
+    pub rope_cos: Tensor,
+    pub rope_sin: Tensor,
+    /// The timestep features' frequencies `[128]` (f32).
+    timestep_freqs: Tensor,
+}
+
+impl JobContext {
+    /// The job for samples `start..start + len` of its batch (views).
+    pub fn rows(&self, start: usize, len: usize) -> Result<JobContext> {
+        let rope = |t: &Tensor| {
+            if t.dim(0)? == 1 {
+                Ok(t.clone())
+            } else {
+                t.narrow(0, start, len)
+            }
+        };
+        Ok(JobContext {
+            encoder_hidden_states: self.encoder_hidden_states.narrow(0, start, len)?,
+            encoder_key_bias: self
+                .encoder_key_bias
+                .as_ref()
+                .map(|b| b.narrow(0, start, len))
+                .transpose()?,
+            rope_cos: rope(&self.rope_cos)?,
+            rope_sin: rope(&self.rope_sin)?,
+            timestep_freqs: self.timestep_freqs.clone(),
+        })
+    }
+}
+
 impl Prepared {
     pub fn block_context(&self) -> BlockContext<'_> {
         BlockContext {
@@ -131,8 +171,8 @@ impl LtxVideoTransformer3DModel {
 
     /// Checks the inputs and computes everything the blocks share.
     pub fn prepare(&self, inputs: &TransformerInputs<'_>) -> Result<Prepared> {
-        let c = &self.config;
         let hs = inputs.hidden_states.dims();
+        let c = &self.config;
         if hs.len() != 3 || hs[2] != c.in_channels {
             return Err(Self::bad_input(format!(
                 "hidden_states must be [batch, tokens, {}], got {hs:?}",
@@ -140,28 +180,57 @@ impl LtxVideoTransformer3DModel {
             )));
         }
         let (batch, tokens) = (hs[0], hs[1]);
-        let enc = inputs.encoder_hidden_states.dims();
-        if enc.len() != 3 || enc[0] != batch || enc[2] != c.caption_channels {
-            return Err(Self::bad_input(format!(
-                "encoder_hidden_states must be [{batch}, text_tokens, {}], got {enc:?}",
-                c.caption_channels
-            )));
-        }
         if inputs.video_coords.dims() != [batch, 3, tokens] {
             return Err(Self::bad_input(format!(
                 "video_coords must be [{batch}, 3, {tokens}], got {:?}",
                 inputs.video_coords.dims()
             )));
         }
-        let timesteps = inputs.timestep.to_vec_f32()?;
-        let per_sample = timesteps.len() / batch.max(1);
-        if timesteps.len() != batch * per_sample || (per_sample != 1 && per_sample != tokens) {
+        let count = inputs.timestep.elem_count();
+        let per_sample = count / batch.max(1);
+        if count != batch * per_sample || (per_sample != 1 && per_sample != tokens) {
             return Err(Self::bad_input(format!(
                 "timestep must hold 1 or {tokens} values per sample, got {:?}",
                 inputs.timestep.dims()
             )));
         }
-        let encoder_key_bias = match inputs.encoder_attention_mask {
+        let job = self.job_context(
+            inputs.encoder_hidden_states,
+            inputs.encoder_attention_mask,
+            &inputs.video_coords.to_vec_f32()?,
+            batch,
+        )?;
+        let timestep = inputs.timestep.reshape(&[batch, per_sample])?;
+        self.prepare_pass(&job, inputs.hidden_states, &timestep)
+    }
+
+    /// What every pass of a denoising job shares, made once: the projected
+    /// captions and their padding bias from `encoder_hidden_states`
+    /// `[batch, text_tokens, caption_channels]` and its mask, and the RoPE
+    /// tables of host `coords` `[rope_batch, 3, tokens]` (one set of
+    /// coordinates serves the whole batch when `rope_batch` is 1).
+    pub fn job_context(
+        &self,
+        encoder_hidden_states: &Tensor,
+        encoder_attention_mask: Option<&Tensor>,
+        coords: &[f32],
+        rope_batch: usize,
+    ) -> Result<JobContext> {
+        let c = &self.config;
+        let enc = encoder_hidden_states.dims();
+        if enc.len() != 3 || enc[2] != c.caption_channels {
+            return Err(Self::bad_input(format!(
+                "encoder_hidden_states must be [batch, text_tokens, {}], got {enc:?}",
+                c.caption_channels
+            )));
+        }
+        let batch = enc[0];
+        if rope_batch != 1 && rope_batch != batch {
+            return Err(Self::bad_input(format!(
+                "coordinates for {rope_batch} samples, text for {batch}"
+            )));
+        }
+        let encoder_key_bias = match encoder_attention_mask {
             None => None,
             Some(mask) => {
                 if mask.dims() != [batch, enc[1]] {
@@ -179,21 +248,70 @@ impl LtxVideoTransformer3DModel {
                 Some(Tensor::from_vec(bias, mask.dims(), &self.device)?)
             }
         };
-
         let dtype = self.proj_in.weight.dtype();
-        let (temb, embedded) = self.time_embed.forward(&timesteps, &self.device)?;
-        let dim = c.inner_dim();
-        let (rope_cos, rope_sin) = self.rope.cos_sin(inputs.video_coords, &self.device)?;
-        Ok(Prepared {
-            hidden_states: self.proj_in.forward(inputs.hidden_states)?,
-            encoder_hidden_states: self
-                .caption_projection
-                .forward(inputs.encoder_hidden_states)?,
+        let (rope_cos, rope_sin) = self.rope.cos_sin_of(coords, rope_batch, &self.device)?;
+        Ok(JobContext {
+            encoder_hidden_states: self.caption_projection.forward(encoder_hidden_states)?,
             encoder_key_bias: encoder_key_bias.map(|b| b.to_dtype(dtype)).transpose()?,
-            temb: temb.reshape(&[batch, per_sample, 6 * dim])?,
-            embedded_timestep: embedded.reshape(&[batch, per_sample, dim])?,
             rope_cos: rope_cos.to_dtype(dtype)?,
             rope_sin: rope_sin.to_dtype(dtype)?,
+            timestep_freqs: Tensor::from_vec(
+                embeddings::timestep_freqs(),
+                &[embeddings::TIMESTEP_CHANNELS / 2],
+                &self.device,
+            )?,
+        })
+    }
+
+    /// One pass's own inputs on top of `job`: latent tokens `hidden_states`
+    /// `[batch, tokens, in_channels]` and timesteps `[batch, 1 or tokens]`
+    /// (f32), whose features are made here, on the device.
+    pub fn prepare_pass(
+        &self,
+        job: &JobContext,
+        hidden_states: &Tensor,
+        timestep: &Tensor,
+    ) -> Result<Prepared> {
+        let c = &self.config;
+        let hs = hidden_states.dims();
+        if hs.len() != 3 || hs[2] != c.in_channels {
+            return Err(Self::bad_input(format!(
+                "hidden_states must be [batch, tokens, {}], got {hs:?}",
+                c.in_channels
+            )));
+        }
+        let (batch, tokens) = (hs[0], hs[1]);
+        let text_batch = job.encoder_hidden_states.dim(0)?;
+        let rope_dims = job.rope_cos.dims();
+        if text_batch != batch
+            || rope_dims[1] != tokens
+            || (rope_dims[0] != 1 && rope_dims[0] != batch)
+        {
+            return Err(Self::bad_input(format!(
+                "hidden_states {hs:?} do not fit the job (text for {text_batch}, rope {rope_dims:?})"
+            )));
+        }
+        let (t_batch, per_sample) = match timestep.dims() {
+            [b, n] if *b == batch && (*n == 1 || *n == tokens) => (*b, *n),
+            dims => {
+                return Err(Self::bad_input(format!(
+                    "timestep must be [{batch}, 1 or {tokens}], got {dims:?}"
+                )))
+            }
+        };
+        let features = timestep
+            .reshape(&[t_batch * per_sample])?
+            .timestep_features(&job.timestep_freqs)?;
+        let (temb, embedded) = self.time_embed.forward_features(&features)?;
+        let dim = c.inner_dim();
+        Ok(Prepared {
+            hidden_states: self.proj_in.forward(hidden_states)?,
+            encoder_hidden_states: job.encoder_hidden_states.clone(),
+            encoder_key_bias: job.encoder_key_bias.clone(),
+            temb: temb.reshape(&[t_batch, per_sample, 6 * dim])?,
+            embedded_timestep: embedded.reshape(&[t_batch, per_sample, dim])?,
+            rope_cos: job.rope_cos.clone(),
+            rope_sin: job.rope_sin.clone(),
         })
     }
 
@@ -231,13 +349,34 @@ impl LtxVideoTransformer3DModel {
                 .map_err(Self::bad_input)?;
         }
         let prepared = self.prepare(inputs)?;
+        self.run_blocks(&prepared, skip)
+    }
+
+    /// The velocity of one pass of a denoising job (see [`Self::job_context`],
+    /// [`Self::prepare_pass`]), with the blocks named by `skip` weakened.
+    pub fn forward_in_job(
+        &self,
+        job: &JobContext,
+        hidden_states: &Tensor,
+        timestep: &Tensor,
+        skip: Option<&LayerSkip>,
+    ) -> Result<Tensor> {
+        if let Some(skip) = skip {
+            skip.check(self.transformer_blocks.len())
+                .map_err(Self::bad_input)?;
+        }
+        let prepared = self.prepare_pass(job, hidden_states, timestep)?;
+        self.run_blocks(&prepared, skip)
+    }
+
+    fn run_blocks(&self, prepared: &Prepared, skip: Option<&LayerSkip>) -> Result<Tensor> {
         let ctx = prepared.block_context();
         let mut hidden = prepared.hidden_states.clone();
         for (index, block) in self.transformer_blocks.iter().enumerate() {
             let mode = skip.and_then(|s| s.mode_for(index));
             hidden = block.forward_skipping(&hidden, &ctx, mode)?;
         }
-        self.finish(&hidden, &prepared)
+        self.finish(&hidden, prepared)
     }
 
     pub fn device(&self) -> &Device {

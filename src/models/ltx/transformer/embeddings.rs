@@ -10,27 +10,35 @@ use crate::weights::{VarBuilder, WeightError};
 /// Width of the sinusoidal timestep features (`Timesteps(num_channels=256)`).
 pub const TIMESTEP_CHANNELS: usize = 256;
 
-/// Sinusoidal features `[cos(t·f_i), sin(t·f_i)]` of each timestep, with
-/// `f_i = exp(-ln(10000) · i / 128)` (flip_sin_to_cos, no shift).
+/// The frequencies of the timestep features, `f_i = exp(-ln(10000) · i /
+/// 128)`, with the reference's f32 roundings.
+pub fn timestep_freqs() -> Vec<f32> {
+    let half = TIMESTEP_CHANNELS / 2;
+    let log_period = -(10000f64.ln() as f32);
+    (0..half)
+        .map(|i| ((log_period * i as f32) / half as f32).exp())
+        .collect()
+}
+
+/// Sinusoidal features `[cos(t·f_i), sin(t·f_i)]` of each timestep
+/// (flip_sin_to_cos, no shift), `[n, 256]` f32, made on the device of
+/// `timesteps` (`[n]` f32).
 ///
 /// The argument `t·f_i` is formed with the reference's f32 roundings (the
 /// model was trained on exactly those values; at t = 1000 one f32 ulp of the
 /// argument is 6e-5 rad); sin and cos of it are then evaluated in f64.
+pub fn timestep_features_of(timesteps: &Tensor) -> Result<Tensor> {
+    let freqs = Tensor::from_vec(
+        timestep_freqs(),
+        &[TIMESTEP_CHANNELS / 2],
+        timesteps.device(),
+    )?;
+    timesteps.timestep_features(&freqs)
+}
+
+/// [`timestep_features_of`] host timesteps, on `device`.
 pub fn timestep_features(timesteps: &[f32], device: &Device) -> Result<Tensor> {
-    let half = TIMESTEP_CHANNELS / 2;
-    let log_period = -(10000f64.ln() as f32);
-    let freqs: Vec<f32> = (0..half)
-        .map(|i| ((log_period * i as f32) / half as f32).exp())
-        .collect();
-    let mut out = vec![0.0f32; timesteps.len() * TIMESTEP_CHANNELS];
-    for (row, &t) in out.chunks_mut(TIMESTEP_CHANNELS).zip(timesteps) {
-        for (i, &f) in freqs.iter().enumerate() {
-            let (s, c) = ((t * f) as f64).sin_cos();
-            row[i] = c as f32;
-            row[half + i] = s as f32;
-        }
-    }
-    Tensor::from_vec(out, &[timesteps.len(), TIMESTEP_CHANNELS], device)
+    timestep_features_of(&Tensor::from_slice(timesteps, &[timesteps.len()], device)?)
 }
 
 /// `TimestepEmbedding`: linear → SiLU → linear.
@@ -80,11 +88,16 @@ impl AdaLayerNormSingle {
 
     /// For `timesteps` `[n]` returns `(temb [n, 6·dim], embedded [n, dim])`.
     pub fn forward(&self, timesteps: &[f32], device: &Device) -> Result<(Tensor, Tensor)> {
+        self.forward_features(&timestep_features(timesteps, device)?)
+    }
+
+    /// [`Self::forward`] from the timesteps' features (`[n, 256]` f32, see
+    /// [`timestep_features_of`]).
+    pub fn forward_features(&self, features: &Tensor) -> Result<(Tensor, Tensor)> {
         // The sinusoids are made in f32 and enter the embedder in the
         // weights' type, as diffusers casts `timesteps_proj` to the hidden
         // dtype: a bf16 model on the GPU takes bf16 features.
-        let features = timestep_features(timesteps, device)?
-            .to_dtype(self.timestep_embedder.linear_1.weight.dtype())?;
+        let features = features.to_dtype(self.timestep_embedder.linear_1.weight.dtype())?;
         let embedded = self.timestep_embedder.forward(&features)?;
         let temb = self.linear.forward(&embedded.silu()?)?;
         Ok((temb, embedded))

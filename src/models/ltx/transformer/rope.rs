@@ -41,8 +41,25 @@ impl RotaryPosEmbed {
                 format!("video_coords must be [batch, 3, tokens], got {dims:?}"),
             ));
         }
-        let (batch, tokens) = (dims[0], dims[2]);
-        let coords = video_coords.to_vec_f32()?;
+        self.cos_sin_of(&video_coords.to_vec_f32()?, dims[0], device)
+    }
+
+    /// [`Self::cos_sin`] of host coordinates `[batch, 3, tokens]`: tables
+    /// that stay the same for a whole denoising job are made once, here,
+    /// and uploaded once.
+    pub fn cos_sin_of(
+        &self,
+        coords: &[f32],
+        batch: usize,
+        device: &Device,
+    ) -> Result<(Tensor, Tensor)> {
+        if batch == 0 || coords.len() % (3 * batch) != 0 {
+            return Err(TensorError::invalid(
+                "rope",
+                format!("{} coordinates for a batch of {batch}", coords.len()),
+            ));
+        }
+        let tokens = coords.len() / (3 * batch);
         let n_freqs = self.dim / 6;
         let pad = self.dim % 6;
         // theta ** linspace(0, 1, n) · π/2, as the reference spaces them.
