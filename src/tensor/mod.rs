@@ -11,6 +11,7 @@ mod error;
 mod layout;
 mod ops;
 mod view;
+mod volume_ops;
 
 use std::fmt;
 use std::sync::Arc;
