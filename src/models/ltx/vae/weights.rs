@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::backend::Device;
-use crate::tensor::DType;
+use crate::tensor::{DType, Tensor};
 use crate::weights::{WeightError, WeightFiles};
 
 use super::error::{Result, VaeError};
@@ -44,18 +44,38 @@ impl TensorSource for TensorMap {
     }
 }
 
-/// Looks weights up under a module prefix, checking shapes.
+/// Looks weights up under a module prefix, checking shapes, and places
+/// them on the model's device in its dtype.
 pub struct Weights<'a> {
     source: &'a dyn TensorSource,
     prefix: String,
+    device: Device,
+    dtype: DType,
 }
 
 impl<'a> Weights<'a> {
-    pub fn new(source: &'a dyn TensorSource) -> Self {
+    pub fn new(source: &'a dyn TensorSource, device: &Device, dtype: DType) -> Self {
         Self {
             source,
             prefix: String::new(),
+            device: device.clone(),
+            dtype,
         }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The tensor `name`, which must have exactly `shape`, on the model's
+    /// device in its dtype.
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let data = self.get(name, shape)?;
+        Ok(Tensor::from_vec(data, shape, &self.device)?.to_dtype(self.dtype)?)
     }
 
     /// The same source, one module deeper (`prefix.name`).
@@ -68,6 +88,8 @@ impl<'a> Weights<'a> {
         Weights {
             source: self.source,
             prefix,
+            device: self.device.clone(),
+            dtype: self.dtype,
         }
     }
 
