@@ -17,21 +17,20 @@
 //! The T5-XXL text encoder (24 layers, d_model 4096, synthetic weights)
 //! encodes the prompts on the device first, in the engine's order: both
 //! models resident, prompts encoded (one for distilled, prompt and negative
-//! for dev), T5 released, then the denoising loop. Where the engine still
-//! works on the CPU the plan says so instead of counting it: the VAE runs on
-//! the CPU today, so decoding is skipped (a stand-in codec returns zeros) and
-//! `vae_on_device` is false.
+//! for dev), T5 released, then the denoising loop, then the 0.9.5 VAE
+//! (synthetic weights) decodes the shot in the engine's default tiles.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use genfx::backend::cuda::{CudaBackend, GpuDevice};
 use genfx::backend::Device;
-use genfx::engine::{EngineError, JobObserver, Quality, Stage};
+use genfx::engine::{JobObserver, Quality, Stage};
 use genfx::models::ltx::transformer::{LtxVideoTransformer3DModel, TransformerConfig};
+use genfx::models::ltx::vae::{AutoencoderKLLTXVideo, VaeConfig};
 use genfx::models::t5::{T5Config, T5EncoderModel};
-use genfx::pipeline::adapters::LtxTransformer;
-use genfx::pipeline::components::{EncodedPrompt, VideoCodec};
+use genfx::pipeline::adapters::{LtxTransformer, LtxVae};
+use genfx::pipeline::components::EncodedPrompt;
 use genfx::pipeline::engine::sampling_for;
 use genfx::pipeline::ltx::{LtxPipeline, RunParams};
 use genfx::pipeline::model_folder::{ModelFolder, Variant};
@@ -82,55 +81,53 @@ const FRAMES: usize = 121;
 const TEXT_DIM: usize = 4096;
 const TEXT_TOKENS: usize = 256;
 
-/// The 2B VAE's shape (32× spatial, 8× temporal, 128 channels), without
-/// its computation: decoding runs on the CPU and is not part of the plan.
-struct ShapeOnlyVae;
+/// `vae/config.json` of Lightricks/LTX-Video-0.9.5 (the 2B releases from
+/// 0.9.5 on share it).
+const LTX_095_VAE: &str = r#"{
+  "in_channels": 3,
+  "out_channels": 3,
+  "latent_channels": 128,
+  "block_out_channels": [128, 256, 512, 1024, 2048],
+  "down_block_types": ["LTXVideo095DownBlock3D", "LTXVideo095DownBlock3D",
+                       "LTXVideo095DownBlock3D", "LTXVideo095DownBlock3D"],
+  "decoder_block_out_channels": [256, 512, 1024],
+  "layers_per_block": [4, 6, 6, 2, 2],
+  "decoder_layers_per_block": [5, 5, 5, 5],
+  "spatio_temporal_scaling": [true, true, true, true],
+  "decoder_spatio_temporal_scaling": [true, true, true],
+  "decoder_inject_noise": [false, false, false, false],
+  "downsample_type": ["spatial", "temporal", "spatiotemporal", "spatiotemporal"],
+  "upsample_residual": [true, true, true],
+  "upsample_factor": [2, 2, 2],
+  "timestep_conditioning": true,
+  "patch_size": 4,
+  "patch_size_t": 1,
+  "resnet_norm_eps": 1e-06,
+  "scaling_factor": 1.0,
+  "encoder_causal": true,
+  "decoder_causal": false,
+  "spatial_compression_ratio": 32,
+  "temporal_compression_ratio": 8
+}"#;
 
-impl VideoCodec for ShapeOnlyVae {
-    fn latent_channels(&self) -> usize {
-        128
-    }
-    fn compression(&self) -> (usize, usize) {
-        (32, 8)
-    }
-    fn timestep_conditioned(&self) -> bool {
-        true
-    }
-    fn encode_condition(
-        &self,
-        _: &[f32],
-        _: usize,
-        _: usize,
-        _: usize,
-        _: &[f32],
-    ) -> Result<Vec<f32>, EngineError> {
-        Err(EngineError::Failed(
-            "the plan generates from text; nothing to encode".into(),
-        ))
-    }
-    fn decode(
-        &self,
-        _: &[f32],
-        dims: [usize; 4],
-        _: f32,
-        _: f32,
-        _: &[f32],
-    ) -> Result<Vec<f32>, EngineError> {
-        let [_, f, h, w] = dims;
-        Ok(vec![0.0; 3 * ((f - 1) * 8 + 1) * h * 32 * w * 32])
-    }
-}
-
-/// The emulator's counters at every denoising progress call.
+/// The emulator's counters at every denoising progress call; when decoding
+/// starts, the denoising loop's totals, and the counters restart so that
+/// the decode's peak is its own.
 struct StepCounters {
     emu: &'static EmulatedDevice,
-    at: Mutex<Vec<Counters>>,
+    steps: Mutex<Vec<Counters>>,
+    denoised: Mutex<Option<Counters>>,
 }
 
 impl JobObserver for StepCounters {
-    fn progress(&self, stage: Stage, _: u32, _: u32) {
-        if stage == Stage::Denoising {
-            self.at.lock().push(self.emu.counters());
+    fn progress(&self, stage: Stage, done: u32, _: u32) {
+        match (stage, done) {
+            (Stage::Denoising, _) => self.steps.lock().push(self.emu.counters()),
+            (Stage::Decoding, 0) => {
+                *self.denoised.lock() = Some(self.emu.counters());
+                self.emu.reset_counters();
+            }
+            _ => {}
         }
     }
     fn should_abort(&self) -> bool {
@@ -167,6 +164,7 @@ fn encode_prompts(
     let weights = Arc::new(WeightFiles::synthetic("T5-XXL (synthetic)"));
     let model = T5EncoderModel::load(&VarBuilder::new(weights, dtype, device), config)
         .unwrap_or_else(|e| fail(format!("building T5-XXL: {e}")));
+    device.release_cached_memory();
     let weight_bytes = emu.counters().live_bytes - before;
     let (ids, mask) = (vec![0u32; TEXT_TOKENS], vec![1u32; TEXT_TOKENS]);
     for _ in 0..prompts {
@@ -209,14 +207,29 @@ fn main() {
     let weights = Arc::new(WeightFiles::synthetic("LTX-Video 2B (synthetic)"));
     let model = LtxVideoTransformer3DModel::new(config, &VarBuilder::new(weights, dtype, &device))
         .unwrap_or_else(|e| fail(format!("building the 2B transformer: {e}")));
+    // synthetic weights are made as zeros and filled: hand the freed
+    // temporaries back so that only the weights stay counted
+    device.release_cached_memory();
     let weight_bytes = emu.counters().live_bytes;
     println!(
         "weights: {:.2} GiB on the device",
         weight_bytes as f64 / (1u64 << 30) as f64
     );
+    let before_vae = emu.counters().live_bytes;
+    let vae_config = VaeConfig::from_json(LTX_095_VAE, "the embedded 0.9.5 VAE config")
+        .unwrap_or_else(|e| fail(format!("VAE config: {e}")));
+    let vae = AutoencoderKLLTXVideo::from_source_on(
+        vae_config,
+        &WeightFiles::synthetic("LTX-Video 0.9.5 VAE (synthetic)"),
+        &device,
+        dtype,
+    )
+    .unwrap_or_else(|e| fail(format!("building the VAE: {e}")));
+    device.release_cached_memory();
+    let vae_weight_bytes = emu.counters().live_bytes - before_vae;
     let pipeline = LtxPipeline {
         transformer: Arc::new(LtxTransformer::new(model)),
-        vae: Arc::new(ShapeOnlyVae),
+        vae: Arc::new(LtxVae::new(vae)),
     };
 
     // The scheduler config every LTX-Video release ships; the fixture
@@ -244,6 +257,8 @@ fn main() {
             conditions: Vec::new(),
             sampling,
         };
+        // each preset starts as a new job: nothing cached from the last
+        device.release_cached_memory();
         emu.reset_counters();
         let t5_weight_bytes = encode_prompts(&device, dtype, emu, passes.min(2));
         let t5 = emu.counters();
@@ -252,7 +267,8 @@ fn main() {
         let start = emu.counters();
         let observer = StepCounters {
             emu,
-            at: Mutex::new(vec![start]),
+            steps: Mutex::new(vec![start]),
+            denoised: Mutex::new(None),
         };
         let (positive, negative) = (prompt(), prompt());
         pipeline
@@ -264,8 +280,12 @@ fn main() {
                 &observer,
             )
             .unwrap_or_else(|e| fail(format!("{preset}: {e}")));
-        let end = emu.counters();
-        let at = observer.at.into_inner();
+        let decode = emu.counters();
+        let end = observer
+            .denoised
+            .into_inner()
+            .unwrap_or_else(|| fail(format!("{preset}: the decode never started")));
+        let at = observer.steps.into_inner();
         // step k spans progress calls k-1 and k; the first also sets up
         let steady: Vec<Counters> = at.windows(2).skip(1).map(|w| w[1].since(&w[0])).collect();
         let per_step = |f: fn(&Counters) -> u64| median(steady.iter().map(f).collect());
@@ -281,8 +301,13 @@ fn main() {
             "latent_tokens": latent_tokens,
             "steps": steps,
             "predictions_per_step": passes,
-            "peak_device_bytes": t5.peak_bytes.max(end.peak_bytes),
+            "peak_device_bytes": t5.peak_bytes.max(end.peak_bytes).max(decode.peak_bytes),
             "denoise_peak_device_bytes": end.peak_bytes,
+            "decode_peak_device_bytes": decode.peak_bytes,
+            "vae_weight_device_bytes": vae_weight_bytes,
+            "decode_launches": decode.launches,
+            "decode_gemm_flops": decode.gemm_flops,
+            "decode_d2h_bytes": decode.d2h_bytes,
             "weight_device_bytes": weight_bytes,
             "h2d_bytes_per_step": per_step(|c| c.h2d_bytes),
             "d2h_bytes_per_step": per_step(|c| c.d2h_bytes),
@@ -300,26 +325,27 @@ fn main() {
             "t5_d2h_bytes": t5.d2h_bytes,
             "t5_launches": t5.launches,
             "t5_gemm_flops": t5.gemm_flops,
-            "vae_on_device": false,
+            "vae_on_device": true,
             "refused_launches": end.faults,
         });
         println!(
             "{preset}: T5 {:.2} GiB of weights; {steps} steps x {passes} predictions; peak {:.2} GiB \
-             ({:.2} GiB while denoising); per step: {:.1} MB up, {:.1} MB down, {} syncs, {} launches, \
+             ({:.2} GiB while denoising, {:.2} GiB decoding); per step: {:.1} MB up, {:.1} MB down, {} syncs, {} launches, \
              {:.2} TFLOP in GEMMs",
             t5_weight_bytes as f64 / (1u64 << 30) as f64,
-            t5.peak_bytes.max(end.peak_bytes) as f64 / (1u64 << 30) as f64,
+            t5.peak_bytes.max(end.peak_bytes).max(decode.peak_bytes) as f64 / (1u64 << 30) as f64,
             end.peak_bytes as f64 / (1u64 << 30) as f64,
+            decode.peak_bytes as f64 / (1u64 << 30) as f64,
             per_step(|c| c.h2d_bytes) as f64 / 1e6,
             per_step(|c| c.d2h_bytes) as f64 / 1e6,
             per_step(|c| c.syncs),
             per_step(|c| c.launches),
             per_step(|c| c.gemm_flops) as f64 / 1e12
         );
-        if end.faults + t5.faults > 0 {
+        if end.faults + t5.faults + decode.faults > 0 {
             fail(format!(
                 "{preset}: the emulator refused {} launches or copies: {}",
-                end.faults + t5.faults,
+                end.faults + t5.faults + decode.faults,
                 emu.last_error()
             ));
         }

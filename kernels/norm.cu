@@ -68,11 +68,55 @@ __device__ void gated_residual_kernel(dptr<T> x, dptr<const T> y, dptr<const T> 
 GENFX_NORMS(bf16)
 GENFX_NORMS(f16)
 
+// RMS norm across the channels of x [batch, channels, positions] (the VAE's
+// RMSNorm over movedim(1, -1)), no learned weight, then the optional
+// per-(batch, channel) modulation y * (1 + scale) + shift (scale and shift
+// [batch, channels], both or neither) and SiLU. One thread per (batch,
+// position): neighbouring threads read neighbouring positions of the same
+// channel, so every pass over the channels is coalesced; f32 statistics.
+template <class T>
+__device__ void channel_rms_norm_kernel(dptr<const T> x, dptr<const T> scale, dptr<const T> shift, dptr<T> y,
+                                        int batch, int channels, i64 positions, float eps, int apply_silu) {
+    const i64 n = i64(batch) * positions;
+    for (i64 i = i64(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += i64(gridDim.x) * blockDim.x) {
+        const i64 b = i / positions, p = i % positions;
+        const i64 base = b * channels * positions + p;
+        float ss = 0.0f;
+        for (int c = 0; c < channels; c++) {
+            const float v = to_f32(T(x[base + c * positions]));
+            ss += v * v;
+        }
+        const float r = 1.0f / sqrtf(ss / float(channels) + eps);
+        for (int c = 0; c < channels; c++) {
+            float v = to_f32(T(x[base + c * positions])) * r;
+            if (scale) {
+                const i64 m = b * channels + c;
+                v = v * (1.0f + to_f32(T(scale[m]))) + to_f32(T(shift[m]));
+            }
+            if (apply_silu) v = silu(v);
+            y[base + c * positions] = from_f32<T>(v);
+        }
+    }
+}
+
+#define GENFX_CHANNEL_NORM(N, T)                                                                               \
+    extern "C" __global__ void channel_rms_norm_##N(dptr<const T> x, dptr<const T> scale, dptr<const T> shift, \
+                                                    dptr<T> y, int batch, int channels, i64 positions,         \
+                                                    float eps, int apply_silu) {                                \
+        channel_rms_norm_kernel<T>(x, scale, shift, y, batch, channels, positions, eps, apply_silu);           \
+    }
+GENFX_CHANNEL_NORM(f32, float)
+GENFX_CHANNEL_NORM(bf16, bf16)
+GENFX_CHANNEL_NORM(f16, f16)
+
 #ifdef GENFX_SIMT
 GENFX_SIMT_EXPORTS(norm) {
     GENFX_SIMT_KERNEL(norm_modulate_bf16);
     GENFX_SIMT_KERNEL(norm_modulate_f16);
     GENFX_SIMT_KERNEL(gated_residual_bf16);
     GENFX_SIMT_KERNEL(gated_residual_f16);
+    GENFX_SIMT_KERNEL(channel_rms_norm_f32);
+    GENFX_SIMT_KERNEL(channel_rms_norm_bf16);
+    GENFX_SIMT_KERNEL(channel_rms_norm_f16);
 }
 #endif

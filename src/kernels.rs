@@ -462,6 +462,79 @@ pub fn conv3d(dtype: Half, output_voxels: usize, c_out: usize) -> Result<Launch,
     })
 }
 
+/// `conv3d_ncdhw_V(x, w, bias (nullable), residual (nullable): dptr<const V>,
+/// y: dptr<V>, batch, frames, height, width, c_in, c_out, kt, kh, kw,
+/// pad_t_front: i32)`: stride-1 3-D convolution on `[B, C, T, H, W]` with
+/// PyTorch's weight layout `[c_out, c_in, kt, kh, kw]`; output of the
+/// input's frames, height and width (edge frames replicated in time, `k / 2`
+/// zeros in space), plus `residual` when given.
+/// `output_voxels` = batch * frames * height * width.
+pub fn conv3d_ncdhw(
+    dtype: Value,
+    output_voxels: usize,
+    c_out: usize,
+) -> Result<Launch, KernelError> {
+    let grid_x = output_voxels.div_ceil(64);
+    if grid_x == 0 || grid_x > i32::MAX as usize || c_out == 0 || c_out.div_ceil(64) > 65_535 {
+        return Err(unsupported(
+            "conv3d_ncdhw",
+            format!("{output_voxels} voxels x {c_out} channels"),
+        ));
+    }
+    Ok(Launch {
+        module: "conv3d",
+        kernel: format!("conv3d_ncdhw_{}", dtype.suffix()),
+        config: LaunchConfig {
+            grid: [grid_x as u32, c_out.div_ceil(64) as u32, 1],
+            block: [THREADS, 1, 1],
+            shared_mem_bytes: 0,
+        },
+    })
+}
+
+/// `channel_rms_norm_V(x, scale, shift (both nullable): dptr<const V>,
+/// y: dptr<V>, batch: i32, channels: i32, positions: i64, eps: f32,
+/// apply_silu: i32)`: RMS norm across the channels of `[B, C, positions]`,
+/// then `* (1 + scale) + shift` (`[B, C]`) and SiLU. One thread per (batch,
+/// position).
+pub fn channel_rms_norm(
+    dtype: Value,
+    batch: usize,
+    channels: usize,
+    positions: usize,
+) -> Result<Launch, KernelError> {
+    fits_i32("channel_rms_norm", "batch", batch)?;
+    fits_i32("channel_rms_norm", "channels", channels)?;
+    Ok(Launch {
+        module: "norm",
+        kernel: format!("channel_rms_norm_{}", dtype.suffix()),
+        config: grid_stride((batch * positions) as u64),
+    })
+}
+
+/// `depth_to_space_ncdhw_V(x: dptr<const V>, y: dptr<V>, batch, channels
+/// (the output's), frames, height, width (the input's), st, sh, sw,
+/// drop_front, order: i32)`: `[B, C*st*sh*sw, T, H, W] -> [B, C, T*st -
+/// drop_front, H*sh, W*sw]`; order 0 is time-height-width, 1 time-width-height.
+pub fn depth_to_space_ncdhw(dtype: Value, output_elements: usize) -> Launch {
+    Launch {
+        module: "pixel_shuffle",
+        kernel: format!("depth_to_space_ncdhw_{}", dtype.suffix()),
+        config: grid_stride(output_elements as u64),
+    }
+}
+
+/// `space_to_depth_ncdhw_V(x: dptr<const V>, y: dptr<V>, batch, channels,
+/// frames, height, width (the input's), st, sh, sw, order: i32)`: the inverse
+/// of [`depth_to_space_ncdhw`] without dropped frames.
+pub fn space_to_depth_ncdhw(dtype: Value, output_elements: usize) -> Launch {
+    Launch {
+        module: "pixel_shuffle",
+        kernel: format!("space_to_depth_ncdhw_{}", dtype.suffix()),
+        config: grid_stride(output_elements as u64),
+    }
+}
+
 /// Query rows per attention block.
 pub const ATTENTION_BLOCK_ROWS: usize = 64;
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use genfx::backend::cuda::dtype::Half;
 use genfx::backend::cuda::{CudaBackend, CudaError};
 use genfx::backend::{
-    AttentionSpec, Backend, BackendStorage, BinaryOp, CpuBackend, CpuStorage, MatStrides,
-    MatmulSpec, Operand, UnaryOp,
+    AttentionSpec, Backend, BackendStorage, BinaryOp, Conv3dSpec, CpuBackend, CpuStorage,
+    MatStrides, MatmulSpec, Operand, SubOrder, TimePadding, UnaryOp,
 };
 use genfx::tensor::{DType, Layout, TensorError};
 use gpu_common::{assert_close, gpu_or_skip, rounded, values};
@@ -359,6 +359,134 @@ fn rope_modulate_and_gated_residual_match_cpu() {
                 .unwrap(),
         );
         assert_close(&c.name("gated_residual"), &got, &want, c.half);
+    }
+}
+
+/// The VAE's volume ops: causal and symmetric conv3d (with bias and the
+/// fused residual, 3x3x3 and 1x1x1 kernels), the channel RMS norm with and
+/// without modulation and SiLU, and both sub-position orders of
+/// depth-to-space (with the upsampler's dropped frame) and space-to-depth.
+/// The conv reduces over up to 5*27 products in another order than the CPU's
+/// GEMM: f32 rounding, far below the tolerance's absolute term.
+#[test]
+fn volume_ops_match_cpu() {
+    let Some(gpu) = gpu_or_skip("volume_ops_match_cpu") else {
+        return;
+    };
+    for c in Case::all(&gpu) {
+        let (b, ci, co, t, h, w) = (2, 5, 6, 3, 5, 7);
+        let lx = Layout::contiguous(&[b, ci, t, h, w]);
+        let (x, cx) = c.put(&values(b * ci * t * h * w, 30));
+        let (r, cr) = c.put(&values(b * co * t * h * w, 31));
+        let lr = Layout::contiguous(&[b, co, t, h, w]);
+        let (bias, cbias) = c.put(&values(co, 32));
+        let lb = Layout::contiguous(&[co]);
+        for (kernel, padding, with_residual) in [
+            ([3, 3, 3], TimePadding::Causal, false),
+            ([3, 3, 3], TimePadding::Symmetric, true),
+            ([1, 1, 1], TimePadding::Causal, true),
+        ] {
+            let n = co * ci * kernel.iter().product::<usize>();
+            let (wt, cwt) = c.put(&values(n, 33));
+            let lw = Layout::contiguous(&[co, ci, kernel[0], kernel[1], kernel[2]]);
+            let spec = Conv3dSpec {
+                batch: b,
+                in_channels: ci,
+                out_channels: co,
+                frames: t,
+                height: h,
+                width: w,
+                kernel,
+                time_padding: padding,
+            };
+            let gr = with_residual.then(|| op(&r, &lr));
+            let crr = with_residual.then(|| op(&cr, &lr));
+            let got = c.get(
+                &*c.gpu
+                    .conv3d(op(&x, &lx), op(&wt, &lw), Some(op(&bias, &lb)), gr, &spec)
+                    .unwrap(),
+            );
+            let want = cpu_get(
+                &*CpuBackend
+                    .conv3d(
+                        op(&cx, &lx),
+                        op(&cwt, &lw),
+                        Some(op(&cbias, &lb)),
+                        crr,
+                        &spec,
+                    )
+                    .unwrap(),
+            );
+            assert_close(
+                &c.name(&format!("conv3d {kernel:?} {padding:?}")),
+                &got,
+                &want,
+                c.half,
+            );
+        }
+
+        let lm = Layout::contiguous(&[b, ci]);
+        let (sc, csc) = c.put(&values(b * ci, 34));
+        let (sh, csh) = c.put(&values(b * ci, 35));
+        for (modulated, silu) in [(false, true), (true, true), (true, false)] {
+            let gm = modulated.then(|| (op(&sc, &lm), op(&sh, &lm)));
+            let cm = modulated.then(|| (op(&csc, &lm), op(&csh, &lm)));
+            let got = c.get(
+                &*c.gpu
+                    .channel_rms_norm(op(&x, &lx), gm.map(|m| m.0), gm.map(|m| m.1), 1e-8, silu)
+                    .unwrap(),
+            );
+            let want = cpu_get(
+                &*CpuBackend
+                    .channel_rms_norm(op(&cx, &lx), cm.map(|m| m.0), cm.map(|m| m.1), 1e-8, silu)
+                    .unwrap(),
+            );
+            let what = format!("channel_rms_norm modulated {modulated} silu {silu}");
+            assert_close(&c.name(&what), &got, &want, c.half);
+        }
+
+        // [2, 8, 2, 3, 2] <-> [2, 1, 4, 6, 4] by 2x2x2 blocks.
+        let ld = Layout::contiguous(&[2, 8, 2, 3, 2]);
+        let (d, cd) = c.put(&values(2 * 8 * 2 * 3 * 2, 36));
+        for order in [SubOrder::TimeHeightWidth, SubOrder::TimeWidthHeight] {
+            for drop in [0, 1] {
+                let got = c.get(
+                    &*c.gpu
+                        .depth_to_space_3d(op(&d, &ld), [2, 2, 2], order, drop)
+                        .unwrap(),
+                );
+                let want = cpu_get(
+                    &*CpuBackend
+                        .depth_to_space_3d(op(&cd, &ld), [2, 2, 2], order, drop)
+                        .unwrap(),
+                );
+                assert_eq!(
+                    got,
+                    want,
+                    "depth_to_space {order:?} drop {drop} [{}]",
+                    c.dtype()
+                );
+            }
+            let ls = Layout::contiguous(&[2, 1, 4, 6, 4]);
+            for factors in [[2, 2, 2], [1, 2, 4], [2, 1, 1]] {
+                let got = c.get(
+                    &*c.gpu
+                        .space_to_depth_3d(op(&d, &ls), factors, order)
+                        .unwrap(),
+                );
+                let want = cpu_get(
+                    &*CpuBackend
+                        .space_to_depth_3d(op(&cd, &ls), factors, order)
+                        .unwrap(),
+                );
+                assert_eq!(
+                    got,
+                    want,
+                    "space_to_depth {factors:?} {order:?} [{}]",
+                    c.dtype()
+                );
+            }
+        }
     }
 }
 

@@ -166,6 +166,10 @@ fn all_launches() -> Vec<(String, String)> {
         }
     }
     for v in [Value::F32, Value::Bf16, Value::F16] {
+        launches.push(kernels::conv3d_ncdhw(v, 1, 1).unwrap());
+        launches.push(kernels::channel_rms_norm(v, 1, 1, 1).unwrap());
+        launches.push(kernels::depth_to_space_ncdhw(v, 1));
+        launches.push(kernels::space_to_depth_ncdhw(v, 1));
         launches.push(kernels::euler_step(v, 1, 1).unwrap());
         launches.push(kernels::guidance_combine(v, 1, 1).unwrap());
         for s in [Sample::U8, Sample::U16, Sample::F32] {

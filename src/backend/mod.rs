@@ -145,6 +145,47 @@ pub trait QueueMark: Send {
     fn wait(&self) -> Result<()>;
 }
 
+/// How a causal 3-D convolution fills the frames before and after the clip.
+/// Both replicate the edge frame, as LTX-Video's `LTXVideoCausalConv3d`
+/// does, instead of padding with zeros; space is zero-padded by `k / 2`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimePadding {
+    /// `kt - 1` copies of the first frame before the clip.
+    Causal,
+    /// `(kt - 1) / 2` copies of the first frame before and of the last after.
+    Symmetric,
+}
+
+/// A stride-1 3-D convolution that keeps the input's frames, height and
+/// width: input contiguous `[batch, in_channels, frames, height, width]`,
+/// weight contiguous `[out_channels, in_channels, kt, kh, kw]` (PyTorch's),
+/// bias `[out_channels]`, optional residual contiguous of the output's dims
+/// added in the same pass; output `[batch, out_channels, frames, height,
+/// width]`. `kh` and `kw` are odd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv3dSpec {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub frames: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: [usize; 3],
+    pub time_padding: TimePadding,
+}
+
+/// Order in which the sub-positions `(a, i, j)` of one `ft × fh × fw` block
+/// are packed into channels by space-to-depth (and read by depth-to-space).
+/// LTX-Video's (down/up)samplers use time-height-width; its patchify and
+/// unpatchify use time-width-height.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubOrder {
+    /// Channel `((c * ft + a) * fh + i) * fw + j` holds sub-position (a, i, j).
+    TimeHeightWidth,
+    /// Channel `((c * ft + a) * fw + j) * fh + i` holds sub-position (a, i, j).
+    TimeWidthHeight,
+}
+
 type Out = Result<Box<dyn BackendStorage>>;
 
 /// The operations a device provides. See the module docs for conventions.
@@ -239,6 +280,49 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// (possibly broadcast, last stride 1).
     fn gated_residual(&self, x: Operand<'_>, gate: Operand<'_>, y: Operand<'_>) -> Out {
         Err(self.unsupported("gated_residual", x.dtype()))
+    }
+
+    /// See [`Conv3dSpec`].
+    fn conv3d(
+        &self,
+        x: Operand<'_>,
+        weight: Operand<'_>,
+        bias: Option<Operand<'_>>,
+        residual: Option<Operand<'_>>,
+        spec: &Conv3dSpec,
+    ) -> Out {
+        Err(self.unsupported("conv3d", x.dtype()))
+    }
+    /// RMS norm across the channels (dim 1) of contiguous
+    /// `[batch, channels, positions..]`, no learned weight, then
+    /// `y * (1 + scale) + shift` with contiguous `[batch, channels]` scale
+    /// and shift (both or neither), then SiLU when `silu`: the VAE's
+    /// `RMSNorm` over `movedim(1, -1)` fused with what always follows it.
+    fn channel_rms_norm(
+        &self,
+        x: Operand<'_>,
+        scale: Option<Operand<'_>>,
+        shift: Option<Operand<'_>>,
+        eps: f32,
+        silu: bool,
+    ) -> Out {
+        Err(self.unsupported("channel_rms_norm", x.dtype()))
+    }
+    /// Contiguous `[b, c*ft*fh*fw, t, h, w]` -> `[b, c, t*ft - drop_front,
+    /// h*fh, w*fw]`, dropping the first `drop_front` output frames.
+    fn depth_to_space_3d(
+        &self,
+        x: Operand<'_>,
+        factors: [usize; 3],
+        order: SubOrder,
+        drop_front: usize,
+    ) -> Out {
+        Err(self.unsupported("depth_to_space_3d", x.dtype()))
+    }
+    /// Contiguous `[b, c, t, h, w]` -> `[b, c*ft*fh*fw, t/ft, h/fh, w/fw]`
+    /// (the dims divide).
+    fn space_to_depth_3d(&self, x: Operand<'_>, factors: [usize; 3], order: SubOrder) -> Out {
+        Err(self.unsupported("space_to_depth_3d", x.dtype()))
     }
 
     /// Hands memory this backend keeps for reuse (freed buffers of a

@@ -229,13 +229,24 @@ pub struct LtxVae {
 }
 
 impl LtxVae {
+    /// The VAE on the CPU in f32.
     pub fn load(dir: &Path) -> Result<Self, EngineError> {
-        let model = AutoencoderKLLTXVideo::load(dir)
+        Self::load_on(dir, &Device::cpu(), DType::F32)
+    }
+
+    /// The VAE on `device` with weights and activations in `dtype`.
+    pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self, EngineError> {
+        let model = AutoencoderKLLTXVideo::load_on(dir, device, dtype)
             .map_err(|e| EngineError::NoModel(format!("VAE: {e}")))?;
-        Ok(Self {
+        Ok(Self::new(model))
+    }
+
+    /// A built model, decoding in the default tiles.
+    pub fn new(model: AutoencoderKLLTXVideo) -> Self {
+        Self {
             model,
             tiling: Tiling::default(),
-        })
+        }
     }
 }
 

@@ -65,8 +65,7 @@ impl DeviceChoice {
 
 /// The device the transformer of this process runs on, chosen once: a GPU
 /// falls back to the CPU (said once in the log) when none can be used. The
-/// text encoder runs there too (see [`T5Prompts::load_as`]); the VAE runs on
-/// the CPU: it has no GPU path yet.
+/// text encoder (see [`T5Prompts::load_as`]) and the VAE run there too.
 pub fn transformer_device() -> Device {
     static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
     DEVICE
@@ -115,7 +114,13 @@ impl LtxEngine {
             let transformer =
                 LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
             let transformer_layers = transformer.num_layers();
-            let vae = LtxVae::load(&root.join("vae"))?;
+            // The VAE decodes beside the transformer; an f16 card keeps it
+            // in f32, as nothing bounds its activations to f16's range.
+            let vae_dtype = match self.dtype {
+                DType::F16 => DType::F32,
+                other => other,
+            };
+            let vae = LtxVae::load_on(&root.join("vae"), &self.device, vae_dtype)?;
             // The text encoder runs beside the transformer, in its dtype
             // (on the CPU in f32 for an f16 card: T5 overflows f16); its
             // weights are read for a job's new prompts and released once

@@ -12,6 +12,7 @@ mod layout;
 mod ops;
 mod sampling;
 mod view;
+mod volume_ops;
 
 use std::fmt;
 use std::sync::Arc;

@@ -26,6 +26,10 @@ use crate::backend::Device;
 use crate::tensor::{DType, Tensor};
 
 /// The weight files of one model component and which tensor is where.
+/// What every synthetic weight holds: 1 is valid for any parameter (a
+/// scale or a standard deviation must not be 0), and means nothing.
+pub const SYNTHETIC_VALUE: f32 = 1.0;
+
 pub struct WeightFiles {
     /// The folder, index or file the weights were opened from (for errors).
     location: PathBuf,
@@ -116,8 +120,8 @@ impl WeightFiles {
     }
 
     /// Weights with no files behind them: a model built from these gets
-    /// every tensor it asks for, of the shape it asks for, made as zeros on
-    /// its device without passing through the host. For plans and dry runs
+    /// every tensor it asks for, of the shape it asks for, filled with
+    /// [`SYNTHETIC_VALUE`] on its device without passing through the host. For plans and dry runs
     /// of full-size models (`cargo xtask bench gpu-plan`) on machines that
     /// neither have nor could hold the real files; never for output.
     pub fn synthetic(label: &str) -> Self {
@@ -163,6 +167,11 @@ impl WeightFiles {
         }
     }
 
+    /// Whether these are [`WeightFiles::synthetic`] weights.
+    pub fn is_synthetic(&self) -> bool {
+        self.synthetic
+    }
+
     pub fn location(&self) -> &Path {
         &self.location
     }
@@ -195,10 +204,12 @@ impl WeightFiles {
     ) -> Result<Tensor, WeightError> {
         if self.synthetic {
             self.used.lock().insert(name.to_string());
-            return Tensor::zeros(dims, dtype, device).map_err(|source| WeightError::Tensor {
-                name: name.to_string(),
-                source,
-            });
+            return Tensor::zeros(dims, dtype, device)
+                .and_then(|t| t.affine(1.0, SYNTHETIC_VALUE))
+                .map_err(|source| WeightError::Tensor {
+                    name: name.to_string(),
+                    source,
+                });
         }
         let &i = self
             .which

@@ -197,6 +197,8 @@ export RUST_BACKTRACE=1
 unset GENFX_FORCE_NO_CUDA GENFX_DEVICE
 if [ "$EMULATED" = 1 ]; then
     unset GENFX_GPU_TEST_REPORT
+    # exact-size buffers, so the emulator's bounds checks see short ones
+    export GENFX_CUDA_NO_CACHING=1
     export GENFX_CUDA_DRIVER_LIB="$PACK/lib/libgenfx_cuda_emu.so"
     export GENFX_CUBLAS_LIB="$PACK/lib/libgenfx_cublas_emu.so"
     echo "(emulated run: the tests open the emulated device and write no report)" >"$OUT/report.txt"

@@ -29,7 +29,7 @@ use crate::util::{cargo, exec, root};
 /// The pack may not be larger than this (the device machine takes 64 MiB).
 const MAX_PACK_BYTES: u64 = 60 * 1024 * 1024;
 /// Default time budget of `--check`'s emulated run, in seconds.
-const DEFAULT_CHECK_BUDGET: u64 = 600;
+const DEFAULT_CHECK_BUDGET: u64 = 1500;
 /// Wheels that diffusers needs and a PyTorch + Transformers machine may lack
 /// (pure Python). Pillow, also needed, is left out: it is binary per Python
 /// version, and torchvision machines have it.

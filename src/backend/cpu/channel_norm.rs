@@ -85,38 +85,6 @@ pub fn rms_norm_channels(
     out
 }
 
-/// `y = (x - mean[c]) * scale / std[c]` for `[batch, channels, positions]`:
-/// the pipeline's per-channel latent normalisation. `inverse` undoes it:
-/// `x = y * std[c] / scale + mean[c]`.
-pub fn normalize_channels(
-    x: &mut [f32],
-    dims: [usize; 3],
-    mean: &[f32],
-    std: &[f32],
-    scale: f32,
-    inverse: bool,
-) {
-    let [batch, channels, positions] = dims;
-    assert_eq!(
-        x.len(),
-        batch * channels * positions,
-        "normalize_channels input length"
-    );
-    assert_eq!(mean.len(), channels, "latent mean length");
-    assert_eq!(std.len(), channels, "latent std length");
-    for (i, row) in x.chunks_exact_mut(positions.max(1)).enumerate() {
-        let c = i % channels;
-        let (m, s) = (mean[c], std[c]);
-        for v in row {
-            *v = if inverse {
-                *v * s / scale + m
-            } else {
-                (*v - m) * scale / s
-            };
-        }
-    }
-}
-
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
 // SAFETY: only used to write disjoint regions of a buffer that outlives the
@@ -166,20 +134,6 @@ mod tests {
                     assert!((y[i] - expect).abs() < 1e-5, "{} vs {}", y[i], expect);
                 }
             }
-        }
-    }
-
-    #[test]
-    fn normalisation_round_trips() {
-        let mut x: Vec<f32> = (0..24).map(|i| i as f32 * 0.25 - 2.0).collect();
-        let orig = x.clone();
-        let mean = [0.5, -1.0, 0.25];
-        let std = [2.0, 0.5, 1.5];
-        normalize_channels(&mut x, [2, 3, 4], &mean, &std, 0.8, false);
-        assert!((x[0] - (orig[0] - 0.5) * 0.8 / 2.0).abs() < 1e-6);
-        normalize_channels(&mut x, [2, 3, 4], &mean, &std, 0.8, true);
-        for (a, b) in x.iter().zip(&orig) {
-            assert!((a - b).abs() < 1e-5);
         }
     }
 }

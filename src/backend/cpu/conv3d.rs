@@ -12,15 +12,7 @@
 
 use rayon::prelude::*;
 
-/// How frames beyond the clip are filled. Both replicate the edge frame, as
-/// LTX-Video's causal convolution does, instead of padding with zeros.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimePadding {
-    /// `kt - 1` copies of the first frame before the clip.
-    Causal,
-    /// `(kt - 1) / 2` copies of the first frame before and of the last after.
-    Symmetric,
-}
+pub use crate::backend::TimePadding;
 
 /// Weights of one convolution, repacked at load time for the implicit GEMM.
 #[derive(Clone, Debug)]

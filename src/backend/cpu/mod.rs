@@ -19,7 +19,8 @@ mod storage;
 pub use storage::CpuStorage;
 
 use super::{
-    AttentionSpec, Backend, BackendStorage, BinaryOp, GuidanceSpec, MatmulSpec, Operand, UnaryOp,
+    AttentionSpec, Backend, BackendStorage, BinaryOp, Conv3dSpec, GuidanceSpec, MatmulSpec,
+    Operand, SubOrder, UnaryOp,
 };
 use crate::tensor::{DType, Result, TensorError};
 
@@ -227,4 +228,114 @@ impl Backend for CpuBackend {
     fn gated_residual(&self, x: Operand<'_>, gate: Operand<'_>, y: Operand<'_>) -> Out {
         boxed(elementwise::gated_residual(x, gate, y)?)
     }
+
+    fn conv3d(
+        &self,
+        x: Operand<'_>,
+        weight: Operand<'_>,
+        bias: Option<Operand<'_>>,
+        residual: Option<Operand<'_>>,
+        spec: &Conv3dSpec,
+    ) -> Out {
+        const OP: &str = "conv3d";
+        let &Conv3dSpec {
+            batch,
+            in_channels: ci,
+            out_channels: co,
+            frames,
+            height,
+            width,
+            kernel,
+            time_padding,
+        } = spec;
+        let input = contiguous_f32(OP, &x)?;
+        let w = contiguous_f32(OP, &weight)?;
+        let b = bias.map(|b| contiguous_f32(OP, &b)).transpose()?;
+        let r = residual.map(|r| contiguous_f32(OP, &r)).transpose()?;
+        let voxels = batch * frames * height * width;
+        if input.len() != voxels * ci || r.is_some_and(|r| r.len() != voxels * co) {
+            return Err(TensorError::invalid(OP, "operands do not fit the spec"));
+        }
+        // The implicit GEMM wants the weight as one [Co, kt*Ci] matrix per
+        // spatial tap. Repacking on every call keeps one weight layout for
+        // every backend; it moves Co*Ci*27 values, nothing beside the
+        // conv's Co*Ci*27 multiply-adds per output voxel.
+        let packed = conv3d::Conv3dWeights::new(w, b.unwrap_or(&[]), co, ci, kernel)
+            .map_err(|e| TensorError::invalid(OP, e.to_string()))?;
+        let dims = [batch, ci, frames, height, width];
+        boxed(conv3d::conv3d(input, dims, &packed, time_padding, r))
+    }
+
+    fn channel_rms_norm(
+        &self,
+        x: Operand<'_>,
+        scale: Option<Operand<'_>>,
+        shift: Option<Operand<'_>>,
+        eps: f32,
+        silu: bool,
+    ) -> Out {
+        const OP: &str = "channel_rms_norm";
+        let dims = x.layout.dims();
+        if dims.len() < 2 {
+            return Err(TensorError::invalid(OP, "needs [batch, channels, ..]"));
+        }
+        let (batch, channels) = (dims[0], dims[1]);
+        let positions = dims[2..].iter().product();
+        let data = contiguous_f32(OP, &x)?;
+        let modulation = match (scale, shift) {
+            (Some(sc), Some(sh)) => {
+                let (scale, shift) = (contiguous_f32(OP, &sc)?, contiguous_f32(OP, &sh)?);
+                if scale.len() != batch * channels || shift.len() != batch * channels {
+                    return Err(TensorError::invalid(
+                        OP,
+                        "modulation must be [batch, channels]",
+                    ));
+                }
+                Some(channel_norm::Modulation { scale, shift })
+            }
+            (None, None) => None,
+            _ => return Err(TensorError::invalid(OP, "scale and shift come together")),
+        };
+        boxed(channel_norm::rms_norm_channels(
+            data,
+            [batch, channels, positions],
+            eps,
+            modulation,
+            silu,
+        ))
+    }
+
+    fn depth_to_space_3d(
+        &self,
+        x: Operand<'_>,
+        factors: [usize; 3],
+        order: SubOrder,
+        drop_front: usize,
+    ) -> Out {
+        const OP: &str = "depth_to_space_3d";
+        let dims = five_dims(OP, x.layout.dims())?;
+        let block: usize = factors.iter().product();
+        if block == 0 || dims[1] % block != 0 || drop_front > dims[2] * factors[0] {
+            return Err(TensorError::invalid(OP, "factors do not fit the dims"));
+        }
+        let data = contiguous_f32(OP, &x)?;
+        boxed(space_depth::depth_to_space(
+            data, dims, factors, order, drop_front,
+        ))
+    }
+
+    fn space_to_depth_3d(&self, x: Operand<'_>, factors: [usize; 3], order: SubOrder) -> Out {
+        const OP: &str = "space_to_depth_3d";
+        let dims = five_dims(OP, x.layout.dims())?;
+        if factors.contains(&0) || (2..5).any(|d| dims[d] % factors[d - 2] != 0) {
+            return Err(TensorError::invalid(OP, "factors do not divide the dims"));
+        }
+        let data = contiguous_f32(OP, &x)?;
+        boxed(space_depth::space_to_depth(data, dims, factors, order))
+    }
+}
+
+fn five_dims(op: &'static str, dims: &[usize]) -> Result<[usize; 5]> {
+    dims.try_into()
+        .map_err(|_| TensorError::invalid(op, format!("expected 5 dims, got {dims:?}")))
 }

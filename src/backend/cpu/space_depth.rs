@@ -5,21 +5,18 @@
 
 use rayon::prelude::*;
 
-/// Order in which the sub-positions of one block are packed into channels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SubOrder {
-    /// Channel `((c * ft + a) * fh + i) * fw + j` holds sub-position (a, i, j).
-    TimeHeightWidth,
-    /// Channel `((c * ft + a) * fw + j) * fh + i` holds sub-position (a, i, j).
-    TimeWidthHeight,
-}
+pub use crate::backend::SubOrder;
 
-impl SubOrder {
-    fn channel(self, c: usize, [a, i, j]: [usize; 3], [ft, fh, fw]: [usize; 3]) -> usize {
-        match self {
-            SubOrder::TimeHeightWidth => ((c * ft + a) * fh + i) * fw + j,
-            SubOrder::TimeWidthHeight => ((c * ft + a) * fw + j) * fh + i,
-        }
+/// The input channel that holds sub-position `(a, i, j)` of channel `c`.
+fn sub_channel(
+    order: SubOrder,
+    c: usize,
+    [a, i, j]: [usize; 3],
+    [ft, fh, fw]: [usize; 3],
+) -> usize {
+    match order {
+        SubOrder::TimeHeightWidth => ((c * ft + a) * fh + i) * fw + j,
+        SubOrder::TimeWidthHeight => ((c * ft + a) * fw + j) * fh + i,
     }
 }
 
@@ -107,7 +104,7 @@ pub fn depth_to_space(
                     let dst_row =
                         &mut dst[(t_out * ho + y_out) * wo..(t_out * ho + y_out + 1) * wo];
                     for j in 0..fw {
-                        let ic = order.channel(c, [a, i, j], factors);
+                        let ic = sub_channel(order, c, [a, i, j], factors);
                         let src_row = &x
                             [(b * in_channels + ic) * plane_in + (t * height + y) * width..]
                             [..width];

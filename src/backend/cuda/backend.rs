@@ -20,8 +20,8 @@ use super::probe::{guard, Libraries};
 use super::storage::CudaStorage;
 use super::tensor_ops::{StridedArg, TENSOR_OPS};
 use crate::backend::{
-    AttentionSpec, Backend, BackendStorage, BinaryOp, CpuStorage, GuidanceSpec, MatmulSpec,
-    Operand, QueueMark, UnaryOp,
+    AttentionSpec, Backend, BackendStorage, BinaryOp, Conv3dSpec, CpuStorage, GuidanceSpec,
+    MatmulSpec, Operand, QueueMark, SubOrder, TimePadding, UnaryOp,
 };
 use crate::kernels;
 use crate::tensor::{contiguous_strides, DType, Layout, Result, TensorError};
@@ -46,6 +46,22 @@ impl std::fmt::Debug for CudaBackend {
 
 fn suffix(dtype: DType) -> &'static str {
     dtype.name()
+}
+
+/// The storage type of the kernels that come in f32, bf16 and f16.
+fn value(dtype: DType) -> kernels::Value {
+    match dtype {
+        DType::F32 => kernels::Value::F32,
+        DType::BF16 => kernels::Value::Bf16,
+        DType::F16 => kernels::Value::F16,
+    }
+}
+
+fn order_code(order: SubOrder) -> i32 {
+    match order {
+        SubOrder::TimeHeightWidth => 0,
+        SubOrder::TimeWidthHeight => 1,
+    }
 }
 
 fn unary_code(op: UnaryOp) -> i32 {
@@ -809,15 +825,6 @@ fn flash_kind(spec: &AttentionSpec, dtype: DType, cc: (i32, i32)) -> Option<kern
     ok.then_some(half)
 }
 
-/// A sampler kernel's name suffix for values stored as `dtype`.
-fn value(dtype: DType) -> kernels::Value {
-    match dtype {
-        DType::F32 => kernels::Value::F32,
-        DType::BF16 => kernels::Value::Bf16,
-        DType::F16 => kernels::Value::F16,
-    }
-}
-
 fn kernel_err(op: &'static str, e: kernels::KernelError) -> TensorError {
     TensorError::InvalidArgument {
         op,
@@ -844,6 +851,13 @@ impl QueueMark for StreamMark {
             msg: e.to_string(),
         })
     }
+}
+
+fn volume(op: &'static str, dims: &[usize]) -> Result<[usize; 5]> {
+    dims.try_into().map_err(|_| TensorError::InvalidArgument {
+        op,
+        msg: format!("expected 5 dims, got {dims:?}"),
+    })
 }
 
 fn check_same_dims(op: &'static str, a: &Layout, b: &Layout) -> Result<()> {
@@ -1523,6 +1537,223 @@ impl Backend for CudaBackend {
                     n64.into(),
                 ],
             )?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn conv3d(
+        &self,
+        x: Operand<'_>,
+        weight: Operand<'_>,
+        bias: Option<Operand<'_>>,
+        residual: Option<Operand<'_>>,
+        spec: &Conv3dSpec,
+    ) -> Out {
+        const OP: &str = "conv3d";
+        let dtype = x.dtype();
+        let &Conv3dSpec {
+            batch,
+            in_channels: ci,
+            out_channels: co,
+            frames,
+            height,
+            width,
+            kernel: [kt, kh, kw],
+            time_padding,
+        } = spec;
+        let xa = self.arg(OP, x, dtype, true)?;
+        let wa = self.arg(OP, weight, dtype, true)?;
+        let ba = bias.map(|b| self.arg(OP, b, dtype, true)).transpose()?;
+        let ra = residual.map(|r| self.arg(OP, r, dtype, true)).transpose()?;
+        let voxels = batch * frames * height * width;
+        let fits = xa.layout.elem_count() == voxels * ci
+            && wa.layout.elem_count() == co * ci * kt * kh * kw
+            && !ba.as_ref().is_some_and(|b| b.layout.elem_count() != co)
+            && !ra
+                .as_ref()
+                .is_some_and(|r| r.layout.elem_count() != voxels * co);
+        if !fits || kh % 2 == 0 || kw % 2 == 0 || kt == 0 {
+            return Err(TensorError::InvalidArgument {
+                op: OP,
+                msg: format!("operands do not fit {spec:?}"),
+            });
+        }
+        let out = self.alloc(voxels * co, dtype)?;
+        if voxels == 0 || co == 0 {
+            return Ok(Box::new(out));
+        }
+        let pad_front = match time_padding {
+            TimePadding::Causal => kt - 1,
+            TimePadding::Symmetric => (kt - 1) / 2,
+        };
+        let launch = kernels::conv3d_ncdhw(value(dtype), voxels, co).map_err(|e| {
+            self.err(CudaError::Invalid {
+                op: OP,
+                detail: e.to_string(),
+            })
+        })?;
+        let args = [
+            xa.ptr().into(),
+            wa.ptr().into(),
+            ba.as_ref().map_or(0, |b| b.ptr()).into(),
+            ra.as_ref().map_or(0, |r| r.ptr()).into(),
+            out.ptr().into(),
+            int(OP, batch)?.into(),
+            int(OP, frames)?.into(),
+            int(OP, height)?.into(),
+            int(OP, width)?.into(),
+            int(OP, ci)?.into(),
+            int(OP, co)?.into(),
+            int(OP, kt)?.into(),
+            int(OP, kh)?.into(),
+            int(OP, kw)?.into(),
+            int(OP, pad_front)?.into(),
+        ];
+        self.launch_kernel(&launch, &args)?;
+        Ok(Box::new(out))
+    }
+
+    fn channel_rms_norm(
+        &self,
+        x: Operand<'_>,
+        scale: Option<Operand<'_>>,
+        shift: Option<Operand<'_>>,
+        eps: f32,
+        silu: bool,
+    ) -> Out {
+        const OP: &str = "channel_rms_norm";
+        let dtype = x.dtype();
+        let dims = x.layout.dims();
+        if dims.len() < 2 {
+            return Err(TensorError::InvalidArgument {
+                op: OP,
+                msg: "needs [batch, channels, ..]".into(),
+            });
+        }
+        let (batch, channels) = (dims[0], dims[1]);
+        let positions: usize = dims[2..].iter().product();
+        let xa = self.arg(OP, x, dtype, true)?;
+        let (sc, sh) = match (scale, shift) {
+            (Some(a), Some(b)) => (
+                Some(self.arg(OP, a, dtype, true)?),
+                Some(self.arg(OP, b, dtype, true)?),
+            ),
+            (None, None) => (None, None),
+            _ => {
+                return Err(TensorError::InvalidArgument {
+                    op: OP,
+                    msg: "scale and shift come together".into(),
+                })
+            }
+        };
+        if [&sc, &sh].iter().any(|m| {
+            m.as_ref()
+                .is_some_and(|m| m.layout.elem_count() != batch * channels)
+        }) {
+            return Err(TensorError::InvalidArgument {
+                op: OP,
+                msg: "modulation must be [batch, channels]".into(),
+            });
+        }
+        let n = xa.layout.elem_count();
+        let out = self.alloc(n, dtype)?;
+        if n == 0 {
+            return Ok(Box::new(out));
+        }
+        let launch =
+            kernels::channel_rms_norm(value(dtype), batch, channels, positions).map_err(|e| {
+                self.err(CudaError::Invalid {
+                    op: OP,
+                    detail: e.to_string(),
+                })
+            })?;
+        let args = [
+            xa.ptr().into(),
+            sc.as_ref().map_or(0, |a| a.ptr()).into(),
+            sh.as_ref().map_or(0, |a| a.ptr()).into(),
+            out.ptr().into(),
+            int(OP, batch)?.into(),
+            int(OP, channels)?.into(),
+            (positions as i64).into(),
+            eps.into(),
+            i32::from(silu).into(),
+        ];
+        self.launch_kernel(&launch, &args)?;
+        Ok(Box::new(out))
+    }
+
+    fn depth_to_space_3d(
+        &self,
+        x: Operand<'_>,
+        factors: [usize; 3],
+        order: SubOrder,
+        drop_front: usize,
+    ) -> Out {
+        const OP: &str = "depth_to_space_3d";
+        let dtype = x.dtype();
+        let [b, c, t, h, w] = volume(OP, x.layout.dims())?;
+        let [st, sh, sw] = factors;
+        let block = st * sh * sw;
+        if block == 0 || c % block != 0 || drop_front > t * st {
+            return Err(TensorError::InvalidArgument {
+                op: OP,
+                msg: format!("factors {factors:?} do not fit {:?}", x.layout.dims()),
+            });
+        }
+        let xa = self.arg(OP, x, dtype, true)?;
+        let n = b * (c / block) * (t * st - drop_front) * h * sh * w * sw;
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let launch = kernels::depth_to_space_ncdhw(value(dtype), n);
+            let args = [
+                xa.ptr().into(),
+                out.ptr().into(),
+                int(OP, b)?.into(),
+                int(OP, c / block)?.into(),
+                int(OP, t)?.into(),
+                int(OP, h)?.into(),
+                int(OP, w)?.into(),
+                int(OP, st)?.into(),
+                int(OP, sh)?.into(),
+                int(OP, sw)?.into(),
+                int(OP, drop_front)?.into(),
+                order_code(order).into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
+        }
+        Ok(Box::new(out))
+    }
+
+    fn space_to_depth_3d(&self, x: Operand<'_>, factors: [usize; 3], order: SubOrder) -> Out {
+        const OP: &str = "space_to_depth_3d";
+        let dtype = x.dtype();
+        let [b, c, t, h, w] = volume(OP, x.layout.dims())?;
+        let [st, sh, sw] = factors;
+        if factors.contains(&0) || t % st != 0 || h % sh != 0 || w % sw != 0 {
+            return Err(TensorError::InvalidArgument {
+                op: OP,
+                msg: format!("factors {factors:?} do not divide {:?}", x.layout.dims()),
+            });
+        }
+        let xa = self.arg(OP, x, dtype, true)?;
+        let n = b * c * t * h * w;
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let launch = kernels::space_to_depth_ncdhw(value(dtype), n);
+            let args = [
+                xa.ptr().into(),
+                out.ptr().into(),
+                int(OP, b)?.into(),
+                int(OP, c)?.into(),
+                int(OP, t)?.into(),
+                int(OP, h)?.into(),
+                int(OP, w)?.into(),
+                int(OP, st)?.into(),
+                int(OP, sh)?.into(),
+                int(OP, sw)?.into(),
+                order_code(order).into(),
+            ];
+            self.launch_kernel(&launch, &args)?;
         }
         Ok(Box::new(out))
     }

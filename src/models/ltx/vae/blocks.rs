@@ -6,8 +6,8 @@ use super::error::Result;
 use super::resnet::ResnetBlock3d;
 use super::sampling::{Downsampler3d, Upsampler3d};
 use super::timestep_embedding::TimestepEmbedder;
-use super::volume::Volume;
 use super::weights::Weights;
+use crate::tensor::Tensor;
 
 /// `resnets.0` .. `resnets.{layers-1}` under `w`, all at `channels`.
 fn load_resnets(
@@ -61,14 +61,14 @@ impl DownBlock095 {
         })
     }
 
-    pub fn forward(&self, x: Volume) -> Volume {
+    pub fn forward(&self, x: Tensor) -> Result<Tensor> {
         let mut h = x;
         for r in &self.resnets {
-            h = r.forward(&h, None);
+            h = r.forward(&h, None)?;
         }
         match &self.downsampler {
             Some(d) => d.forward(&h),
-            None => h,
+            None => Ok(h),
         }
     }
 }
@@ -95,16 +95,16 @@ impl MidBlock {
     }
 
     /// `timesteps` are the decoder's scaled timesteps, one per batch item.
-    pub fn forward(&self, x: Volume, timesteps: Option<&[f32]>) -> Volume {
+    pub fn forward(&self, x: Tensor, timesteps: Option<&[f32]>) -> Result<Tensor> {
         let temb = match (&self.time_embedder, timesteps) {
-            (Some(e), Some(t)) => Some(e.forward(t)),
+            (Some(e), Some(t)) => Some(e.forward(t)?),
             _ => None,
         };
         let mut h = x;
         for r in &self.resnets {
-            h = r.forward(&h, temb.as_deref());
+            h = r.forward(&h, temb.as_ref())?;
         }
-        h
+        Ok(h)
     }
 }
 
@@ -140,9 +140,9 @@ impl UpBlock {
         })
     }
 
-    pub fn forward(&self, x: Volume, timesteps: Option<&[f32]>) -> Volume {
+    pub fn forward(&self, x: Tensor, timesteps: Option<&[f32]>) -> Result<Tensor> {
         let h = match &self.upsampler {
-            Some(u) => u.forward(&x),
+            Some(u) => u.forward(&x)?,
             None => x,
         };
         self.resnets.forward(h, timesteps)

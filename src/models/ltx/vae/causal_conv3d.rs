@@ -1,14 +1,16 @@
 //! `LTXVideoCausalConv3d`: a 3-D convolution whose time axis is padded by
 //! repeating the edge frames (only the first, before the clip, when causal).
 
-use crate::backend::cpu::conv3d::{conv3d, Conv3dWeights, TimePadding};
+use crate::backend::TimePadding;
+use crate::tensor::Tensor;
 
 use super::error::Result;
-use super::volume::Volume;
 use super::weights::Weights;
 
 pub struct CausalConv3d {
-    weights: Conv3dWeights,
+    /// `[out, in, k, k, k]`, PyTorch's layout.
+    weight: Tensor,
+    bias: Tensor,
     padding: TimePadding,
 }
 
@@ -22,34 +24,22 @@ impl CausalConv3d {
         causal: bool,
     ) -> Result<Self> {
         let w = w.at("conv");
-        let weight = w.get(
-            "weight",
-            &[out_channels, in_channels, kernel, kernel, kernel],
-        )?;
-        let bias = w.get("bias", &[out_channels])?;
-        let weights = Conv3dWeights::new(&weight, &bias, out_channels, in_channels, [kernel; 3])?;
-        let padding = if causal {
-            TimePadding::Causal
-        } else {
-            TimePadding::Symmetric
-        };
-        Ok(Self { weights, padding })
-    }
-
-    pub fn out_channels(&self) -> usize {
-        self.weights.out_channels()
+        Ok(Self {
+            weight: w.tensor(
+                "weight",
+                &[out_channels, in_channels, kernel, kernel, kernel],
+            )?,
+            bias: w.tensor("bias", &[out_channels])?,
+            padding: if causal {
+                TimePadding::Causal
+            } else {
+                TimePadding::Symmetric
+            },
+        })
     }
 
     /// Convolves `x`; `residual` (output-shaped) is added in the same pass.
-    pub fn forward(&self, x: &Volume, residual: Option<&Volume>) -> Volume {
-        let [b, _, t, h, w] = x.dims();
-        let out = conv3d(
-            x.data(),
-            x.dims(),
-            &self.weights,
-            self.padding,
-            residual.map(|r| r.data()),
-        );
-        Volume::from_parts([b, self.weights.out_channels(), t, h, w], out)
+    pub fn forward(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        Ok(x.conv3d(&self.weight, Some(&self.bias), residual, self.padding)?)
     }
 }

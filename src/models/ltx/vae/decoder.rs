@@ -2,16 +2,15 @@
 //! blocks with depth-to-space upsamplers, norm_out with a final timestep
 //! scale/shift, SiLU, conv_out, unpatchify.
 
-use crate::backend::cpu::channel_norm::{rms_norm_channels, Modulation};
-use crate::backend::cpu::space_depth::{depth_to_space, SubOrder};
+use crate::backend::SubOrder;
+use crate::tensor::Tensor;
 
 use super::blocks::{MidBlock, UpBlock};
 use super::causal_conv3d::CausalConv3d;
 use super::config::VaeConfig;
 use super::error::Result;
-use super::resnet::NORM_EPS;
+use super::resnet::{row, NORM_EPS};
 use super::timestep_embedding::TimestepEmbedder;
-use super::volume::Volume;
 use super::weights::Weights;
 
 /// Present when the decoder is timestep-conditioned.
@@ -19,7 +18,7 @@ struct TimestepConditioning {
     scale_multiplier: f32,
     embedder: TimestepEmbedder,
     /// `[2, channels]`: shift, scale offsets for the output norm.
-    scale_shift_table: Vec<f32>,
+    scale_shift_table: Tensor,
 }
 
 pub struct Decoder {
@@ -58,7 +57,7 @@ impl Decoder {
             Some(TimestepConditioning {
                 scale_multiplier: w.get("timestep_scale_multiplier", &[])?[0],
                 embedder: TimestepEmbedder::load(&w.at("time_embedder"), last * 2)?,
-                scale_shift_table: w.get("scale_shift_table", &[2, last])?,
+                scale_shift_table: w.tensor("scale_shift_table", &[2, last])?,
             })
         } else {
             None
@@ -99,52 +98,35 @@ impl Decoder {
     /// Latents `[b, latent, f, h, w]` -> video `[b, out, 8(f-1)+1, 32h, 32w]`
     /// (for the 0.9.5 ratios). `timesteps` holds one decode timestep per
     /// batch item; it is ignored by decoders without timestep conditioning.
-    pub fn forward(&self, z: &Volume, timesteps: &[f32]) -> Volume {
-        let mut x = self.conv_in.forward(z, None);
+    pub fn forward(&self, z: &Tensor, timesteps: &[f32]) -> Result<Tensor> {
+        let mut x = self.conv_in.forward(z, None)?;
         let scaled: Option<Vec<f32>> = self
             .timestep
             .as_ref()
             .map(|tc| timesteps.iter().map(|t| t * tc.scale_multiplier).collect());
-        x = self.mid_block.forward(x, scaled.as_deref());
+        x = self.mid_block.forward(x, scaled.as_deref())?;
         for block in &self.up_blocks {
-            x = block.forward(x, scaled.as_deref());
+            x = block.forward(x, scaled.as_deref())?;
         }
 
-        let batch = x.batch();
-        let c = x.channels();
-        let shift_scale = match (&self.timestep, &scaled) {
+        let modulation = match (&self.timestep, &scaled) {
             (Some(tc), Some(t)) => {
-                let temb = tc.embedder.forward(t);
-                let mut shift = vec![0.0f32; batch * c];
-                let mut scale = vec![0.0f32; batch * c];
-                for b in 0..batch {
-                    for ch in 0..c {
-                        shift[b * c + ch] = temb[(b * 2) * c + ch] + tc.scale_shift_table[ch];
-                        scale[b * c + ch] =
-                            temb[(b * 2 + 1) * c + ch] + tc.scale_shift_table[c + ch];
-                    }
-                }
-                Some((shift, scale))
+                let [b, c] = [x.dims()[0], x.dims()[1]];
+                // [b, 2, c]: shift, then scale, each plus its table row.
+                let temb = tc
+                    .embedder
+                    .forward(t)?
+                    .reshape(&[b, 2, c])?
+                    .add(&tc.scale_shift_table)?;
+                Some((row(&temb, 1)?, row(&temb, 0)?))
             }
             _ => None,
         };
-        let modulation = shift_scale
-            .as_ref()
-            .map(|(shift, scale)| Modulation { scale, shift });
-        let normed = rms_norm_channels(x.data(), x.flat_dims(), NORM_EPS, modulation, true);
-        let out = self
-            .conv_out
-            .forward(&Volume::from_parts(x.dims(), normed), None);
-
+        let normed =
+            x.channel_rms_norm(modulation.as_ref().map(|(s, t)| (s, t)), NORM_EPS, true)?;
+        let out = self.conv_out.forward(&normed, None)?;
         let p = self.patch_size;
-        let [b, _, t, h, w] = out.dims();
-        let video = depth_to_space(
-            out.data(),
-            out.dims(),
-            [1, p, p],
-            SubOrder::TimeWidthHeight,
-            0,
-        );
-        Volume::from_parts([b, self.out_channels, t, h * p, w * p], video)
+        debug_assert_eq!(out.dims()[1], self.out_channels * p * p);
+        Ok(out.depth_to_space_3d([1, p, p], SubOrder::TimeWidthHeight, 0)?)
     }
 }

@@ -1,15 +1,14 @@
 //! `LTXVideoEncoder3d`: patchify, conv_in, down blocks, mid block, norm_out,
 //! SiLU, conv_out; the last output channel is the shared log-variance.
 
-use crate::backend::cpu::channel_norm::rms_norm_channels;
-use crate::backend::cpu::space_depth::{space_to_depth, SubOrder};
+use crate::backend::SubOrder;
+use crate::tensor::Tensor;
 
 use super::blocks::{DownBlock095, MidBlock};
 use super::causal_conv3d::CausalConv3d;
 use super::config::VaeConfig;
 use super::error::Result;
 use super::resnet::NORM_EPS;
-use super::volume::Volume;
 use super::weights::Weights;
 
 pub struct Encoder {
@@ -73,41 +72,24 @@ impl Encoder {
     /// Video `[b, in, f, h, w]` (shape already checked) -> posterior
     /// parameters `[b, 2 * latent, f', h', w']`: means, then the one
     /// log-variance channel repeated for every latent channel.
-    pub fn forward(&self, video: &Volume) -> Volume {
+    pub fn forward(&self, video: &Tensor) -> Result<Tensor> {
         let p = self.patch_size;
-        let [b, c, t, h, w] = video.dims();
         // diffusers packs a patch's pixels width-major: channel c*p*p + x*p + y.
-        let packed = space_to_depth(
-            video.data(),
-            video.dims(),
-            [1, p, p],
-            SubOrder::TimeWidthHeight,
-        );
-        let mut x = self.conv_in.forward(
-            &Volume::from_parts([b, c * p * p, t, h / p, w / p], packed),
-            None,
-        );
+        let packed = video.space_to_depth_3d([1, p, p], SubOrder::TimeWidthHeight)?;
+        let mut x = self.conv_in.forward(&packed, None)?;
         for block in &self.down_blocks {
-            x = block.forward(x);
+            x = block.forward(x)?;
         }
-        x = self.mid_block.forward(x, None);
-        let normed = rms_norm_channels(x.data(), x.flat_dims(), NORM_EPS, None, true);
-        let out = self
-            .conv_out
-            .forward(&Volume::from_parts(x.dims(), normed), None);
+        x = self.mid_block.forward(x, None)?;
+        let normed = x.channel_rms_norm(None, NORM_EPS, true)?;
+        let out = self.conv_out.forward(&normed, None)?;
 
-        let [b, co, t, h, w] = out.dims();
-        let plane = t * h * w;
+        let [b, _, t, h, w]: [usize; 5] = out.dims().try_into().expect("5-D");
         let latent = self.latent_channels;
-        let mut params = Vec::with_capacity(b * 2 * latent * plane);
-        for bi in 0..b {
-            let item = &out.data()[bi * co * plane..(bi + 1) * co * plane];
-            params.extend_from_slice(&item[..latent * plane]);
-            let logvar = &item[latent * plane..];
-            for _ in 0..latent {
-                params.extend_from_slice(logvar);
-            }
-        }
-        Volume::from_parts([b, 2 * latent, t, h, w], params)
+        let means = out.narrow(1, 0, latent)?;
+        let logvar = out
+            .narrow(1, latent, 1)?
+            .broadcast_as(&[b, latent, t, h, w])?;
+        Ok(Tensor::cat(&[&means, &logvar], 1)?)
     }
 }

@@ -1,5 +1,7 @@
 //! LTX-Video's video VAE, diffusers' `AutoencoderKLLTXVideo` in its 0.9.5+
-//! layout (targets 0.9.5 .. 0.9.8), on the CPU backend. Module and weight
+//! layout (targets 0.9.5 .. 0.9.8), on any backend: the encoder and decoder
+//! compute on `Tensor`s of the device and dtype they were loaded for, and
+//! take and give host [`Volume`]s. Module and weight
 //! names mirror diffusers' so `diffusion_pytorch_model.safetensors` maps one
 //! to one. Besides the model itself this holds the two pieces of
 //! `LTXConditionPipeline` that belong to the VAE: turning conditioning frames
@@ -21,7 +23,8 @@ pub mod weights;
 
 use std::path::Path;
 
-use crate::backend::cpu::channel_norm::normalize_channels;
+use crate::backend::Device;
+use crate::tensor::DType;
 use crate::weights::WeightFiles;
 
 pub use config::VaeConfig;
@@ -40,6 +43,8 @@ pub const WEIGHTS_FILE: &str = "diffusion_pytorch_model.safetensors";
 
 pub struct AutoencoderKLLTXVideo {
     config: VaeConfig,
+    device: Device,
+    dtype: DType,
     spatial_ratio: usize,
     temporal_ratio: usize,
     encoder: Encoder,
@@ -72,6 +77,12 @@ impl AutoencoderKLLTXVideo {
     /// Loads `config.json` and `diffusion_pytorch_model.safetensors` from a
     /// diffusers `vae/` folder.
     pub fn load(dir: &Path) -> Result<Self> {
+        Self::load_on(dir, &Device::cpu(), DType::F32)
+    }
+
+    /// [`load`](Self::load) onto `device`, with weights and activations in
+    /// `dtype` (f32 on the CPU; a GPU's compute dtype or f32 there).
+    pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&config_path).map_err(|source| VaeError::Io {
             path: config_path.display().to_string(),
@@ -79,7 +90,7 @@ impl AutoencoderKLLTXVideo {
         })?;
         let config = VaeConfig::from_json(&text, &config_path.display().to_string())?;
         let files = WeightFiles::open_file(&dir.join(WEIGHTS_FILE))?;
-        let vae = Self::from_source(config, &files)?;
+        let vae = Self::from_source_on(config, &files, device, dtype)?;
         // Leftover tensors mean another layout (e.g. 0.9.1's noise scales).
         files.check_all_used()?;
         Ok(vae)
@@ -87,13 +98,23 @@ impl AutoencoderKLLTXVideo {
 
     /// Builds the model from a config and any source of diffusers-named tensors.
     pub fn from_source(config: VaeConfig, source: &dyn TensorSource) -> Result<Self> {
+        Self::from_source_on(config, source, &Device::cpu(), DType::F32)
+    }
+
+    /// [`from_source`](Self::from_source) onto `device` in `dtype`.
+    pub fn from_source_on(
+        config: VaeConfig,
+        source: &dyn TensorSource,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self> {
         let (spatial_ratio, temporal_ratio) = config.validate()?;
-        let w = Weights::new(source);
+        let w = Weights::new(source, device, dtype);
         let encoder = Encoder::load(&w.at("encoder"), &config)?;
         let decoder = Decoder::load(&w.at("decoder"), &config)?;
         let latent_channels = config.latent_channels;
         let stats = |name: &str| -> Result<Vec<f32>> {
-            match source.fetch(name)? {
+            match source.fetch_as(name, &[latent_channels])? {
                 None => Err(VaeError::Statistics(format!(
                     "`{name}` is missing from the VAE weights"
                 ))),
@@ -107,6 +128,8 @@ impl AutoencoderKLLTXVideo {
         };
         let (mean, std) = (stats("latents_mean")?, stats("latents_std")?);
         let mut vae = Self {
+            device: device.clone(),
+            dtype,
             spatial_ratio,
             temporal_ratio,
             encoder,
@@ -144,6 +167,16 @@ impl AutoencoderKLLTXVideo {
 
     pub fn config(&self) -> &VaeConfig {
         &self.config
+    }
+
+    /// Where the encoder and decoder compute.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The dtype of their weights and activations.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// (spatial, temporal) compression: 32 and 8 for LTX-Video.
@@ -192,8 +225,10 @@ impl AutoencoderKLLTXVideo {
         }
         self.check_clip_size(f, h, w)?;
         check_finite(video, "video")?;
+        let x = video.to_tensor(&self.device)?.to_dtype(self.dtype)?;
+        let params = self.encoder.forward(&x)?;
         Ok(LatentDistribution {
-            params: self.encoder.forward(video),
+            params: Volume::from_tensor(&params)?,
         })
     }
 
@@ -265,14 +300,16 @@ impl AutoencoderKLLTXVideo {
                 "this VAE decoder needs a decode timestep".into(),
             ));
         }
-        tiling::decode(
+        let z = z.to_tensor(&self.device)?.to_dtype(self.dtype)?;
+        let video = tiling::decode(
             &self.decoder,
-            z,
+            &z,
             &timesteps,
             tiling,
             self.spatial_ratio,
             self.temporal_ratio,
-        )
+        )?;
+        Volume::from_tensor(&video)
     }
 
     /// What the pipeline does with denoised latents: denormalise, mix in
@@ -388,6 +425,31 @@ fn per_item(values: &[f32], batch: usize, what: &str) -> Result<Vec<f32>> {
         n => Err(VaeError::Input(format!(
             "{n} values of {what} for a batch of {batch}"
         ))),
+    }
+}
+
+/// `y = (x - mean[c]) * scale / std[c]` on host latents `[batch, channels,
+/// positions]`: the pipeline's per-channel latent normalisation. `inverse`
+/// undoes it: `x = y * std[c] / scale + mean[c]`. A few thousand values,
+/// next to the pipeline's other host-side latent bookkeeping.
+fn normalize_channels(
+    x: &mut [f32],
+    [_, channels, positions]: [usize; 3],
+    mean: &[f32],
+    std: &[f32],
+    scale: f32,
+    inverse: bool,
+) {
+    for (i, row) in x.chunks_exact_mut(positions.max(1)).enumerate() {
+        let c = i % channels;
+        let (m, s) = (mean[c], std[c]);
+        for v in row {
+            *v = if inverse {
+                *v * s / scale + m
+            } else {
+                (*v - m) * scale / s
+            };
+        }
     }
 }
 

@@ -1,22 +1,25 @@
 //! `LTXVideoResnetBlock3d` as the 0.9.5+ VAE uses it: RMS norm over channels,
 //! optional timestep scale/shift, SiLU, causal conv, twice, plus the input.
 
-use crate::backend::cpu::channel_norm::{rms_norm_channels, Modulation};
+use crate::tensor::Tensor;
 
 use super::causal_conv3d::CausalConv3d;
 use super::error::Result;
-use super::volume::Volume;
 use super::weights::Weights;
 
 /// The blocks' RMSNorm epsilon (fixed in the reference, not `resnet_norm_eps`).
 pub const NORM_EPS: f32 = 1e-8;
 
 pub struct ResnetBlock3d {
-    channels: usize,
     conv1: CausalConv3d,
     conv2: CausalConv3d,
     /// `[4, channels]`: shift1, scale1, shift2, scale2 offsets.
-    scale_shift_table: Option<Vec<f32>>,
+    scale_shift_table: Option<Tensor>,
+}
+
+/// Row `k` of `[b, rows, c]` as a `[b, c]` tensor.
+pub(crate) fn row(t: &Tensor, k: usize) -> Result<Tensor> {
+    Ok(t.narrow(1, k, 1)?.squeeze(1)?.contiguous()?)
 }
 
 impl ResnetBlock3d {
@@ -27,52 +30,37 @@ impl ResnetBlock3d {
         timestep_conditioning: bool,
     ) -> Result<Self> {
         Ok(Self {
-            channels,
             conv1: CausalConv3d::load(&w.at("conv1"), channels, channels, 3, causal)?,
             conv2: CausalConv3d::load(&w.at("conv2"), channels, channels, 3, causal)?,
             scale_shift_table: if timestep_conditioning {
-                Some(w.get("scale_shift_table", &[4, channels])?)
+                Some(w.tensor("scale_shift_table", &[4, channels])?)
             } else {
                 None
             },
         })
     }
 
-    /// `temb` is the block's embedding, `[batch * 4 * channels]`, when the
+    /// `temb` is the block's embedding `[batch, 4 * channels]` when the
     /// decoder is timestep-conditioned.
-    pub fn forward(&self, x: &Volume, temb: Option<&[f32]>) -> Volume {
-        let c = self.channels;
-        let batch = x.batch();
+    pub fn forward(&self, x: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
         let mods = match (&self.scale_shift_table, temb) {
             (Some(table), Some(temb)) => {
-                // Four [batch * c] vectors: temb viewed as [b, 4, c] plus table.
-                let mut parts = vec![vec![0.0f32; batch * c]; 4];
-                for b in 0..batch {
-                    for (k, part) in parts.iter_mut().enumerate() {
-                        for ch in 0..c {
-                            part[b * c + ch] = temb[(b * 4 + k) * c + ch] + table[k * c + ch];
-                        }
-                    }
-                }
-                Some(parts)
+                let [b, c] = [x.dims()[0], x.dims()[1]];
+                // temb viewed as [b, 4, c] plus the table, per batch item.
+                Some(temb.reshape(&[b, 4, c])?.add(table)?)
             }
             _ => None,
         };
-        let modulation = |i: usize| {
-            mods.as_ref().map(|p| Modulation {
-                shift: &p[2 * i],
-                scale: &p[2 * i + 1],
-            })
+        let modulation = |i: usize| -> Result<Option<(Tensor, Tensor)>> {
+            mods.as_ref()
+                .map(|m| Ok((row(m, 2 * i + 1)?, row(m, 2 * i)?)))
+                .transpose()
         };
-        let h = Volume::from_parts(
-            x.dims(),
-            rms_norm_channels(x.data(), x.flat_dims(), NORM_EPS, modulation(0), true),
-        );
-        let h = self.conv1.forward(&h, None);
-        let h = Volume::from_parts(
-            h.dims(),
-            rms_norm_channels(h.data(), h.flat_dims(), NORM_EPS, modulation(1), true),
-        );
+        let m = modulation(0)?;
+        let h = x.channel_rms_norm(m.as_ref().map(|(s, t)| (s, t)), NORM_EPS, true)?;
+        let h = self.conv1.forward(&h, None)?;
+        let m = modulation(1)?;
+        let h = h.channel_rms_norm(m.as_ref().map(|(s, t)| (s, t)), NORM_EPS, true)?;
         self.conv2.forward(&h, Some(x))
     }
 }

@@ -2,13 +2,11 @@
 //! space-to-depth / depth-to-space around a stride-1 causal conv, each with a
 //! parameter-free shortcut (channel-group mean down, channel repeat up).
 
-use crate::backend::cpu::space_depth::{
-    add_channel_tiled, depth_to_space, group_mean_channels, space_to_depth, SubOrder,
-};
+use crate::backend::SubOrder;
+use crate::tensor::Tensor;
 
 use super::causal_conv3d::CausalConv3d;
 use super::error::Result;
-use super::volume::Volume;
 use super::weights::Weights;
 
 pub struct Downsampler3d {
@@ -35,42 +33,31 @@ impl Downsampler3d {
 
     /// `[b, c, t, h, w]` -> `[b, out, (t + st - 1) / st, h / sh, w / sw]`; the
     /// caller guarantees divisibility (checked once on the clip's shape).
-    pub fn forward(&self, x: &Volume) -> Volume {
-        let [st, sh, sw] = self.stride;
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let st = self.stride[0];
         // The first st-1 frames are prepended so the clip's first frame forms
         // a block of its own, as the causal latent layout requires.
         let padded = if st > 1 {
-            let front = x.crop((0, st - 1), (0, usize::MAX), (0, usize::MAX));
-            concat_frames(&front, x)
+            Tensor::cat(&[&x.narrow(2, 0, st - 1)?, x], 2)?
         } else {
             x.clone()
         };
-        let [b, c, t, h, w] = padded.dims();
-        let out_dims = [b, c * st * sh * sw, t / st, h / sh, w / sw];
-        let packed = space_to_depth(
-            padded.data(),
-            padded.dims(),
-            self.stride,
-            SubOrder::TimeHeightWidth,
-        );
-        let shortcut = group_mean_channels(
-            &packed,
-            [b, out_dims[1], out_dims[2] * out_dims[3] * out_dims[4]],
-            self.group_size,
-        );
-
-        let conv = self.conv.forward(&padded, None);
-        let mut out = space_to_depth(
-            conv.data(),
-            conv.dims(),
-            self.stride,
-            SubOrder::TimeHeightWidth,
-        );
-        for (o, s) in out.iter_mut().zip(&shortcut) {
-            *o += s;
+        let packed = padded.space_to_depth_3d(self.stride, SubOrder::TimeHeightWidth)?;
+        // Mean of each run of `group_size` channels, summed in channel order
+        // then scaled, as the reference's `mean` over the group dim.
+        let [b, c, t, h, w]: [usize; 5] = packed.dims().try_into().expect("5-D");
+        let g = self.group_size;
+        let groups = packed.reshape(&[b, c / g, g, t, h, w])?;
+        let mut sum = groups.narrow(2, 0, 1)?;
+        for k in 1..g {
+            sum = sum.add(&groups.narrow(2, k, 1)?)?;
         }
-        let channels = self.conv.out_channels() * st * sh * sw;
-        Volume::from_parts([b, channels, t / st, h / sh, w / sw], out)
+        let shortcut = sum.scale(1.0 / g as f32)?.reshape(&[b, c / g, t, h, w])?;
+
+        let conv = self.conv.forward(&padded, None)?;
+        Ok(conv
+            .space_to_depth_3d(self.stride, SubOrder::TimeHeightWidth)?
+            .add(&shortcut)?)
     }
 }
 
@@ -106,35 +93,24 @@ impl Upsampler3d {
 
     /// `[b, c, t, h, w]` -> `[b, c / factor, 2t - 1, 2h, 2w]` (the first
     /// upsampled frame is dropped: a causal latent's first frame is one frame).
-    pub fn forward(&self, x: &Volume) -> Volume {
-        let [b, c, t, h, w] = x.dims();
-        let conv = self.conv.forward(x, None);
-        let mut out = depth_to_space(
-            conv.data(),
-            conv.dims(),
-            UP,
-            SubOrder::TimeHeightWidth,
-            UP[0] - 1,
-        );
-        let out_channels = c / self.factor;
-        if self.residual {
-            let shortcut =
-                depth_to_space(x.data(), x.dims(), UP, SubOrder::TimeHeightWidth, UP[0] - 1);
-            add_channel_tiled(&mut out, out_channels, &shortcut, c / 8, b);
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = x.dims()[1];
+        let conv = self.conv.forward(x, None)?;
+        let out = conv.depth_to_space_3d(UP, SubOrder::TimeHeightWidth, UP[0] - 1)?;
+        if !self.residual {
+            return Ok(out);
         }
-        Volume::from_parts([b, out_channels, 2 * t - 1, 2 * h, 2 * w], out)
+        // The shortcut has c / 8 channels, repeated along the channel axis
+        // up to the output's c / factor (PyTorch's `repeat` on dim 1).
+        let shortcut = x.depth_to_space_3d(UP, SubOrder::TimeHeightWidth, UP[0] - 1)?;
+        let dims = out.dims().to_vec();
+        let (b, sc) = (dims[0], c / 8);
+        let reps = (c / self.factor) / sc;
+        let tiled = [b, reps, sc, dims[2], dims[3], dims[4]];
+        let single = [b, 1, sc, dims[2], dims[3], dims[4]];
+        Ok(out
+            .reshape(&tiled)?
+            .add(&shortcut.reshape(&single)?)?
+            .reshape(&dims)?)
     }
-}
-
-/// `a` followed by `b` along the frame axis.
-pub(crate) fn concat_frames(a: &Volume, b: &Volume) -> Volume {
-    let [n, c, ta, h, w] = a.dims();
-    let tb = b.frames();
-    let plane = h * w;
-    let mut data = Vec::with_capacity(n * c * (ta + tb) * plane);
-    for bc in 0..n * c {
-        data.extend_from_slice(&a.data()[bc * ta * plane..(bc + 1) * ta * plane]);
-        data.extend_from_slice(&b.data()[bc * tb * plane..(bc + 1) * tb * plane]);
-    }
-    Volume::from_parts([n, c, ta + tb, h, w], data)
 }

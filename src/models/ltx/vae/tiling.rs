@@ -6,7 +6,7 @@
 
 use super::decoder::Decoder;
 use super::error::{Result, VaeError};
-use super::volume::Volume;
+use crate::tensor::{DType, Tensor};
 
 /// Spatial tiles (`enable_tiling`): tiles of `min_*` pixels every `stride_*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,20 +95,23 @@ impl Plan {
 }
 
 /// Decodes `z` with the tiling the reference would use for this shape.
+/// Tiles are blended and assembled in f32 whatever the compute dtype: the
+/// cross-fades then match the reference's arithmetic exactly on the CPU,
+/// and a 16-bit decoder's tiles are rounded once, not again by the blend.
 pub(crate) fn decode(
     decoder: &Decoder,
-    z: &Volume,
+    z: &Tensor,
     timesteps: &[f32],
     tiling: &Tiling,
     spatial_ratio: usize,
     temporal_ratio: usize,
-) -> Result<Volume> {
+) -> Result<Tensor> {
     let plan = Plan::new(tiling, spatial_ratio, temporal_ratio)?;
-    let [_, _, frames, height, width] = z.dims();
+    let [_, _, frames, height, width] = dims5(z);
     if let Some((t, [min_lat, stride_lat])) = plan.temporal {
         if frames > min_lat {
             let ratios = [spatial_ratio, temporal_ratio];
-            return Ok(temporal_tiled(
+            return temporal_tiled(
                 decoder,
                 z,
                 timesteps,
@@ -116,133 +119,133 @@ pub(crate) fn decode(
                 t,
                 [min_lat, stride_lat],
                 ratios,
-            ));
+            );
         }
     }
-    Ok(spatial_or_whole(
-        decoder,
-        z,
-        timesteps,
-        &plan,
-        height,
-        width,
-        spatial_ratio,
-    ))
+    spatial_or_whole(decoder, z, timesteps, &plan, height, width, spatial_ratio)
+}
+
+fn dims5(t: &Tensor) -> [usize; 5] {
+    t.dims()
+        .try_into()
+        .expect("VAE volumes are [batch, channels, frames, height, width]")
+}
+
+/// `narrow` clamped to the tensor, as Python slicing is.
+fn crop(t: &Tensor, dim: usize, start: usize, len: usize) -> Result<Tensor> {
+    let size = t.dims()[dim];
+    let start = start.min(size);
+    Ok(t.narrow(dim, start, len.min(size - start))?)
+}
+
+fn decode_tile(decoder: &Decoder, z: &Tensor, timesteps: &[f32]) -> Result<Tensor> {
+    Ok(decoder.forward(z, timesteps)?.to_dtype(DType::F32)?)
 }
 
 fn spatial_or_whole(
     decoder: &Decoder,
-    z: &Volume,
+    z: &Tensor,
     timesteps: &[f32],
     plan: &Plan,
     height: usize,
     width: usize,
     spatial_ratio: usize,
-) -> Volume {
+) -> Result<Tensor> {
     match plan.spatial {
         Some((s, lat)) if height > lat[0] || width > lat[1] => {
             spatial_tiled(decoder, z, timesteps, s, lat, spatial_ratio)
         }
-        _ => decoder.forward(z, timesteps),
+        _ => decode_tile(decoder, z, timesteps),
     }
 }
 
 fn spatial_tiled(
     decoder: &Decoder,
-    z: &Volume,
+    z: &Tensor,
     timesteps: &[f32],
     s: SpatialTiling,
     [min_h, min_w, stride_h, stride_w]: [usize; 4],
     ratio: usize,
-) -> Volume {
-    let [_, _, frames, height, width] = z.dims();
+) -> Result<Tensor> {
+    let [_, _, _, height, width] = dims5(z);
     let blend_h = s.min_height - s.stride_height;
     let blend_w = s.min_width - s.stride_width;
-    let mut rows: Vec<Vec<Volume>> = (0..height)
-        .step_by(stride_h)
-        .map(|i| {
-            (0..width)
-                .step_by(stride_w)
-                .map(|j| {
-                    decoder.forward(
-                        &z.crop((0, frames), (i, i + min_h), (j, j + min_w)),
-                        timesteps,
-                    )
-                })
-                .collect()
-        })
-        .collect();
+    let mut rows: Vec<Vec<Tensor>> = Vec::new();
+    for i in (0..height).step_by(stride_h) {
+        let mut row = Vec::new();
+        for j in (0..width).step_by(stride_w) {
+            let tile = crop(&crop(z, 3, i, min_h)?, 4, j, min_w)?;
+            row.push(decode_tile(decoder, &tile, timesteps)?);
+        }
+        rows.push(row);
+    }
 
-    // Blend in place in the reference's order: each tile first with the
-    // (already blended) tile above, then with the one to its left.
+    // Blend in the reference's order: each tile first with the (already
+    // blended) tile above, then with the one to its left.
     for i in 0..rows.len() {
-        let (above, rest) = rows.split_at_mut(i);
-        let row = &mut rest[0];
-        for j in 0..row.len() {
+        for j in 0..rows[i].len() {
             if i > 0 {
-                blend_rows(&above[i - 1][j], &mut row[j], blend_h);
+                rows[i][j] = blend(&rows[i - 1][j], &rows[i][j], 3, blend_h)?;
             }
             if j > 0 {
-                let (left, cur) = row.split_at_mut(j);
-                blend_cols(&left[j - 1], &mut cur[0], blend_w);
+                rows[i][j] = blend(&rows[i][j - 1], &rows[i][j], 4, blend_w)?;
             }
         }
     }
 
-    let first = &rows[0][0];
-    let [b, c, out_frames, _, _] = first.dims();
-    let mut out = Volume::zeros([b, c, out_frames, height * ratio, width * ratio]);
+    // Each tile keeps its first stride's worth of rows and columns, pasted
+    // at multiples of the stride and clipped to the output, as the reference
+    // writes it.
+    let mut out_rows = Vec::new();
     for (i, row) in rows.iter().enumerate() {
+        let mut pieces = Vec::new();
         for (j, tile) in row.iter().enumerate() {
-            let kept = tile.crop((0, out_frames), (0, s.stride_height), (0, s.stride_width));
-            out.paste(&kept, 0, i * s.stride_height, j * s.stride_width);
+            let kept = crop(tile, 4, 0, s.stride_width)?;
+            pieces.push((j * s.stride_width, kept));
         }
+        let strip = assemble(pieces, 4, width * ratio)?;
+        out_rows.push((i * s.stride_height, crop(&strip, 3, 0, s.stride_height)?));
     }
-    out
+    assemble(out_rows, 3, height * ratio)
 }
 
 fn temporal_tiled(
     decoder: &Decoder,
-    z: &Volume,
+    z: &Tensor,
     timesteps: &[f32],
     plan: &Plan,
     t: TemporalTiling,
     [min_lat, stride_lat]: [usize; 2],
     [spatial_ratio, ratio]: [usize; 2],
-) -> Volume {
-    let [_, _, frames, height, width] = z.dims();
+) -> Result<Tensor> {
+    let [_, _, frames, height, width] = dims5(z);
     let out_frames = (frames - 1) * ratio + 1;
-    let mut tiles: Vec<Volume> = (0..frames)
-        .step_by(stride_lat)
-        .enumerate()
-        .map(|(k, i)| {
-            let chunk = z.crop((i, i + min_lat + 1), (0, height), (0, width));
-            let decoded = spatial_or_whole(
-                decoder,
-                &chunk,
-                timesteps,
-                plan,
-                height,
-                width,
-                spatial_ratio,
-            );
-            if k > 0 {
-                // The reference drops each later tile's last frame.
-                let n = decoded.frames().saturating_sub(1);
-                decoded.crop((0, n), (0, usize::MAX), (0, usize::MAX))
-            } else {
-                decoded
-            }
-        })
-        .collect();
-
-    let blend = t.min_frames - t.stride_frames;
-    for k in 1..tiles.len() {
-        let (before, rest) = tiles.split_at_mut(k);
-        blend_frames(&before[k - 1], &mut rest[0], blend);
+    let mut tiles: Vec<Tensor> = Vec::new();
+    for (k, i) in (0..frames).step_by(stride_lat).enumerate() {
+        let chunk = crop(z, 2, i, min_lat + 1)?;
+        let decoded = spatial_or_whole(
+            decoder,
+            &chunk,
+            timesteps,
+            plan,
+            height,
+            width,
+            spatial_ratio,
+        )?;
+        tiles.push(if k > 0 {
+            // The reference drops each later tile's last frame.
+            let n = decoded.dims()[2].saturating_sub(1);
+            crop(&decoded, 2, 0, n)?
+        } else {
+            decoded
+        });
     }
-    let [b, c, _, h, w] = tiles[0].dims();
-    let mut out = Volume::zeros([b, c, out_frames, h, w]);
+
+    let blend_frames = t.min_frames - t.stride_frames;
+    for k in 1..tiles.len() {
+        tiles[k] = blend(&tiles[k - 1], &tiles[k], 2, blend_frames)?;
+    }
+    let mut pieces = Vec::new();
     let mut at = 0;
     for (k, tile) in tiles.iter().enumerate() {
         let keep = if k == 0 {
@@ -250,70 +253,77 @@ fn temporal_tiled(
         } else {
             t.stride_frames
         };
-        let kept = tile.crop((0, keep), (0, usize::MAX), (0, usize::MAX));
-        out.paste(&kept, at, 0, 0);
-        at += kept.frames();
+        let kept = crop(tile, 2, 0, keep)?;
+        let n = kept.dims()[2];
+        pieces.push((at, kept));
+        at += n;
     }
-    out
+    assemble(pieces, 2, out_frames)
 }
 
-/// The reference's blend weight `y / extent` (computed in double, used as f32).
-fn ramp(y: usize, extent: usize) -> (f32, f32) {
-    let r = y as f64 / extent as f64;
-    ((1.0 - r) as f32, r as f32)
+/// `blend_v` / `blend_h` / `blend_t` along `dim`: the first `extent` slices
+/// of `b` fade in from the last `extent` slices of `a`, with the
+/// reference's weights `y / extent` (computed in double, used as f32).
+fn blend(a: &Tensor, b: &Tensor, dim: usize, extent: usize) -> Result<Tensor> {
+    let (na, nb) = (a.dims()[dim], b.dims()[dim]);
+    let extent = extent.min(na).min(nb);
+    if extent == 0 {
+        return Ok(b.clone());
+    }
+    let (wa, wb): (Vec<f32>, Vec<f32>) = (0..extent)
+        .map(|y| {
+            let r = y as f64 / extent as f64;
+            ((1.0 - r) as f32, r as f32)
+        })
+        .unzip();
+    let mut ramp_dims = [1usize; 5];
+    ramp_dims[dim] = extent;
+    let device = b.device();
+    let wa = Tensor::from_vec(wa, &ramp_dims, device)?;
+    let wb = Tensor::from_vec(wb, &ramp_dims, device)?;
+    let faded = a
+        .narrow(dim, na - extent, extent)?
+        .mul(&wa)?
+        .add(&b.narrow(dim, 0, extent)?.mul(&wb)?)?;
+    if extent == nb {
+        return Ok(faded);
+    }
+    Ok(Tensor::cat(
+        &[&faded, &b.narrow(dim, extent, nb - extent)?],
+        dim,
+    )?)
 }
 
-/// `blend_v`: the first rows of `b` fade in from the last rows of `a`.
-fn blend_rows(a: &Volume, b: &mut Volume, extent: usize) {
-    let [_, _, _, ha, _] = a.dims();
-    let [nb, nc, nt, hb, w] = b.dims();
-    let extent = extent.min(ha).min(hb);
-    let a_data = a.data();
-    let b_data = b.data_mut();
-    for bct in 0..nb * nc * nt {
-        for y in 0..extent {
-            let (wa, wb) = ramp(y, extent);
-            let ar = (bct * ha + ha - extent + y) * w;
-            let br = (bct * hb + y) * w;
-            for x in 0..w {
-                b_data[br + x] = a_data[ar + x] * wa + b_data[br + x] * wb;
-            }
+/// Pastes `(start, piece)` along `dim` into a `total`-long result; pieces
+/// come in order without overlapping, are clipped at `total`, and what no
+/// piece covers is zero (as in the reference's preallocated output).
+fn assemble(pieces: Vec<(usize, Tensor)>, dim: usize, total: usize) -> Result<Tensor> {
+    let first = &pieces.first().expect("at least one tile").1;
+    let (device, dtype, dims) = (first.device().clone(), first.dtype(), first.dims().to_vec());
+    let zeros = |len: usize| -> Result<Tensor> {
+        let mut dims = dims.clone();
+        dims[dim] = len;
+        Ok(Tensor::zeros(&dims, dtype, &device)?)
+    };
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for (start, piece) in pieces {
+        if start >= total {
+            continue;
         }
-    }
-}
-
-/// `blend_h`: the first columns of `b` fade in from the last columns of `a`.
-fn blend_cols(a: &Volume, b: &mut Volume, extent: usize) {
-    let [_, _, _, _, wa_len] = a.dims();
-    let [nb, nc, nt, h, wb_len] = b.dims();
-    let extent = extent.min(wa_len).min(wb_len);
-    let a_data = a.data();
-    let b_data = b.data_mut();
-    for row in 0..nb * nc * nt * h {
-        for x in 0..extent {
-            let (wa, wb) = ramp(x, extent);
-            let bi = row * wb_len + x;
-            b_data[bi] = a_data[row * wa_len + wa_len - extent + x] * wa + b_data[bi] * wb;
+        if start > at {
+            parts.push(zeros(start - at)?);
+            at = start;
         }
+        // Pieces never overlap: each is cut to its stride before pasting.
+        debug_assert!(start >= at, "tile pieces overlap");
+        let n = piece.dims()[dim].min(total - start);
+        parts.push(piece.narrow(dim, 0, n)?);
+        at += n;
     }
-}
-
-/// `blend_t`: the first frames of `b` fade in from the last frames of `a`.
-fn blend_frames(a: &Volume, b: &mut Volume, extent: usize) {
-    let [_, _, ta, h, w] = a.dims();
-    let [nb, nc, tb, _, _] = b.dims();
-    let extent = extent.min(ta).min(tb);
-    let plane = h * w;
-    let a_data = a.data();
-    let b_data = b.data_mut();
-    for bc in 0..nb * nc {
-        for f in 0..extent {
-            let (wa, wb) = ramp(f, extent);
-            let ar = (bc * ta + ta - extent + f) * plane;
-            let br = (bc * tb + f) * plane;
-            for p in 0..plane {
-                b_data[br + p] = a_data[ar + p] * wa + b_data[br + p] * wb;
-            }
-        }
+    if at < total {
+        parts.push(zeros(total - at)?);
     }
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    Ok(Tensor::cat(&refs, dim)?)
 }

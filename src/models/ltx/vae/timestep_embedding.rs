@@ -2,15 +2,16 @@
 //! `PixArtAlphaCombinedTimestepSizeEmbeddings` without size conditioning:
 //! a 256-wide sinusoidal projection (cos first) then Linear-SiLU-Linear.
 
+use crate::tensor::Tensor;
+
 use super::error::Result;
 use super::weights::Weights;
 
 const PROJECTION: usize = 256;
 
 pub struct TimestepEmbedder {
-    linear_1: (Vec<f32>, Vec<f32>),
-    linear_2: (Vec<f32>, Vec<f32>),
-    dim: usize,
+    linear_1: (Tensor, Tensor),
+    linear_2: (Tensor, Tensor),
 }
 
 impl TimestepEmbedder {
@@ -21,26 +22,28 @@ impl TimestepEmbedder {
         let l2 = w.at("linear_2");
         Ok(Self {
             linear_1: (
-                l1.get("weight", &[dim, PROJECTION])?,
-                l1.get("bias", &[dim])?,
+                l1.tensor("weight", &[dim, PROJECTION])?,
+                l1.tensor("bias", &[dim])?,
             ),
-            linear_2: (l2.get("weight", &[dim, dim])?, l2.get("bias", &[dim])?),
-            dim,
+            linear_2: (
+                l2.tensor("weight", &[dim, dim])?,
+                l2.tensor("bias", &[dim])?,
+            ),
         })
     }
 
-    /// `[batch * dim]` embeddings of the (already scaled) timesteps.
-    pub fn forward(&self, timesteps: &[f32]) -> Vec<f32> {
-        let mut out = Vec::with_capacity(timesteps.len() * self.dim);
-        for &t in timesteps {
-            let proj = sinusoid(t);
-            let hidden: Vec<f32> = linear(&self.linear_1, &proj)
-                .into_iter()
-                .map(silu)
-                .collect();
-            out.extend(linear(&self.linear_2, &hidden));
-        }
-        out
+    /// `[batch, dim]` embeddings of the (already scaled) timesteps.
+    pub fn forward(&self, timesteps: &[f32]) -> Result<Tensor> {
+        let w = &self.linear_1.0;
+        // The projection is a few hundred values: made on the host, in f32
+        // as the reference makes it, then placed beside the weights.
+        let proj: Vec<f32> = timesteps.iter().flat_map(|&t| sinusoid(t)).collect();
+        let proj = Tensor::from_vec(proj, &[timesteps.len(), PROJECTION], w.device())?
+            .to_dtype(w.dtype())?;
+        let hidden = proj
+            .linear(&self.linear_1.0, Some(&self.linear_1.1))?
+            .silu()?;
+        Ok(hidden.linear(&self.linear_2.0, Some(&self.linear_2.1))?)
     }
 }
 
@@ -58,15 +61,4 @@ fn sinusoid(t: f32) -> Vec<f32> {
         .map(|a| a.cos())
         .chain(args.iter().map(|a| a.sin()))
         .collect()
-}
-
-fn linear((weight, bias): &(Vec<f32>, Vec<f32>), x: &[f32]) -> Vec<f32> {
-    bias.iter()
-        .zip(weight.chunks_exact(x.len()))
-        .map(|(b, row)| b + row.iter().zip(x).map(|(w, v)| w * v).sum::<f32>())
-        .collect()
-}
-
-fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::backend::Device;
-use crate::tensor::DType;
+use crate::tensor::{DType, Tensor};
 use crate::weights::{WeightError, WeightFiles};
 
 use super::error::{Result, VaeError};
@@ -16,6 +16,12 @@ pub type ShapedTensor = (Vec<usize>, Vec<f32>);
 pub trait TensorSource {
     /// The tensor `name` as f32 with its shape, or `None` if absent.
     fn fetch(&self, name: &str) -> Result<Option<ShapedTensor>>;
+
+    /// [`fetch`](Self::fetch) when the model knows the shape it expects;
+    /// a source without shapes of its own (synthetic weights) uses it.
+    fn fetch_as(&self, name: &str, _expected: &[usize]) -> Result<Option<ShapedTensor>> {
+        self.fetch(name)
+    }
 }
 
 /// Core's memory-mapped weight files: tensors are converted to f32 one at a
@@ -32,6 +38,18 @@ impl TensorSource for WeightFiles {
         })?;
         Ok(Some((dims, data)))
     }
+
+    fn fetch_as(&self, name: &str, expected: &[usize]) -> Result<Option<ShapedTensor>> {
+        if self.is_synthetic() {
+            // the shape asked for, as `WeightFiles::synthetic` promises
+            let n = expected.iter().product();
+            return Ok(Some((
+                expected.to_vec(),
+                vec![crate::weights::SYNTHETIC_VALUE; n],
+            )));
+        }
+        self.fetch(name)
+    }
 }
 
 /// In-memory tensors (tests and callers that already hold the weights).
@@ -44,18 +62,38 @@ impl TensorSource for TensorMap {
     }
 }
 
-/// Looks weights up under a module prefix, checking shapes.
+/// Looks weights up under a module prefix, checking shapes, and places
+/// them on the model's device in its dtype.
 pub struct Weights<'a> {
     source: &'a dyn TensorSource,
     prefix: String,
+    device: Device,
+    dtype: DType,
 }
 
 impl<'a> Weights<'a> {
-    pub fn new(source: &'a dyn TensorSource) -> Self {
+    pub fn new(source: &'a dyn TensorSource, device: &Device, dtype: DType) -> Self {
         Self {
             source,
             prefix: String::new(),
+            device: device.clone(),
+            dtype,
         }
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The tensor `name`, which must have exactly `shape`, on the model's
+    /// device in its dtype.
+    pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        let data = self.get(name, shape)?;
+        Ok(Tensor::from_vec(data, shape, &self.device)?.to_dtype(self.dtype)?)
     }
 
     /// The same source, one module deeper (`prefix.name`).
@@ -68,6 +106,8 @@ impl<'a> Weights<'a> {
         Weights {
             source: self.source,
             prefix,
+            device: self.device.clone(),
+            dtype: self.dtype,
         }
     }
 
@@ -84,7 +124,7 @@ impl<'a> Weights<'a> {
         let full = self.full(name);
         let (got, data) = self
             .source
-            .fetch(&full)?
+            .fetch_as(&full, shape)?
             .ok_or_else(|| VaeError::MissingWeight(full.clone()))?;
         if got != shape {
             return Err(VaeError::WeightShape {
