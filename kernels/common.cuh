@@ -54,9 +54,12 @@ GENFX_HD float to_f32(float v) { return v; }
 // Round to nearest even, as __float2bfloat16_rn does; NaN stays NaN.
 GENFX_HD bf16 bf16_from_f32(float f) {
     bf16 r;
-#ifdef __CUDA_ARCH__
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r.bits) : "f"(f));
 #else
+    // Before Ampere there is no bf16 conversion instruction: a module that
+    // also has bf16 kernels must still build for Turing, which runs its f16
+    // and f32 ones. Same rounding as the instruction.
     u32 x = f32_to_bits(f);
     if ((x & 0x7fffffffu) > 0x7f800000u) {
         r.bits = u16(((x >> 16) & 0x8000u) | 0x7fc0u);

@@ -140,13 +140,23 @@ impl JobObserver for Stages {
 #[test]
 fn out_of_memory_mid_denoise_is_reported_and_the_device_recovers() {
     let Some(f) = Faults::take() else { return };
-    // an identical job on a device of its own: how many allocations it
-    // makes in all, weights first and the denoising loop's last
-    let before = f.emu.counters();
-    generate(&fresh_device().unwrap(), DType::BF16).unwrap();
-    let per_job = f.emu.counters().since(&before).allocs;
+    // an identical job on a device of its own: how many allocations it has
+    // made when denoising first reports progress (weights, the encode and
+    // the first steps are behind it then; the decode is not)
+    let marks = AllocMarks {
+        emu: f.emu,
+        start: f.emu.counters().allocs,
+        first_step: Mutex::new(None),
+    };
+    LtxEngine::with_dtype(fresh_device().unwrap(), DType::BF16)
+        .generate(&request(), &marks)
+        .unwrap();
+    let nth = marks
+        .first_step
+        .lock()
+        .expect("denoising reported progress");
     let device = fresh_device().unwrap();
-    f.set("fail_alloc_at", &per_job.to_string());
+    f.set("fail_alloc_at", &nth.to_string());
     let stages = Stages::default();
     let r = LtxEngine::with_dtype(device.clone(), DType::BF16)
         .generate(&request(), &stages)
@@ -155,10 +165,29 @@ fn out_of_memory_mid_denoise_is_reported_and_the_device_recovers() {
     let seen = stages.0.lock().clone();
     assert!(
         seen.contains(&Stage::EncodingPrompt) && !seen.contains(&Stage::Decoding),
-        "the allocation failed between the weights and the decode: {seen:?}"
+        "the allocation failed between the encode and the decode: {seen:?}"
     );
     f.set("fail_alloc_at", "off");
     generate(&device, DType::BF16).expect("the next job after an OOM");
+}
+
+/// The emulator's allocation count at the first denoising progress report.
+struct AllocMarks {
+    emu: &'static EmulatedDevice,
+    start: u64,
+    first_step: Mutex<Option<u64>>,
+}
+
+impl JobObserver for AllocMarks {
+    fn progress(&self, stage: Stage, _: u32, _: u32) {
+        let mut first = self.first_step.lock();
+        if stage == Stage::Denoising && first.is_none() {
+            *first = Some(self.emu.counters().allocs - self.start);
+        }
+    }
+    fn should_abort(&self) -> bool {
+        false
+    }
 }
 
 /// A failed launch poisons a real CUDA context for good, so only the error
@@ -233,17 +262,48 @@ fn a_nan_from_the_gpu_fails_the_job_instead_of_making_frames() {
         &["non-finite", "nan"],
     );
     assert!(e.contains("text encoder"), "{e}");
-    // The job's last GEMM: in the transformer's last step (the VAE runs on
-    // the CPU), counted on an identical job on a device of its own.
-    let before = f.emu.counters();
-    generate(&fresh_device().unwrap(), DType::BF16).unwrap();
-    let per_job = f.emu.counters().since(&before).gemms;
-    let device = fresh_device().unwrap();
-    f.set("nan_gemm_at", &per_job.to_string());
-    let e = expect_error(
-        "NaN in the last step",
-        generate(&device, DType::BF16),
-        &["non-finite", "nan"],
+    // Later: the last GEMM before the decode starts (the transformer's last
+    // step) and the job's last GEMM (in the VAE decode), counted on an
+    // identical job on a device of its own.
+    let marks = GemmMarks {
+        emu: f.emu,
+        start: f.emu.counters().gemms,
+        before_decode: Mutex::new(None),
+    };
+    LtxEngine::with_dtype(fresh_device().unwrap(), DType::BF16)
+        .generate(&request(), &marks)
+        .unwrap();
+    let per_job = f.emu.counters().gemms - marks.start;
+    let before_decode = marks.before_decode.lock().expect("the decode started");
+    assert!(
+        before_decode < per_job,
+        "the VAE decode runs GEMMs on the GPU"
     );
-    assert!(!e.contains("text encoder"), "{e}");
+    for (what, nth, words) in [
+        ("NaN in the last step", before_decode, "denoising"),
+        ("NaN in the decode", per_job, "VAE decode"),
+    ] {
+        let device = fresh_device().unwrap();
+        f.set("nan_gemm_at", &nth.to_string());
+        let e = expect_error(what, generate(&device, DType::BF16), &["non-finite", "nan"]);
+        assert!(e.contains(words), "{what}: {e}");
+    }
+}
+
+/// The emulator's GEMM count when the decode starts.
+struct GemmMarks {
+    emu: &'static EmulatedDevice,
+    start: u64,
+    before_decode: Mutex<Option<u64>>,
+}
+
+impl JobObserver for GemmMarks {
+    fn progress(&self, stage: Stage, done: u32, _: u32) {
+        if (stage, done) == (Stage::Decoding, 0) {
+            *self.before_decode.lock() = Some(self.emu.counters().gemms - self.start);
+        }
+    }
+    fn should_abort(&self) -> bool {
+        false
+    }
 }

@@ -17,11 +17,30 @@ use crate::tensor::{DType, Tensor, TensorError};
 use crate::weights::WeightError;
 
 fn failed(e: TensorError) -> EngineError {
+    device_failed("transformer", e)
+}
+
+/// What a device error in `what` means to the user: out of memory, or a
+/// failure of the device (a driver or kernel error).
+fn device_failed(what: &str, e: TensorError) -> EngineError {
     match e {
         TensorError::OutOfMemory { .. } => EngineError::OutOfMemory(format!(
-            "transformer: {e}; try a smaller resolution or length, or close other GPU work"
+            "{what}: {e}; try a smaller resolution or length, or close other GPU work"
         )),
-        e => EngineError::Failed(format!("transformer: {e}")),
+        e => EngineError::Failed(format!("{what}: {e}")),
+    }
+}
+
+/// A model that did not load: the device's fault when uploading its
+/// weights failed there (out of memory, a driver error), else the files'
+/// (no usable model).
+fn load_failed(what: &str, e: WeightError) -> EngineError {
+    match e {
+        WeightError::Tensor {
+            source: source @ (TensorError::OutOfMemory { .. } | TensorError::Backend { .. }),
+            ..
+        } => device_failed(what, source),
+        e => EngineError::NoModel(format!("{what}: {e}")),
     }
 }
 
@@ -34,13 +53,8 @@ impl LtxTransformer {
     /// Loads the weights onto `device` in `dtype` (usually the device's
     /// compute dtype: f32 on the CPU, the card's 16-bit type on a GPU).
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self, EngineError> {
-        let model = LtxVideoTransformer3DModel::load(dir, dtype, device).map_err(|e| match e {
-            WeightError::Tensor {
-                source: oom @ TensorError::OutOfMemory { .. },
-                ..
-            } => failed(oom),
-            e => EngineError::NoModel(format!("transformer: {e}")),
-        })?;
+        let model = LtxVideoTransformer3DModel::load(dir, dtype, device)
+            .map_err(|e| load_failed("transformer", e))?;
         Ok(Self { model })
     }
 
@@ -236,8 +250,14 @@ impl LtxVae {
 
     /// The VAE on `device` with weights and activations in `dtype`.
     pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self, EngineError> {
-        let model = AutoencoderKLLTXVideo::load_on(dir, device, dtype)
-            .map_err(|e| EngineError::NoModel(format!("VAE: {e}")))?;
+        use crate::models::ltx::vae::VaeError;
+        let model = AutoencoderKLLTXVideo::load_on(dir, device, dtype).map_err(|e| match e {
+            VaeError::Weights(w) => load_failed("VAE", w),
+            VaeError::Tensor(
+                t @ (TensorError::OutOfMemory { .. } | TensorError::Backend { .. }),
+            ) => device_failed("VAE", t),
+            e => EngineError::NoModel(format!("VAE: {e}")),
+        })?;
         Ok(Self::new(model))
     }
 

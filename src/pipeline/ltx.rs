@@ -358,6 +358,17 @@ impl LtxPipeline {
                 video.len()
             )));
         }
+        // The clamp below would pass a NaN through into the frames (and the
+        // shot cache): refuse the shot instead.
+        if let Some(at) = video.iter().position(|x| !x.is_finite()) {
+            return Err(EngineError::Failed(format!(
+                "the VAE decode produced a non-finite value ({} at element {at} of {}): \
+                 a GPU fault or an overflow in 16-bit arithmetic; GENFX_DEVICE=cpu renders \
+                 the shot on the CPU instead",
+                video[at],
+                video.len()
+            )));
+        }
         for x in &mut video {
             *x = (*x * 0.5 + 0.5).clamp(0.0, 1.0);
         }
