@@ -9,30 +9,11 @@
 //! skipped.
 
 use std::ffi::{c_char, CString};
-use std::path::{Path, PathBuf};
 
 use genfx::kernels::{ARCHS, MODULES};
 
 /// Options the CUDA backend compiles with (plus the architecture).
 const OPTIONS: [&str; 2] = ["--std=c++17", "--use_fast_math"];
-
-fn nvrtc_library() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GENFX_NVRTC_LIB") {
-        return Some(PathBuf::from(p));
-    }
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/cuda/nvidia/cu13/lib");
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&lib)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libnvrtc.so") && !n.contains("builtins"))
-        })
-        .collect();
-    found.sort();
-    found.into_iter().next()
-}
 
 fn to_string(chars: &[c_char]) -> String {
     let bytes: Vec<u8> = chars
@@ -83,7 +64,7 @@ fn entries(ptx: &str) -> Vec<String> {
 #[test]
 fn every_kernel_compiles_with_nvrtc_for_every_arch_without_warnings() {
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    let Some(lib) = nvrtc_library().filter(|p| p.exists()) else {
+    let Some(lib) = genfx_kernels_emu::device::nvrtc_library().filter(|p| p.exists()) else {
         assert!(
             !in_ci,
             "NVRTC is not installed: `cargo xtask test` installs it into .tools/cuda"

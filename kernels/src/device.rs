@@ -194,18 +194,16 @@ impl EmulatedDevice {
     }
 }
 
-/// NVRTC stays the real one: the `nvidia-cuda-nvrtc` wheel `cargo xtask
-/// test` installs in `.tools/cuda`. Loaded by path unless `GENFX_NVRTC_LIB`
-/// names it (then the engine loads it), so that a plain `cargo test` finds
-/// it too; its soname `libnvrtc.so.13` is among the names cudarc tries.
-fn preload_nvrtc() {
-    if std::env::var_os("GENFX_NVRTC_LIB").is_some() {
-        return;
+/// The NVRTC library tests use: `$GENFX_NVRTC_LIB`, else the one the
+/// `nvidia-cuda-nvrtc` wheel that `cargo xtask test` installs in the
+/// workspace's `.tools/cuda` holds.
+pub fn nvrtc_library() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("GENFX_NVRTC_LIB") {
+        return Some(PathBuf::from(p));
     }
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/cuda/nvidia/cu13/lib");
     let mut found: Vec<PathBuf> = std::fs::read_dir(&lib)
-        .into_iter()
-        .flatten()
+        .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -214,10 +212,20 @@ fn preload_nvrtc() {
         })
         .collect();
     found.sort();
-    if let Some(path) = found.first() {
+    found.into_iter().next()
+}
+
+/// NVRTC stays the real one. Loaded by path unless `GENFX_NVRTC_LIB` names
+/// it (then the engine loads it), so that a plain `cargo test` finds it
+/// too; its soname `libnvrtc.so.13` is among the names cudarc tries.
+fn preload_nvrtc() {
+    if std::env::var_os("GENFX_NVRTC_LIB").is_some() {
+        return;
+    }
+    if let Some(path) = nvrtc_library() {
         // SAFETY: NVRTC's initialisers have no side effects we depend on;
         // the handle is leaked so the library stays mapped for cudarc.
-        if let Ok(l) = unsafe { libloading::Library::new(path) } {
+        if let Ok(l) = unsafe { libloading::Library::new(&path) } {
             std::mem::forget(l);
         }
     }
