@@ -331,6 +331,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// memory is free for others, not parked in size classes the next
     /// model may never ask for. Nothing to do where memory is not cached.
     fn release_cached_memory(&self) {}
+    /// `(free, total)` bytes of device memory, where the device has its own:
+    /// free counts what the driver has left plus what this backend keeps
+    /// cached for reuse. `None` on the CPU, whose memory is the host's.
+    fn memory_info(&self) -> Option<(usize, usize)> {
+        None
+    }
     /// One flow-matching Euler step of `x` (contiguous f32 `[tokens,
     /// channels]`) along `v` (contiguous, same count, any float dtype):
     /// `out = x + (sigma_next - sigma) * v` per token, with `sigma`,
@@ -425,6 +431,11 @@ impl Device {
     /// See [`Backend::release_cached_memory`].
     pub fn release_cached_memory(&self) {
         self.0.release_cached_memory()
+    }
+
+    /// See [`Backend::memory_info`].
+    pub fn memory_info(&self) -> Option<(usize, usize)> {
+        self.0.memory_info()
     }
 
     pub fn same(&self, other: &Device) -> bool {

@@ -239,8 +239,14 @@ fn vae_failed(e: crate::models::ltx::vae::VaeError) -> EngineError {
 /// The LTX VAE as a [`VideoCodec`].
 pub struct LtxVae {
     model: AutoencoderKLLTXVideo,
-    tiling: Tiling,
+    /// Fixed tiles, or `None`: on a GPU, tiles sized from the memory free
+    /// when the decode starts ([`LtxVae::tiling_for`]); on the CPU, one piece.
+    tiling: Option<Tiling>,
 }
+
+/// The share of a GPU's free memory a decode plans to use: the rest is
+/// headroom for what the estimate misses and for fragmentation.
+const DECODE_SHARE_OF_FREE: f64 = 0.85;
 
 impl LtxVae {
     /// The VAE on the CPU in f32.
@@ -261,12 +267,47 @@ impl LtxVae {
         Ok(Self::new(model))
     }
 
-    /// A built model, decoding in the default tiles.
+    /// A built model, decoding in one piece on the CPU and in tiles that
+    /// fit the free memory on a GPU.
     pub fn new(model: AutoencoderKLLTXVideo) -> Self {
         Self {
             model,
-            tiling: Tiling::default(),
+            tiling: None,
         }
+    }
+
+    /// Decodes in `tiling` wherever it runs.
+    pub fn with_tiling(mut self, tiling: Tiling) -> Self {
+        self.tiling = Some(tiling);
+        self
+    }
+
+    /// The tiles a decode of latents `[frames, height, width]` uses now:
+    /// the fixed ones if set; on a GPU, the largest whose estimated peak
+    /// fits [`DECODE_SHARE_OF_FREE`] of the memory free (what the denoising
+    /// loop left cached is handed back first), with 16 frames of 256x256
+    /// pixels as the floor; on the CPU, one piece.
+    pub fn tiling_for(&self, latent: [usize; 3]) -> Tiling {
+        if let Some(tiling) = self.tiling {
+            return tiling;
+        }
+        let device = self.model.device();
+        if device.is_cpu() {
+            return Tiling::default();
+        }
+        device.release_cached_memory();
+        let Some((free, total)) = device.memory_info() else {
+            return Tiling::default();
+        };
+        let budget = (free as f64 * DECODE_SHARE_OF_FREE) as usize;
+        let tiling = self.model.tiling_within(latent, budget);
+        log::info!(
+            "VAE decode of {latent:?} latents on {} ({:.2} of {:.2} GiB free): tiles {tiling:?}",
+            device.name(),
+            free as f64 / (1u64 << 30) as f64,
+            total as f64 / (1u64 << 30) as f64,
+        );
+        tiling
     }
 }
 
@@ -328,9 +369,10 @@ impl VideoCodec for LtxVae {
             noise_scale: Some(&scale),
             noise: noise.as_ref(),
         };
+        let tiling = self.tiling_for([f, h, w]);
         let video = self
             .model
-            .decode_latents(&z, &cond, &self.tiling)
+            .decode_latents(&z, &cond, &tiling)
             .map_err(vae_failed)?;
         Ok(video.into_data())
     }
@@ -454,6 +496,14 @@ impl T5Prompts {
 }
 
 impl PromptEncoder for T5Prompts {
+    fn device_load(&self, prompts: &[&str]) -> Option<(Device, usize)> {
+        let device = self.encoder.device();
+        if device.is_cpu() || self.on_cpu.get().is_some() || !self.encoder.would_load(prompts) {
+            return None;
+        }
+        Some((device.clone(), self.encoder.weight_bytes()?))
+    }
+
     fn release(&self) {
         self.encoder.release();
         if let Some(cpu) = self.on_cpu.get() {

@@ -29,6 +29,14 @@ pub trait PromptEncoder: Send + Sync {
     /// A job has encoded its prompts: weights may be dropped until the next
     /// new prompt, so that denoising has the memory.
     fn release(&self) {}
+    /// Where encoding `prompts` would load weights onto a device other
+    /// than the CPU, that device and about how many bytes they take, so
+    /// that room can be made first; `None` when nothing would be loaded
+    /// there (all cached, already loaded, or on the CPU).
+    fn device_load(&self, prompts: &[&str]) -> Option<(Device, usize)> {
+        let _ = prompts;
+        None
+    }
 }
 
 /// One forward pass of the denoising transformer over a batch.

@@ -15,6 +15,7 @@ use crate::backend::Device;
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
 };
+use crate::models::ltx::transformer::TransformerConfig;
 use crate::models::ltx::{LayerSkip, SkipMode};
 use crate::sampler::noise::PhiloxNoise;
 use crate::sampler::schedule::{
@@ -24,12 +25,84 @@ use crate::tensor::DType;
 use crate::tokenizer::LTX_MAX_SEQUENCE_LENGTH;
 
 /// Everything loaded from one model folder, shared process-wide.
+///
+/// Order of a job on a GPU: the prompts are encoded first, then the text
+/// encoder is released, and only then are the transformer and VAE loaded
+/// (the first job) or used where they stayed (later jobs): T5-XXL (9.5 GB
+/// in bf16) never shares the card with their 6.4 GB unless it has room
+/// for both. The transformer and VAE stay on the device from job to job;
+/// when a new prompt needs T5 on a card too small for all three, they
+/// leave it for the encode and are read again after
+/// ([`LoadedModel::make_room`]).
 pub struct LoadedModel {
     pub folder: ModelFolder,
-    pub pipeline: LtxPipeline,
     pub prompts: Arc<dyn PromptEncoder>,
     /// Transformer depth, which picks the spatio-temporal guidance recipe.
     pub transformer_layers: usize,
+    device: Device,
+    dtype: DType,
+    /// The transformer and VAE, loaded on first use.
+    pipeline: parking_lot::Mutex<Option<Arc<LtxPipeline>>>,
+}
+
+impl LoadedModel {
+    /// The transformer and VAE on the device, loaded if they are not.
+    pub fn pipeline(&self) -> Result<Arc<LtxPipeline>, EngineError> {
+        let mut slot = self.pipeline.lock();
+        if let Some(pipeline) = slot.as_ref() {
+            return Ok(pipeline.clone());
+        }
+        let root = &self.folder.root;
+        let transformer =
+            LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
+        // The VAE decodes beside the transformer; an f16 card keeps it
+        // in f32, as nothing bounds its activations to f16's range.
+        let vae_dtype = match self.dtype {
+            DType::F16 => DType::F32,
+            other => other,
+        };
+        let vae = LtxVae::load_on(&root.join("vae"), &self.device, vae_dtype)?;
+        let pipeline = Arc::new(LtxPipeline {
+            transformer: Arc::new(transformer),
+            vae: Arc::new(vae),
+        });
+        *slot = Some(pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// Whether the transformer and VAE are loaded.
+    pub fn pipeline_loaded(&self) -> bool {
+        self.pipeline.lock().is_some()
+    }
+
+    /// Before the text encoder loads `bytes` of weights onto `device`: when
+    /// that is where the transformer and VAE are and the memory free beside
+    /// them is short of it (with a margin for the encode's activations),
+    /// they are dropped and read again after the encode. A job still
+    /// holding them keeps them until it ends.
+    fn make_room(&self, device: &Device, bytes: usize) {
+        if !device.same(&self.device) || !self.pipeline_loaded() {
+            return;
+        }
+        device.release_cached_memory();
+        let Some((free, _)) = device.memory_info() else {
+            return;
+        };
+        let needed = bytes + bytes / 20 + (256 << 20);
+        if free >= needed {
+            return;
+        }
+        log::info!(
+            "{:.2} GiB free on {} and the text encoder needs about {:.2}: the transformer and \
+             VAE leave the card while it encodes and are read again after",
+            free as f64 / (1u64 << 30) as f64,
+            device.name(),
+            needed as f64 / (1u64 << 30) as f64
+        );
+        let dropped = self.pipeline.lock().take();
+        drop(dropped);
+        device.release_cached_memory();
+    }
 }
 
 /// Environment variable naming where the transformer runs: `cpu`, `cuda`
@@ -105,26 +178,24 @@ impl LtxEngine {
         Self { device, dtype }
     }
 
+    /// The folder's entry for this device: the text encoder set up (its
+    /// weights read for the first new prompt), the transformer's config
+    /// read; the transformer and VAE are loaded after the prompts are
+    /// encoded ([`LoadedModel::pipeline`]).
     fn load(&self, spec: &Path) -> Result<Arc<LoadedModel>, EngineError> {
         let folder = ModelFolder::open(spec).map_err(|e| EngineError::NoModel(e.to_string()))?;
         let root: PathBuf = folder.root.clone();
         // One copy of the weights per device they live on.
         let variant = format!("{} {}", self.device.name(), self.dtype);
         registry::shared_as(&root, &variant, || {
-            let transformer =
-                LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
-            let transformer_layers = transformer.num_layers();
-            // The VAE decodes beside the transformer; an f16 card keeps it
-            // in f32, as nothing bounds its activations to f16's range.
-            let vae_dtype = match self.dtype {
-                DType::F16 => DType::F32,
-                other => other,
-            };
-            let vae = LtxVae::load_on(&root.join("vae"), &self.device, vae_dtype)?;
-            // The text encoder runs beside the transformer, in its dtype
-            // (on the CPU in f32 for an f16 card: T5 overflows f16); its
-            // weights are read for a job's new prompts and released once
-            // they are encoded.
+            let config = root.join("transformer").join("config.json");
+            let transformer_layers = TransformerConfig::load(&config)
+                .map_err(|e| EngineError::NoModel(format!("transformer: {e}")))?
+                .num_layers;
+            // The text encoder runs on the transformer's device, in its
+            // dtype (on the CPU in f32 for an f16 card: T5 overflows f16);
+            // its weights are read for a job's new prompts and released
+            // once they are encoded.
             let prompts =
                 T5Prompts::load_as(&root, &self.device, self.dtype, LTX_MAX_SEQUENCE_LENGTH)?;
             log::info!(
@@ -134,12 +205,11 @@ impl LtxEngine {
             );
             Ok(LoadedModel {
                 folder,
-                pipeline: LtxPipeline {
-                    transformer: Arc::new(transformer),
-                    vae: Arc::new(vae),
-                },
                 prompts: Arc::new(prompts),
                 transformer_layers,
+                device: self.device.clone(),
+                dtype: self.dtype,
+                pipeline: parking_lot::Mutex::new(None),
             })
         })
     }
@@ -463,6 +533,13 @@ impl ShotEngine for LtxEngine {
             model.transformer_layers,
         )?;
         observer.progress(Stage::EncodingPrompt, 0, 1);
+        let guided = sampling.guidance_scale > 1.0;
+        let texts: Vec<&str> = std::iter::once(request.prompt.as_str())
+            .chain(guided.then_some(request.negative_prompt.as_str()))
+            .collect();
+        if let Some((device, bytes)) = model.prompts.device_load(&texts) {
+            model.make_room(&device, bytes);
+        }
         let positive = model
             .prompts
             .encode(&request.prompt, LTX_MAX_SEQUENCE_LENGTH)?;
@@ -471,7 +548,7 @@ impl ShotEngine for LtxEngine {
                 "the prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
             ));
         }
-        let negative = if sampling.guidance_scale > 1.0 {
+        let negative = if guided {
             let n = model
                 .prompts
                 .encode(&request.negative_prompt, LTX_MAX_SEQUENCE_LENGTH)?;
@@ -486,7 +563,13 @@ impl ShotEngine for LtxEngine {
         // memory, host or GPU, through denoising. Embeddings stay cached, so an unchanged prompt does not
         // bring it back.
         model.prompts.release();
+        // The transformer and VAE, loaded (the first job) now that T5 has
+        // left the device.
+        let pipeline = model.pipeline()?;
         observer.progress(Stage::EncodingPrompt, 1, 1);
+        if observer.should_abort() {
+            return Err(EngineError::Aborted);
+        }
 
         let params = RunParams {
             width: width as usize,
@@ -497,9 +580,7 @@ impl ShotEngine for LtxEngine {
             sampling,
         };
         let noise = PhiloxNoise::new(request.seed, 0);
-        let out = model
-            .pipeline
-            .run(&positive, negative.as_ref(), &params, &noise, observer)?;
+        let out = pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?;
         let plane = (width * height) as usize;
         let per_channel = plane * num_frames as usize;
         let frames = plan

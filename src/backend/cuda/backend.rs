@@ -889,6 +889,11 @@ impl Backend for CudaBackend {
         self.alloc.release_cached();
     }
 
+    fn memory_info(&self) -> Option<(usize, usize)> {
+        let (free, total) = self.dev.mem_info().ok()?;
+        Some((free + self.alloc.stats().bytes_cached, total))
+    }
+
     fn upload(&self, data: CpuStorage) -> Out {
         let out = self.alloc(data.len(), data.dtype())?;
         let stream = self.stream.cu_stream();

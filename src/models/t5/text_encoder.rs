@@ -191,6 +191,35 @@ impl TextEncoder {
         self.model.lock().is_some()
     }
 
+    /// Whether encoding `prompts` would read the weights: one of them is
+    /// not cached and the weights are not loaded.
+    pub fn would_load(&self, prompts: &[&str]) -> bool {
+        !self.is_loaded()
+            && prompts.iter().any(|prompt| {
+                let tokens = self.tokenizer.encode(prompt);
+                let key = CacheKey {
+                    model_id: self.model_id.clone(),
+                    ids: tokens.ids,
+                    mask: tokens.attention_mask,
+                };
+                self.cache.get(&key).is_none()
+            })
+    }
+
+    /// Bytes the weights take on the device once loaded in this encoder's
+    /// dtype, from the files' headers (nothing is read); `None` when they
+    /// cannot be opened.
+    pub fn weight_bytes(&self) -> Option<usize> {
+        let files = crate::weights::WeightFiles::open_dir(&self.weights_dir).ok()?;
+        let elements: usize = files
+            .names()
+            .iter()
+            .filter_map(|name| files.shape(name))
+            .map(|shape| shape.iter().product::<usize>())
+            .sum();
+        Some(elements * self.dtype.size_in_bytes())
+    }
+
     /// Drops the encoder weights (cached embeddings stay) and hands their
     /// memory back to the device.
     pub fn release(&self) {

@@ -29,7 +29,7 @@ use crate::weights::WeightFiles;
 
 pub use config::VaeConfig;
 pub use error::{Result, VaeError};
-pub use tiling::{SpatialTiling, TemporalTiling, Tiling};
+pub use tiling::{DecodeCost, SpatialTiling, TemporalTiling, Tiling};
 pub use volume::Volume;
 pub use weights::{ShapedTensor, TensorMap, TensorSource};
 
@@ -40,6 +40,10 @@ use weights::Weights;
 /// File names of the VAE inside a diffusers model folder's `vae/`.
 pub const CONFIG_FILE: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "diffusion_pytorch_model.safetensors";
+
+/// Decoder activations alive at a decode's peak, in volumes of its last
+/// level (see [`AutoencoderKLLTXVideo::decode_cost`]).
+const ACTIVATIONS_AT_PEAK: f64 = 12.0;
 
 pub struct AutoencoderKLLTXVideo {
     config: VaeConfig,
@@ -182,6 +186,40 @@ impl AutoencoderKLLTXVideo {
     /// (spatial, temporal) compression: 32 and 8 for LTX-Video.
     pub fn compression(&self) -> (usize, usize) {
         (self.spatial_ratio, self.temporal_ratio)
+    }
+
+    /// What a decode costs in device memory per output voxel of a tile,
+    /// estimated from the decoder's last (widest) level: its activations are
+    /// `out_block_channels` at a `patch_size`² of the output pixels, and at
+    /// the peak about [`ACTIVATIONS_AT_PEAK`] such volumes live at once
+    /// (measured in dry runs of the 0.9.5 VAE at 768x512; see
+    /// `cargo xtask bench gpu-plan`).
+    pub fn decode_cost(&self) -> DecodeCost {
+        let p = self.config.patch_size.max(1);
+        let widest = self
+            .config
+            .decoder_plan()
+            .map(|plan| plan.out_block_channels)
+            .unwrap_or(self.config.latent_channels);
+        DecodeCost {
+            activation_bytes_per_voxel: ACTIVATIONS_AT_PEAK
+                * (self.dtype.size_in_bytes() * widest) as f64
+                / (p * p) as f64,
+            output_bytes_per_voxel: (self.config.out_channels * 4) as f64,
+        }
+    }
+
+    /// The largest tiles (fewest, so fastest) in which decoding latents of
+    /// `[frames, height, width]` needs at most `budget` device bytes by
+    /// [`decode_cost`](Self::decode_cost); 16 frames of 256x256 pixels at
+    /// the least.
+    pub fn tiling_within(&self, latent: [usize; 3], budget: usize) -> Tiling {
+        tiling::tiling_within(
+            &self.decode_cost(),
+            budget as f64,
+            latent,
+            [self.spatial_ratio, self.temporal_ratio],
+        )
     }
 
     /// Latent `[frames, height, width]` of a clip with these pixel dimensions.
