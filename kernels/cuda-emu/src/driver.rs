@@ -543,8 +543,7 @@ pub unsafe extern "C" fn cuEventCreate(event: *mut *mut c_void, _flags: c_uint) 
 
 #[no_mangle]
 pub extern "C" fn cuEventDestroy_v2(event: *mut c_void) -> R {
-    // a destroyed event still completes; keep its record until it has run
-    if emu().queues.lock().events.contains_key(&(event as u64)) {
+    if emu().queues.lock().destroy_event(event as u64) {
         R::CUDA_SUCCESS
     } else {
         R::CUDA_ERROR_INVALID_HANDLE

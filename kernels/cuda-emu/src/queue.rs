@@ -116,6 +116,8 @@ pub struct Event {
     /// The stream the last record was queued on, while it has not run.
     pending_on: Option<u64>,
     pub at: Option<Instant>,
+    /// Destroyed while a record was still queued: forgotten once it runs.
+    destroyed: bool,
 }
 
 pub struct Queues {
@@ -163,6 +165,19 @@ impl Queues {
 
     pub fn event_stream(&self, event: u64) -> Option<Option<u64>> {
         self.events.get(&event).map(|e| e.pending_on)
+    }
+
+    /// Forgets `event` now, or when its queued record has run (a destroyed
+    /// event still completes, as in CUDA). False for an unknown handle.
+    pub fn destroy_event(&mut self, event: u64) -> bool {
+        match self.events.get_mut(&event) {
+            Some(e) if e.pending_on.is_some() => {
+                e.destroyed = true;
+                true
+            }
+            Some(_) => self.events.remove(&event).is_some(),
+            None => false,
+        }
     }
 }
 
@@ -388,9 +403,16 @@ fn run(op: Op) -> Result<(), R> {
         Op::Free { addr } => free(addr),
         Op::Record { event } => {
             let mut q = emu().queues.lock();
-            if let Some(e) = q.events.get_mut(&event) {
-                e.pending_on = None;
-                e.at = Some(Instant::now());
+            let destroyed = match q.events.get_mut(&event) {
+                Some(e) => {
+                    e.pending_on = None;
+                    e.at = Some(Instant::now());
+                    e.destroyed
+                }
+                None => false,
+            };
+            if destroyed {
+                q.events.remove(&event);
             }
             Ok(())
         }
