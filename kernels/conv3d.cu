@@ -1,113 +1,24 @@
 // Causal 3-D convolution for the VAE as an implicit GEMM: output voxels x
-// output channels, reduced over (dt, dy, dx, c_in), with the im2col gather
+// output channels, reduced over (c_in, dt, dy, dx), with the im2col gather
 // done while loading the tile, so no unfolded copy of the input exists.
 // Stride 1. Temporal padding replicates the edge frames (LTX's causal
 // convolution pads the front with copies of the first frame; the non-causal
-// one pads both ends); spatial padding is zeros.
+// one pads both ends); spatial padding is zeros. f32 FMA arithmetic: the
+// tensor-core version is still to come.
 //
-// Channels-last: x [B, T, H, W, Cin], w [Cout, kt, kh, kw, Cin] (reordered
-// from PyTorch's [Cout, Cin, kt, kh, kw] once at load), bias [Cout] or null,
-// y [B, To, Ho, Wo, Cout] with To = T + pad_t_front + pad_t_back - kt + 1,
-// Ho = H + 2 pad_h - kh + 1, Wo = W + 2 pad_w - kw + 1.
+// The layout the VAE's tensors have (PyTorch's): x [B, Cin, T, H, W],
+// w [Cout, Cin, kt, kh, kw] as stored, bias [Cout] or null, residual
+// [B, Cout, T, H, W] or null (added in the same pass, as the resnet's
+// shortcut), y [B, Cout, T, H, W]. Output frames, rows and columns equal the
+// input's: time is padded `pad_t_front` before and kt - 1 - pad_t_front
+// after, space by kh / 2 and kw / 2. Consecutive output voxels of one
+// channel are consecutive addresses, so the tile's voxel index runs fastest
+// across threads when gathering the input and when storing.
 //
 // Tiles of 64 voxels x 64 channels x 16 of the reduction, 256 threads each
 // accumulating 4 x 4 in f32. Grid (ceil(M / 64), ceil(Cout / 64)).
 #include "elementwise.cuh"
 
-template <class T>
-__device__ void conv3d_kernel(dptr<const T> x, dptr<const T> w, dptr<const T> bias, dptr<T> y, int batch, int t_in,
-                              int h_in, int w_in, int c_in, int c_out, int kt, int kh, int kw, int pad_t_front,
-                              int pad_t_back, int pad_h, int pad_w) {
-    constexpr int BM = 64, BN = 64, BK = 16;
-    SHARED_ARRAY(float, sa, BK * BM);
-    SHARED_ARRAY(float, sb, BK * BN);
-    const int t_out = t_in + pad_t_front + pad_t_back - kt + 1;
-    const int h_out = h_in + 2 * pad_h - kh + 1;
-    const int w_out = w_in + 2 * pad_w - kw + 1;
-    const i64 M = i64(batch) * t_out * h_out * w_out;
-    const int K = kt * kh * kw * c_in;
-    const i64 m0 = i64(blockIdx.x) * BM;
-    const int n0 = int(blockIdx.y) * BN;
-    const int tid = int(threadIdx.x), tx = tid % 16, ty = tid / 16;
-    float acc[4][4];
-    for (int i = 0; i < 4; i++)
-        for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
-
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        for (int q = 0; q < (BM * BK) / 256; q++) {
-            const int e = tid + 256 * q, mm = e / BK, kk = e % BK;
-            const i64 m = m0 + mm;
-            const int k = k0 + kk;
-            float v = 0.0f;
-            if (m < M && k < K) {
-                i64 r = m;
-                const int wo = int(r % w_out);
-                r /= w_out;
-                const int ho = int(r % h_out);
-                r /= h_out;
-                const int to = int(r % t_out);
-                const i64 b = r / t_out;
-                const int ci = k % c_in;
-                int rk = k / c_in;
-                const int dx = rk % kw;
-                rk /= kw;
-                const int dy = rk % kh;
-                const int dt = rk / kh;
-                int ti = to + dt - pad_t_front;
-                ti = ti < 0 ? 0 : (ti >= t_in ? t_in - 1 : ti);
-                const int hi = ho + dy - pad_h, wi = wo + dx - pad_w;
-                if (hi >= 0 && hi < h_in && wi >= 0 && wi < w_in) {
-                    v = to_f32(T(x[(((b * t_in + ti) * h_in + hi) * w_in + wi) * c_in + ci]));
-                }
-            }
-            sa[kk * BM + mm] = v;
-        }
-        for (int q = 0; q < (BN * BK) / 256; q++) {
-            const int e = tid + 256 * q, nn = e / BK, kk = e % BK;
-            const int n = n0 + nn, k = k0 + kk;
-            sb[kk * BN + nn] = (n < c_out && k < K) ? to_f32(T(w[i64(n) * K + k])) : 0.0f;
-        }
-        __syncthreads();
-        for (int kk = 0; kk < BK; kk++) {
-            float a[4], bv[4];
-            for (int i = 0; i < 4; i++) a[i] = sa[kk * BM + ty * 4 + i];
-            for (int j = 0; j < 4; j++) bv[j] = sb[kk * BN + tx * 4 + j];
-            for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], bv[j], acc[i][j]);
-        }
-        __syncthreads();
-    }
-    for (int i = 0; i < 4; i++) {
-        const i64 m = m0 + ty * 4 + i;
-        if (m >= M) continue;
-        for (int j = 0; j < 4; j++) {
-            const int n = n0 + tx * 4 + j;
-            if (n >= c_out) continue;
-            const float bb = bias ? to_f32(T(bias[n])) : 0.0f;
-            y[m * c_out + n] = from_f32<T>(acc[i][j] + bb);
-        }
-    }
-}
-
-#define GENFX_CONV3D(T)                                                                                          \
-    extern "C" __global__ void conv3d_##T(dptr<const T> x, dptr<const T> w, dptr<const T> bias, dptr<T> y,         \
-                                          int batch, int t_in, int h_in, int w_in, int c_in, int c_out, int kt,    \
-                                          int kh, int kw, int pad_t_front, int pad_t_back, int pad_h, int pad_w) { \
-        conv3d_kernel<T>(x, w, bias, y, batch, t_in, h_in, w_in, c_in, c_out, kt, kh, kw, pad_t_front,             \
-                         pad_t_back, pad_h, pad_w);                                                               \
-    }
-GENFX_CONV3D(bf16)
-GENFX_CONV3D(f16)
-
-// The same implicit GEMM on the layout the VAE's tensors have (PyTorch's):
-// x [B, Cin, T, H, W], w [Cout, Cin, kt, kh, kw] as stored, bias [Cout] or
-// null, residual [B, Cout, T, H, W] or null (added in the same pass, as the
-// resnet's shortcut), y [B, Cout, T, H, W]. Output frames, rows and columns
-// equal the input's: time is padded by replicating the edge frames,
-// `pad_t_front` before and kt - 1 - pad_t_front after, space by kh / 2 and
-// kw / 2 zeros. In this layout consecutive output voxels of one channel are
-// consecutive addresses, so the tile's voxel index runs fastest across
-// threads when gathering the input and when storing.
 template <class T>
 __device__ void conv3d_ncdhw_kernel(dptr<const T> x, dptr<const T> w, dptr<const T> bias, dptr<const T> residual,
                                     dptr<T> y, int batch, int frames, int height, int width, int c_in, int c_out,
@@ -193,8 +104,6 @@ GENFX_CONV3D_NCDHW(f16, f16)
 
 #ifdef GENFX_SIMT
 GENFX_SIMT_EXPORTS(conv3d) {
-    GENFX_SIMT_KERNEL(conv3d_bf16);
-    GENFX_SIMT_KERNEL(conv3d_f16);
     GENFX_SIMT_KERNEL(conv3d_ncdhw_f32);
     GENFX_SIMT_KERNEL(conv3d_ncdhw_bf16);
     GENFX_SIMT_KERNEL(conv3d_ncdhw_f16);

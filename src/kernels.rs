@@ -427,41 +427,6 @@ pub fn planar_to_rgba(
     })
 }
 
-/// `depth_to_space_3d_T(x: dptr<const T>, y: dptr<T>, batch, frames, height,
-/// width, channels, st, sh, sw, drop_front: i32)`: channels-last
-/// `[B, T, H, W, C*st*sh*sw] -> [B, T*st - drop_front, H*sh, W*sw, C]`.
-pub fn depth_to_space_3d(dtype: Half, output_elements: usize) -> Launch {
-    Launch {
-        module: "pixel_shuffle",
-        kernel: format!("depth_to_space_3d_{}", dtype.suffix()),
-        config: grid_stride(output_elements as u64),
-    }
-}
-
-/// `conv3d_T(x, w, bias (nullable): dptr<const T>, y: dptr<T>, batch, t_in,
-/// h_in, w_in, c_in, c_out, kt, kh, kw, pad_t_front, pad_t_back, pad_h,
-/// pad_w: i32)`: stride-1 3-D convolution, channels-last, weights
-/// `[c_out, kt, kh, kw, c_in]`, replicate padding in time, zeros in space.
-/// `output_voxels` = batch * t_out * h_out * w_out.
-pub fn conv3d(dtype: Half, output_voxels: usize, c_out: usize) -> Result<Launch, KernelError> {
-    let grid_x = output_voxels.div_ceil(64);
-    if grid_x == 0 || grid_x > i32::MAX as usize || c_out == 0 || c_out.div_ceil(64) > 65_535 {
-        return Err(unsupported(
-            "conv3d",
-            format!("{output_voxels} voxels x {c_out} channels"),
-        ));
-    }
-    Ok(Launch {
-        module: "conv3d",
-        kernel: format!("conv3d_{}", dtype.suffix()),
-        config: LaunchConfig {
-            grid: [grid_x as u32, c_out.div_ceil(64) as u32, 1],
-            block: [THREADS, 1, 1],
-            shared_mem_bytes: 0,
-        },
-    })
-}
-
 /// `conv3d_ncdhw_V(x, w, bias (nullable), residual (nullable): dptr<const V>,
 /// y: dptr<V>, batch, frames, height, width, c_in, c_out, kt, kh, kw,
 /// pad_t_front: i32)`: stride-1 3-D convolution on `[B, C, T, H, W]` with
