@@ -24,8 +24,7 @@ mod gpu_common;
 
 use genfx::backend::Device;
 use genfx::models::ltx::vae::{
-    AutoencoderKLLTXVideo, DecodeConditioning, ShapedTensor, SpatialTiling, TemporalTiling,
-    TensorSource, Tiling, VaeConfig, Volume,
+    AutoencoderKLLTXVideo, DecodeConditioning, ShapedTensor, TensorSource, VaeConfig, Volume,
 };
 use genfx::tensor::DType;
 use genfx::weights::WeightFiles;
@@ -37,28 +36,6 @@ use vae_common::{cases, fixture_dir, relative_error, tensor};
 
 const TOL_F32: f32 = 1e-4;
 const TOL_HALF: f32 = 6e-2;
-
-fn tiling(case: &vae_common::DecodeCase) -> Tiling {
-    match &case.tiling {
-        None => Tiling::default(),
-        Some(t) if t.kind == "spatial" => Tiling {
-            spatial: Some(SpatialTiling {
-                min_height: t.min,
-                min_width: t.min,
-                stride_height: t.stride,
-                stride_width: t.stride,
-            }),
-            temporal: None,
-        },
-        Some(t) => Tiling {
-            spatial: None,
-            temporal: Some(TemporalTiling {
-                min_frames: t.min,
-                stride_frames: t.stride,
-            }),
-        },
-    }
-}
 
 /// The fixture's weights rounded to a 16-bit type, for the CPU model: how
 /// far the f32 model moves when only its weights lose their low bits.
@@ -132,7 +109,7 @@ fn vae_on_the_gpu_matches_the_cpu() {
                 noise_scale: Some(&case.decode_noise_scale),
                 noise: Some(&noise),
             };
-            let tiling = tiling(case);
+            let tiling = case.tiling();
             let got = vae.decode_latents(&z, &cond, &tiling).unwrap();
             let want = cpu.decode_latents(&z, &cond, &tiling).unwrap();
             let bound = if dtype == DType::F32 {

@@ -46,25 +46,7 @@ fn decode_matches_reference() {
         let z = tensor(&source, &format!("{}.latents", case.name));
         let noise = tensor(&source, &format!("{}.noise", case.name));
         let expected = tensor(&source, &format!("{}.video", case.name));
-        let tiling = match &case.tiling {
-            None => Tiling::default(),
-            Some(t) if t.kind == "spatial" => Tiling {
-                spatial: Some(SpatialTiling {
-                    min_height: t.min,
-                    min_width: t.min,
-                    stride_height: t.stride,
-                    stride_width: t.stride,
-                }),
-                temporal: None,
-            },
-            Some(t) => Tiling {
-                spatial: None,
-                temporal: Some(TemporalTiling {
-                    min_frames: t.min,
-                    stride_frames: t.stride,
-                }),
-            },
-        };
+        let tiling = case.tiling();
         let cond = DecodeConditioning {
             timestep: &case.decode_timestep,
             noise_scale: Some(&case.decode_noise_scale),

@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use genfx::models::ltx::vae::{AutoencoderKLLTXVideo, TensorSource, Volume};
+use genfx::models::ltx::vae::{
+    AutoencoderKLLTXVideo, SpatialTiling, TemporalTiling, TensorSource, Tiling, Volume,
+};
 use genfx::weights::WeightFiles;
 use serde::Deserialize;
 
@@ -33,6 +35,31 @@ pub struct DecodeCase {
     pub decode_timestep: Vec<f32>,
     pub decode_noise_scale: Vec<f32>,
     pub tiling: Option<TilingCase>,
+}
+
+impl DecodeCase {
+    /// The tiles the case decodes in, as the fixture script set them.
+    pub fn tiling(&self) -> Tiling {
+        match &self.tiling {
+            None => Tiling::default(),
+            Some(t) if t.kind == "spatial" => Tiling {
+                spatial: Some(SpatialTiling {
+                    min_height: t.min,
+                    min_width: t.min,
+                    stride_height: t.stride,
+                    stride_width: t.stride,
+                }),
+                temporal: None,
+            },
+            Some(t) => Tiling {
+                spatial: None,
+                temporal: Some(TemporalTiling {
+                    min_frames: t.min,
+                    stride_frames: t.stride,
+                }),
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
