@@ -583,7 +583,7 @@ impl ShotEngine for LtxEngine {
         let out = pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?;
         let plane = (width * height) as usize;
         let per_channel = plane * num_frames as usize;
-        let frames = plan
+        let mut frames = plan
             .shown
             .iter()
             .map(|&f| {
@@ -595,7 +595,9 @@ impl ShotEngine for LtxEngine {
                 }
                 Frame { width, height, rgb }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Every generated frame carries the invisible GenFX mark.
+        crate::provenance::mark_shot(&mut frames, &request);
         Ok(Shot { frames })
     }
 }
