@@ -395,3 +395,34 @@ fn a_vae_older_than_095_is_refused_by_its_config() {
     println!("0.9.0 VAE: {err}");
     assert!(err.to_string().contains("before 0.9.5"), "{err}");
 }
+
+/// The disk cache's model identity of a checkpoint covers the file and the
+/// text encoder beside it, not the rest of its folder.
+#[test]
+fn a_checkpoints_identity_is_the_file_and_its_text_encoder() {
+    use genfx::pipeline::disk_cache::model_identity;
+    let s = Scratch::new("identity");
+    let path = s.0.join("ltxv-tiny.safetensors");
+    std::fs::copy(fixture(), &path).unwrap();
+    copy_dir(
+        &folder_model().join("text_encoder"),
+        &s.0.join("text_encoder"),
+    );
+    copy_dir(&folder_model().join("tokenizer"), &s.0.join("tokenizer"));
+    let first = model_identity(&path).unwrap();
+    // Another checkpoint or notes in the same folder change nothing.
+    std::fs::copy(fixture(), s.0.join("other.safetensors")).unwrap();
+    std::fs::write(s.0.join("notes.json"), "{}").unwrap();
+    assert_eq!(model_identity(&path).unwrap(), first);
+    // Another text encoder config does.
+    let config = s.0.join("text_encoder/config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n")).unwrap();
+    let second = model_identity(&path).unwrap();
+    assert_ne!(second, first);
+    // And so do other weights in the checkpoint.
+    let mut configs = fixture_configs();
+    configs["allowed_inference_steps"] = json!([1.0]);
+    rewrite(&path, Some(&configs), |_| true);
+    assert_ne!(model_identity(&path).unwrap(), second);
+}
