@@ -111,7 +111,7 @@ pub struct ModelFolder {
     /// model is one.
     pub checkpoint: Option<Arc<Checkpoint>>,
     /// The folder holding `text_encoder/` and `tokenizer/`
-    /// ([`single_file::text_encoder_root`]).
+    /// ([`locate_text_encoder`]).
     pub text_encoder_root: PathBuf,
     pub variant: Variant,
     pub transformer_config: PathBuf,
@@ -409,9 +409,12 @@ impl ModelFolder {
     fn check_checkpoint(path: &Path) -> Result<Self, ModelFolderError> {
         let checkpoint = Checkpoint::open(path)?;
         let mut problems = Vec::new();
-        let text_encoder_root = single_file::text_encoder_root(path);
-        let (text_encoder_config, text_encoder_weights, tokenizer_model) =
-            text_encoder_files(&text_encoder_root, &mut problems);
+        let TextEncoderLocation {
+            root: text_encoder_root,
+            config: text_encoder_config,
+            weights: text_encoder_weights,
+            tokenizer: tokenizer_model,
+        } = locate_text_encoder(path, &mut problems);
         if !problems.is_empty() {
             problems.push(Problem::Help(single_file::missing_text_encoder_help(path)));
             return Err(ModelFolderError::Problems {
@@ -481,9 +484,12 @@ impl ModelFolder {
         check_vae_version(v_cfg.as_ref(), &mut problems);
         let vae_weights = weight_files(&vae_dir, "diffusion_pytorch_model", "VAE", &mut problems);
 
-        let text_encoder_root = single_file::text_encoder_root(root);
-        let (text_encoder_config, text_encoder_weights, tokenizer_model) =
-            text_encoder_files(&text_encoder_root, &mut problems);
+        let TextEncoderLocation {
+            root: text_encoder_root,
+            config: text_encoder_config,
+            weights: text_encoder_weights,
+            tokenizer: tokenizer_model,
+        } = locate_text_encoder(root, &mut problems);
 
         let sched_dir = root.join("scheduler");
         let sched_path = ["scheduler_config.json", "config.json"]
@@ -534,9 +540,26 @@ impl ModelFolder {
     }
 }
 
-/// The T5 encoder's config, its weights and the tokenizer in the folder
-/// `root` ([`single_file::text_encoder_root`]), with what is wrong with them.
-fn text_encoder_files(root: &Path, problems: &mut Vec<Problem>) -> (PathBuf, WeightFiles, PathBuf) {
+/// Where a model's T5 text encoder and tokenizer are.
+#[derive(Clone, Debug)]
+pub struct TextEncoderLocation {
+    /// The folder holding `text_encoder/` and `tokenizer/`.
+    pub root: PathBuf,
+    /// The encoder's `config.json`.
+    pub config: PathBuf,
+    /// The encoder's weight files.
+    pub weights: WeightFiles,
+    /// The SentencePiece model of its tokenizer.
+    pub tokenizer: PathBuf,
+}
+
+/// The one place that decides where the text encoder of the model at
+/// `model` (a diffusers folder or a single-file checkpoint) is: the folder
+/// itself, or the folder the checkpoint is in
+/// ([`single_file::text_encoder_root`]). What is missing or wrong there is
+/// added to `problems`.
+pub fn locate_text_encoder(model: &Path, problems: &mut Vec<Problem>) -> TextEncoderLocation {
+    let root = single_file::text_encoder_root(model);
     let te_dir = root.join("text_encoder");
     let config = te_dir.join("config.json");
     let te_cfg = read_json(&config, problems);
@@ -547,14 +570,19 @@ fn text_encoder_files(root: &Path, problems: &mut Vec<Problem>) -> (PathBuf, Wei
         problems,
     );
     let weights = weight_files(&te_dir, "model", "text encoder", problems);
-    let tokenizer_model = root.join("tokenizer").join("spiece.model");
-    if !tokenizer_model.is_file() {
+    let tokenizer = root.join("tokenizer").join("spiece.model");
+    if !tokenizer.is_file() {
         problems.push(Problem::Missing {
             what: "T5 SentencePiece tokenizer".into(),
-            path: tokenizer_model.clone(),
+            path: tokenizer.clone(),
         });
     }
-    (config, weights, tokenizer_model)
+    TextEncoderLocation {
+        root,
+        config,
+        weights,
+        tokenizer,
+    }
 }
 
 /// The file in a model folder that states how its checkpoint is sampled,
