@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// Options that take no value.
-const FLAGS: &[&str] = &["json"];
+const FLAGS: &[&str] = &["json", "human"];
 /// Options that take two values.
 const PAIRS: &[&str] = &["fill"];
 

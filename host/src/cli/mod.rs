@@ -1,6 +1,7 @@
 //! The `genfx` command line.
 
 mod args;
+mod detect;
 mod generate;
 mod list;
 mod render;
@@ -30,6 +31,14 @@ usage:
       counts new frames only; --context (default 9) is how many real frames
       next to the seam condition an extend or fill.
 
+  genfx detect FILE|FOLDER ... [--human] [--key HEX]
+      Whether pictures (PNG, EXR, JPEG) and videos (through ffmpeg, when it is on
+      the PATH) carry the invisible mark GenFX puts in every generated frame. One
+      JSON line per file (file, marked, false_positive_rate, payload, z, frames);
+      a folder's pictures are also pooled as one shot (a line with \"shot\").
+      --human prints sentences instead. Exit status 0 when every input is
+      marked, 1 when some are not.
+
 Exit status: 0 on success, 1 when the plugin or engine failed, 2 on bad usage.";
 
 /// Runs the command line; returns the exit status.
@@ -49,6 +58,7 @@ pub fn main(argv: Vec<String>) -> i32 {
         "list" => list::run(args),
         "render" => render::run(args),
         "generate" => generate::run(args),
+        "detect" => detect::run(args),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             return 0;
