@@ -23,9 +23,13 @@ usage:
                [--frames N] [--width W] [--height H] [--fps F] [--steps N | --quality Q]
                [--guidance G] [--strength S] [--format png|exr] [--context N]
                [--extend-forward DIR | --extend-backward DIR | --fill BEFORE_DIR AFTER_DIR]
+               [--cache-max-gb N]
       Runs a GenFX job directly on the engine, without an OpenFX host. --frames
       counts new frames only; --context (default 9) is how many real frames
-      next to the seam condition an extend or fill.
+      next to the seam condition an extend or fill. Finished shots are kept in
+      GENFX_CACHE_DIR (off: none), at most --cache-max-gb gigabytes
+      (default GENFX_CACHE_MAX_GB or 20; 0: no limit), least recently used
+      removed first. Frames are written whole or not at all.
 
 Exit status: 0 on success, 1 when the plugin or engine failed, 2 on bad usage.";
 
