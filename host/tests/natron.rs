@@ -160,8 +160,9 @@ fn a_natron_run_is_judged_by_its_frames_not_its_exit_status() {
     let by_number = |f: u32| frames.iter().find(|(n, _)| *n == f).unwrap().1.clone();
     // SIGABRT at exit (shell status 134) after writing every frame: passed.
     // (A raw wait status of 6 is "killed by signal 6", SIGABRT.)
-    let aborted = Some(ExitStatus::from_raw(6));
-    assert!(!aborted.unwrap().success());
+    let abort = ExitStatus::from_raw(6);
+    assert!(!abort.success());
+    let aborted = Some(abort);
     assert!(judge(aborted, &frames, &|f| Ok(by_number(f))).is_ok());
     // The same exit with a frame missing: failed, naming the frame.
     let missing = judge(aborted, &frames, &|f| {
