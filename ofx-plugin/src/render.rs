@@ -535,12 +535,12 @@ fn run_job(
     ctx: &Ctx,
     key: ShotKey,
     request: &ShotRequest,
-    dir: Option<PathBuf>,
+    dir: Option<(PathBuf, Option<u64>)>,
 ) -> Result<Shot, EngineError> {
     // The disk entry's key names the model by its weights' fingerprint and
     // is the one `genfx generate` uses for the same request.
-    let disk = dir.and_then(|dir| match disk::key_of(request) {
-        Ok(Some(disk_key)) => Some((dir, disk_key)),
+    let disk = dir.and_then(|(dir, limit)| match disk::key_of(request) {
+        Ok(Some(disk_key)) => Some((dir, disk_key, limit)),
         Ok(None) => None,
         Err(why) => {
             let note = format!("the shot is not kept in the cache folder: {why}");
@@ -549,7 +549,7 @@ fn run_job(
             None
         }
     });
-    if let Some((dir, disk_key)) = &disk {
+    if let Some((dir, disk_key, _)) = &disk {
         match disk::load(dir, disk_key) {
             disk::Loaded::Hit(shot) if valid(&shot, request) => {
                 log::info!(
@@ -601,8 +601,8 @@ fn run_job(
             request.height
         )));
     }
-    if let Some((dir, disk_key)) = &disk {
-        if let Err(e) = disk::store(dir, disk_key, &shot) {
+    if let Some((dir, disk_key, limit)) = &disk {
+        if let Err(e) = disk::store(dir, disk_key, &shot, *limit) {
             // The shot is still good; only the disk copy is lost.
             observer.notice(&format!(
                 "the shot could not be kept in the cache folder {} ({e}), so reopening the \
@@ -640,7 +640,8 @@ fn generated(
     }
     let dir = cache_dir(s);
     let effect = ctx.effect.clone();
-    let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, dir), &|| {
+    let disk = dir.map(|d| (d, s.cache_limit));
+    let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, disk), &|| {
         effect.abort_requested()
     });
     let shot = match shot {

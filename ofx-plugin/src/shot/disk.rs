@@ -7,14 +7,12 @@
 //! a checksum verified on every read (a damaged entry is removed and the shot
 //! generated again, never served), names its key (so an entry of another
 //! model or engine revision is never served), and the folder is bounded by
-//! the `GENFX_CACHE_MAX_GB` size limit with least-recently-used eviction. The
+//! the effect's Cache size with least-recently-used eviction. The
 //! key names the model by a fingerprint of its weight files, so replacing
 //! weights in the same folder makes new shots.
 
 use genfx::engine::{Shot, ShotRequest};
-use genfx::pipeline::disk_cache::{
-    self, current_identity, current_limit, DiskShotCache, Lookup, ShotKey,
-};
+use genfx::pipeline::disk_cache::{self, current_identity, DiskShotCache, Lookup, ShotKey};
 use genfx::pipeline::model_folder;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -68,10 +66,10 @@ pub fn load(dir: &Path, key: &ShotKey) -> Loaded {
     }
 }
 
-pub fn store(dir: &Path, key: &ShotKey, shot: &Shot) -> io::Result<()> {
-    DiskShotCache::open(dir)?
-        .with_limit(current_limit())
-        .put(key, shot)
+/// Stores `shot`, keeping the folder's entries within `limit` bytes (the
+/// effect's Cache size; `None`: no limit).
+pub fn store(dir: &Path, key: &ShotKey, shot: &Shot, limit: Option<u64>) -> io::Result<()> {
+    DiskShotCache::open(dir)?.with_limit(limit).put(key, shot)
 }
 
 #[cfg(test)]
@@ -98,7 +96,7 @@ mod tests {
     fn store_then_load_round_trips_and_damage_is_discarded_not_served() {
         let dir = temp_dir("rt");
         let key = ShotKey([7; 32]);
-        store(&dir, &key, &shot()).unwrap();
+        store(&dir, &key, &shot(), None).unwrap();
         assert!(matches!(load(&dir, &key), Loaded::Hit(s) if s.frames == shot().frames));
         assert!(matches!(load(&dir, &ShotKey([8; 32])), Loaded::Miss));
         // One flipped bit in the pixels: the checksum catches it, the entry
@@ -111,7 +109,7 @@ mod tests {
         assert!(matches!(load(&dir, &key), Loaded::Discarded(w) if w.contains("checksum")));
         assert!(matches!(load(&dir, &key), Loaded::Miss));
         // No temporary files are left behind.
-        store(&dir, &key, &shot()).unwrap();
+        store(&dir, &key, &shot(), None).unwrap();
         let names: Vec<_> = fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -124,7 +122,7 @@ mod tests {
     fn an_unwritable_folder_is_an_error_not_a_panic() {
         let dir = temp_dir("file");
         fs::write(&dir, b"a file where the folder should be").unwrap();
-        assert!(store(&dir, &ShotKey([1; 32]), &Shot { frames: vec![] }).is_err());
+        assert!(store(&dir, &ShotKey([1; 32]), &Shot { frames: vec![] }, None).is_err());
         assert!(matches!(load(&dir, &ShotKey([1; 32])), Loaded::Miss));
         let _ = fs::remove_file(&dir);
     }
