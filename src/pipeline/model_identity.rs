@@ -451,4 +451,38 @@ mod tests {
         assert_ne!(model_identity(&d).unwrap(), plain);
         let _ = fs::remove_dir_all(&d);
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hugging_face_snapshot_is_fingerprinted_through_its_blob_links() {
+        use std::os::unix::fs::symlink;
+        // models--o--n/snapshots/rev/... links to models--o--n/blobs/<hash>.
+        let d = scratch("hf");
+        let repo = d.join("models--o--n");
+        let blobs = repo.join("blobs");
+        let snap = repo.join("snapshots/rev");
+        fs::create_dir_all(&blobs).unwrap();
+        fs::create_dir_all(snap.join("transformer")).unwrap();
+        model(&blobs.join("src"));
+        fs::rename(blobs.join("src/model_index.json"), blobs.join("a")).unwrap();
+        fs::rename(
+            blobs.join("src/transformer/diffusion_pytorch_model.safetensors"),
+            blobs.join("b"),
+        )
+        .unwrap();
+        symlink("../../blobs/a", snap.join("model_index.json")).unwrap();
+        symlink(
+            "../../../blobs/b",
+            snap.join("transformer/diffusion_pytorch_model.safetensors"),
+        )
+        .unwrap();
+        let listing = list(&snap).unwrap();
+        assert_eq!(listing.files.len(), 2, "{:?}", listing.skipped);
+        let first = model_identity(&snap).unwrap();
+        let mut w = fs::read(blobs.join("b")).unwrap();
+        w[100] ^= 1;
+        fs::write(blobs.join("b"), w).unwrap();
+        assert_ne!(model_identity(&snap).unwrap(), first);
+        let _ = fs::remove_dir_all(&d);
+    }
 }
