@@ -88,6 +88,26 @@ pub fn owner_of(name: &str) -> Option<TempOwner> {
     })
 }
 
+/// Temporary names of GenFX before this scheme, which killed writers may
+/// have left behind: the engine's `.<64 hex>.<pid>.<n>.tmp` and the plugin's
+/// `<32 hex>.<pid>.ThreadId<n>.tmp`. Nothing else has these shapes; they are
+/// removed once stale.
+fn legacy_temp(name: &str) -> bool {
+    let hex = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let Some(inner) = name.strip_suffix(SUFFIX) else {
+        return false;
+    };
+    let fields: Vec<&str> = inner.split('.').collect();
+    match fields.as_slice() {
+        ["", key, pid, n] => hex(key, 64) && digits(pid) && digits(n),
+        [key, pid, thread] => {
+            hex(key, 32) && digits(pid) && thread.strip_prefix("ThreadId").is_some_and(digits)
+        }
+        _ => false,
+    }
+}
+
 /// Whether process `pid` of this machine is gone; `None` where that cannot
 /// be told (no `/proc`).
 fn process_gone(pid: u32) -> Option<bool> {
@@ -109,18 +129,21 @@ pub fn sweep(dir: &Path) -> usize {
     let mut removed = 0;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(owner) = owner_of(&name) else {
+        let owner = owner_of(&name);
+        if owner.is_none() && !legacy_temp(&name) {
             continue;
-        };
+        }
         let Ok(meta) = fs::symlink_metadata(e.path()) else {
             continue;
         };
         if meta.is_dir() {
             continue;
         }
-        let ours_and_dead = owner.host == host_name()
-            && owner.pid != std::process::id()
-            && process_gone(owner.pid) == Some(true);
+        let ours_and_dead = owner.is_some_and(|owner| {
+            owner.host == host_name()
+                && owner.pid != std::process::id()
+                && process_gone(owner.pid) == Some(true)
+        });
         let old = meta
             .modified()
             .ok()
@@ -227,8 +250,18 @@ mod tests {
             std::process::id()
         ));
         let remote = d.join(".genfx-c.bin.othermachine.1.0.tmp");
-        let foreign = [".someone.tmp", "notes.tmp", ".x.123.0.tmp"];
-        for p in [&dead, &live, &remote] {
+        // Earlier versions' names: the engine's and the plugin's.
+        let legacy = [
+            d.join(format!(".{}.4242.0.tmp", "ab".repeat(32))),
+            d.join(format!("{}.4242.ThreadId7.tmp", "cd".repeat(16))),
+        ];
+        let foreign = [
+            ".someone.tmp",
+            "notes.tmp",
+            ".x.123.0.tmp",
+            "abc.1.ThreadId2.tmp",
+        ];
+        for p in [&dead, &live, &remote].into_iter().chain(&legacy) {
             fs::write(p, b"partial").unwrap();
         }
         for f in foreign {
@@ -238,11 +271,13 @@ mod tests {
         sweep(&d);
         assert_eq!(!dead.exists(), expect_dead_gone);
         assert!(live.exists() && remote.exists());
+        assert!(legacy.iter().all(|p| p.exists()), "fresh leftovers stay");
         // Once old, an unverifiable leftover goes too; foreign files stay
         // however old they are.
         let old = SystemTime::now() - Duration::from_secs(7200);
         for p in [remote.clone()]
             .into_iter()
+            .chain(legacy.iter().cloned())
             .chain(foreign.iter().map(|f| d.join(f)))
         {
             File::options()
@@ -254,6 +289,10 @@ mod tests {
         }
         sweep(&d);
         assert!(!remote.exists());
+        assert!(
+            legacy.iter().all(|p| !p.exists()),
+            "stale old-style leftovers stay"
+        );
         for f in foreign {
             assert!(d.join(f).exists(), "{f} is not ours and must stay");
         }
