@@ -191,3 +191,36 @@ fn every_truncation_of_the_model_fails_cleanly() {
         }
     }
 }
+
+/// `tokenizer_config.json` is read: its special tokens are the ones used,
+/// and one the model lacks is refused by name.
+#[test]
+fn tokenizer_config_names_the_special_tokens() {
+    let scratch = std::env::temp_dir().join(format!("genfx-tokcfg-{}", std::process::id()));
+    let tok_dir = scratch.join("tokenizer");
+    std::fs::create_dir_all(&tok_dir).unwrap();
+    std::fs::copy(model_path(), tok_dir.join("spiece.model")).unwrap();
+    // No config: T5's defaults.
+    let default = T5Tokenizer::from_model_folder(&scratch, 8).unwrap();
+    assert_eq!(default.eos_id(), tokenizer(8).eos_id());
+    assert_eq!(default.pad_id(), tokenizer(8).pad_id());
+    // The config names </s> as padding too: padding then uses its id.
+    std::fs::write(
+        tok_dir.join("tokenizer_config.json"),
+        r#"{"tokenizer_class": "T5Tokenizer", "pad_token": "</s>", "eos_token": "</s>"}"#,
+    )
+    .unwrap();
+    let t = T5Tokenizer::from_model_folder(&scratch, 8).unwrap();
+    assert_eq!(t.pad_id(), default.eos_id());
+    assert_eq!(*t.encode("").ids.last().unwrap(), default.eos_id());
+    std::fs::write(
+        tok_dir.join("tokenizer_config.json"),
+        r#"{"eos_token": "<not-a-piece>"}"#,
+    )
+    .unwrap();
+    match T5Tokenizer::from_model_folder(&scratch, 8) {
+        Err(e) => assert!(e.to_string().contains("<not-a-piece>"), "{e}"),
+        Ok(_) => panic!("a config naming a missing piece was accepted"),
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}

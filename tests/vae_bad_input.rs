@@ -269,6 +269,28 @@ fn broken_configs_and_weights_are_rejected() {
         AutoencoderKLLTXVideo::from_source(cfg, &Patched::new(vec![])),
         Err(VaeError::UnsupportedConfig(_))
     ));
+    // A zero anywhere in the channel lists is refused by name, never a
+    // division by zero (issue 15: entries 1-4 of block_out_channels
+    // panicked; entry 0 was already checked).
+    for i in 0..config().block_out_channels.len() {
+        let mut cfg = config();
+        cfg.block_out_channels[i] = 0;
+        match AutoencoderKLLTXVideo::from_source(cfg, &Patched::new(vec![])) {
+            Err(VaeError::UnsupportedConfig(m)) => {
+                assert!(m.contains(&format!("block_out_channels[{i}] is 0")), "{m}")
+            }
+            Err(e) => panic!("block_out_channels[{i}] = 0: expected a config error, got {e}"),
+            Ok(_) => panic!("block_out_channels[{i}] = 0 was accepted"),
+        }
+    }
+    for i in 0..config().decoder_block_out_channels.len() {
+        let mut cfg = config();
+        cfg.decoder_block_out_channels[i] = 0;
+        assert!(matches!(
+            AutoencoderKLLTXVideo::from_source(cfg, &Patched::new(vec![])),
+            Err(VaeError::UnsupportedConfig(m)) if m.contains("decoder_block_out_channels")
+        ));
+    }
     assert!(matches!(
         VaeConfig::from_json("{\"latent_channels\": \"many\"}", "config.json"),
         Err(VaeError::ConfigParse { .. })

@@ -2,6 +2,7 @@
 
 use crate::image::Picture;
 use crate::HostError;
+use genfx::pipeline::temp_files;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
@@ -42,11 +43,41 @@ pub fn read(path: &Path) -> Result<Picture, HostError> {
     }
 }
 
+/// Writes `picture` to `path` whole or not at all: into a temporary file of
+/// ours next to it, flushed to the disk, then renamed. A process killed
+/// mid-write never leaves a torn or empty frame under the final name (which
+/// a farm checking only for the file would accept); the next run's
+/// [`sweep_leftovers`] removes the temporary file.
 pub fn write(path: &Path, picture: &Picture) -> Result<(), HostError> {
-    match Format::of_path(path) {
-        Some(Format::Png) => write_png(path, picture),
-        Some(Format::Exr) => write_exr(path, picture),
-        None => Err(io_error(path, "not a .png or .exr file")),
+    let format = Format::of_path(path).ok_or_else(|| io_error(path, "not a .png or .exr file"))?;
+    let temp = temp_files::temp_path(path);
+    let written = match format {
+        Format::Png => write_png(&temp, picture),
+        Format::Exr => write_exr(&temp, picture),
+    }
+    .and_then(|()| {
+        File::options()
+            .write(true)
+            .open(&temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error(path, e))
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
+    temp_files::commit(&temp, path).map_err(|e| io_error(path, e))
+}
+
+/// Removes the temporary frames killed runs of GenFX left in `dir` (only
+/// ours: see `genfx::pipeline::temp_files`).
+pub fn sweep_leftovers(dir: &Path) {
+    let removed = temp_files::sweep(dir);
+    if removed > 0 {
+        eprintln!(
+            "genfx: removed {removed} unfinished frame files of an interrupted run from {}",
+            dir.display()
+        );
     }
 }
 
@@ -163,6 +194,41 @@ mod tests {
         // A second trip through PNG is exact: 16-bit values survive as is.
         write(&dir.join("b.png"), &back).unwrap();
         assert_eq!(read(&dir.join("b.png")).unwrap(), back);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn frames_are_written_whole_or_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("genfx-files-whole-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // What a run killed while writing leaves: its temporary frame (a
+        // dead process of this machine), never an empty frame.0000.png.
+        let leftover = dir.join(format!(
+            ".genfx-frame.0000.png.{}.99999999.0.tmp",
+            temp_files::host_name()
+        ));
+        std::fs::write(&leftover, b"").unwrap();
+        let foreign = dir.join(".other.png.tmp");
+        std::fs::write(&foreign, b"").unwrap();
+        sweep_leftovers(&dir);
+        if Path::new("/proc/self").exists() {
+            assert!(!leftover.exists());
+        }
+        assert!(foreign.exists(), "a file GenFX did not write was removed");
+        std::fs::remove_file(&foreign).unwrap();
+        let _ = std::fs::remove_file(&leftover);
+        // A failed write (a picture with no pixels cannot be encoded) leaves
+        // neither the frame nor a temporary file.
+        let target = dir.join("frame.0001.png");
+        assert!(write(&target, &Picture::new(0, 0)).is_err());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        write(&target, &sample()).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["frame.0001.png"]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

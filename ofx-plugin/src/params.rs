@@ -112,6 +112,7 @@ pub const FRAMING: &str = "framing";
 pub const COLOUR: &str = "colour";
 pub const MODEL: &str = "model";
 pub const CACHE_FOLDER: &str = "cacheFolder";
+pub const CACHE_SIZE: &str = "cacheSizeGB";
 
 pub const QUALITY_OPTIONS: &[&str] = &["Draft", "Standard", "High", "Custom steps"];
 pub const DIRECTION_OPTIONS: &[&str] = &["Forward (after the clip)", "Backward (before the clip)"];
@@ -249,6 +250,15 @@ pub const PARAMS: &[ParamSpec] = &[
         page: Page::Files,
         uses: Uses::All,
         kind: Kind::Text { mode: TextMode::Directory, default: "" },
+    },
+    ParamSpec {
+        name: CACHE_SIZE,
+        label: "Cache size (GB)",
+        hint: "Most the cache folder may hold; the least recently used shots are removed \
+               beyond it (only files GenFX wrote). 0: no limit.",
+        page: Page::Files,
+        uses: Uses::All,
+        kind: Kind::Double { default: 20.0, min: 0.0, max: 1.0e6, display_min: 0.0, display_max: 500.0, increment: 1.0 },
     },
 ];
 

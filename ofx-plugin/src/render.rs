@@ -436,35 +436,19 @@ fn request(
     })
 }
 
-/// The key of a request: every field, every input pixel, and the model
-/// folder's identity (the time stamps of its model_index.json and
-/// genfx.json, or of a single-file checkpoint, so replaced weights or a new
-/// variant in the same place make a new key).
+/// The in-memory key of a request: every field, every input pixel, and the
+/// model's identity — a fingerprint of its weight and config files (see
+/// `genfx::pipeline::model_identity`), so replaced weights or a new variant
+/// file in the same folder make a new key. The fingerprint is recomputed
+/// only when a file's stat changes, so this stays cheap per render call.
 pub fn shot_key(r: &ShotRequest) -> ShotKey {
     let mut h = KeyHasher::default();
-    // v2: shots hold only new frames and dev models use STG.
-    h.str("genfx-shot-v2").str(&r.model.to_string_lossy());
-    let stamp = |name: &str| {
-        std::fs::metadata(r.model.join(name))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    };
-    // A single-file checkpoint is its own stamp.
-    let own_stamp = if r.model.is_file() {
-        std::fs::metadata(&r.model)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as u64)
-    } else {
-        0
-    };
-    h.u64(stamp("model_index.json"))
-        .u64(own_stamp)
-        .u64(stamp(genfx::pipeline::model_folder::VARIANT_FILE))
+    // v3: the model is named by its files' fingerprint.
+    h.str("genfx-shot-v3").str(&r.model.to_string_lossy());
+    // A model that cannot be named keys on its path alone; its job fails
+    // or runs uncached and says why.
+    let identity = disk::model_identity(&r.model).ok().flatten();
+    h.str(identity.as_deref().unwrap_or(""))
         .str(&r.prompt)
         .str(&r.negative_prompt)
         .u64(r.seed);
@@ -551,11 +535,23 @@ fn run_job(
     ctx: &Ctx,
     key: ShotKey,
     request: &ShotRequest,
-    dir: Option<PathBuf>,
+    dir: Option<(PathBuf, Option<u64>)>,
 ) -> Result<Shot, EngineError> {
-    if let Some(dir) = &dir {
-        if let Some(shot) = disk::load(dir, key) {
-            if valid(&shot, request) {
+    // The disk entry's key names the model by its weights' fingerprint and
+    // is the one `genfx generate` uses for the same request.
+    let disk = dir.and_then(|(dir, limit)| match disk::key_of(request) {
+        Ok(Some(disk_key)) => Some((dir, disk_key, limit)),
+        Ok(None) => None,
+        Err(why) => {
+            let note = format!("the shot is not kept in the cache folder: {why}");
+            log::warn!("shot {key}: {note}");
+            notes::global().record(key, &note);
+            None
+        }
+    });
+    if let Some((dir, disk_key, _)) = &disk {
+        match disk::load(dir, disk_key) {
+            disk::Loaded::Hit(shot) if valid(&shot, request) => {
                 log::info!(
                     "{}: shot {key} read from {}",
                     ctx.def.label(),
@@ -563,6 +559,12 @@ fn run_job(
                 );
                 return Ok(shot);
             }
+            disk::Loaded::Discarded(why) => {
+                log::warn!(
+                    "shot {key}: discarded a damaged cached shot ({why}); generating it again"
+                );
+            }
+            disk::Loaded::Hit(_) | disk::Loaded::Miss => {}
         }
     }
     let label = format!(
@@ -599,8 +601,8 @@ fn run_job(
             request.height
         )));
     }
-    if let Some(dir) = &dir {
-        if let Err(e) = disk::store(dir, key, &shot) {
+    if let Some((dir, disk_key, limit)) = &disk {
+        if let Err(e) = disk::store(dir, disk_key, &shot, *limit) {
             // The shot is still good; only the disk copy is lost.
             observer.notice(&format!(
                 "the shot could not be kept in the cache folder {} ({e}), so reopening the \
@@ -638,7 +640,8 @@ fn generated(
     }
     let dir = cache_dir(s);
     let effect = ctx.effect.clone();
-    let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, dir), &|| {
+    let disk = dir.map(|d| (d, s.cache_limit));
+    let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, disk), &|| {
         effect.abort_requested()
     });
     let shot = match shot {

@@ -25,6 +25,8 @@ pub struct Settings {
     pub colour: ColourMode,
     pub model: PathBuf,
     pub cache: CacheSetting,
+    /// Size limit of the cache folder in bytes (`None`: no limit).
+    pub cache_limit: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +136,10 @@ pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
         colour: ColourMode::from_index(int(values, kind, params::COLOUR)?),
         model: PathBuf::from(text(values, params::MODEL)?.trim()),
         cache,
+        cache_limit: {
+            let gb = double(values, kind, params::CACHE_SIZE)?;
+            (gb > 0.0).then_some((gb * (1u64 << 30) as f64) as u64)
+        },
     })
 }
 
@@ -188,6 +194,7 @@ mod tests {
             assert_eq!(s.quality, Quality::Standard);
             assert_eq!(s.colour, ColourMode::Auto);
             assert_eq!(s.cache, CacheSetting::Default);
+            assert_eq!(s.cache_limit, Some(20 << 30));
             assert_eq!(s.strength, 1.0);
         }
     }
@@ -201,7 +208,12 @@ mod tests {
         f.0.insert(params::QUALITY, (3, 0.0, vec![]));
         f.0.insert(params::PROMPT, (0, 0.0, vec![b'a', 0xff, b'b']));
         f.0.insert(params::CACHE_FOLDER, (0, 0.0, b" OFF ".to_vec()));
+        f.0.insert(params::CACHE_SIZE, (0, -3.0, vec![]));
         let s = read(&f, EffectKind::Extend).unwrap();
+        assert_eq!(
+            s.cache_limit, None,
+            "a negative size is no limit, not a panic"
+        );
         assert_eq!(s.length, 1);
         assert_eq!(s.strength, 0.0);
         assert_eq!(s.guidance, 30.0);

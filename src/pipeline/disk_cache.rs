@@ -9,17 +9,25 @@
 //! the shot generated again. Two processes writing the same entry write the
 //! same bytes, and the last rename wins. A failed write (a full disk) loses
 //! nothing: the shot is still returned and the user is told.
+//!
+//! The folder is bounded: after each store, the least recently used entries
+//! (a hit refreshes an entry's modification time) are removed until the
+//! folder's entries fit the size limit. Only files named like our entries
+//! or our temporary files (see [`super::temp_files`]) are ever removed, so a
+//! cache folder shared with other files loses none of them. A key is 32
+//! bytes shown as hex, so no key can name a path outside the folder.
 
-use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
+
+pub use super::model_identity::{current_identity, model_identity, IdentityError};
+use super::temp_files;
 
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest,
@@ -29,9 +37,10 @@ const MAGIC: &[u8; 8] = b"GFXSHOT1";
 const SUFFIX: &str = "genfxshot";
 /// Bumped whenever the engine's math changes what a request produces, so old
 /// entries are not served for new results.
-const ENGINE_REVISION: u32 = 2;
-/// Temporary files older than this are left over from killed processes.
-const STALE_TEMP: Duration = Duration::from_secs(3600);
+pub const ENGINE_REVISION: u32 = 2;
+/// The folder's size limit unless the user sets one: about a hundred
+/// full-size shots.
+pub const DEFAULT_LIMIT_BYTES: u64 = 20 << 30;
 
 /// The name of one cache entry: SHA-256 of what determines the shot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -40,6 +49,19 @@ pub struct ShotKey(pub [u8; 32]);
 impl ShotKey {
     pub fn hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The key a hex name stands for; anything but 64 hex digits (a path, a
+    /// `..`, a separator, a NUL) is not a key.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(out))
     }
 }
 
@@ -64,9 +86,19 @@ fn put_clip(h: &mut Sha256, clip: &Clip) {
 /// Every field is length-prefixed or fixed-size, so different requests
 /// cannot run together into the same bytes.
 pub fn shot_key(model_identity: &str, request: &ShotRequest) -> ShotKey {
+    shot_key_for_revision(ENGINE_REVISION, model_identity, request)
+}
+
+/// The key `request` had (or will have) under engine revision `revision`:
+/// entries of other revisions live under other names and are never served.
+pub fn shot_key_for_revision(
+    revision: u32,
+    model_identity: &str,
+    request: &ShotRequest,
+) -> ShotKey {
     let mut h = Sha256::new();
     h.update(MAGIC);
-    h.update(ENGINE_REVISION.to_le_bytes());
+    h.update(revision.to_le_bytes());
     put_str(&mut h, model_identity);
     put_str(&mut h, &request.prompt);
     put_str(&mut h, &request.negative_prompt);
@@ -114,99 +146,6 @@ pub fn shot_key(model_identity: &str, request: &ShotRequest) -> ShotKey {
     ShotKey(h.finalize().into())
 }
 
-/// Bytes sampled from each weight file to tell fine-tunes of the same shape
-/// apart without reading gigabytes.
-const IDENTITY_SAMPLES: u64 = 16;
-const IDENTITY_SAMPLE_BYTES: usize = 4096;
-
-/// An identity of the model in `folder` that is the same on every machine
-/// holding the same files: the configs, and for every weight file its name,
-/// size, safetensors header and bytes sampled across it. (Paths and dates
-/// differ between farm nodes and are left out.)
-pub fn model_identity(model: &Path) -> io::Result<String> {
-    let mut files = Vec::new();
-    // A single-file checkpoint: the file and the text encoder beside it
-    // (super::single_file::text_encoder_root), not the rest of its folder.
-    let folder = if model.is_file() {
-        let folder = model.parent().unwrap_or(Path::new("."));
-        if let Some(name) = model.file_name() {
-            files.push(PathBuf::from(name));
-        }
-        for sub in ["text_encoder", "tokenizer"] {
-            if folder.join(sub).is_dir() {
-                collect_files(folder, &folder.join(sub), &mut files)?;
-            }
-        }
-        folder
-    } else {
-        collect_files(model, model, &mut files)?;
-        model
-    };
-    files.sort();
-    let mut h = Sha256::new();
-    for rel in files {
-        let path = folder.join(&rel);
-        let name = rel.to_string_lossy().replace('\\', "/");
-        let is_config = name.ends_with(".json") || name.ends_with(".model");
-        let is_weights = name.ends_with(".safetensors");
-        if !is_config && !is_weights {
-            continue;
-        }
-        put_str(&mut h, &name);
-        if is_config {
-            let bytes = fs::read(&path)?;
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(&bytes);
-            continue;
-        }
-        let mut file = File::open(&path)?;
-        let len = file.metadata()?.len();
-        h.update(len.to_le_bytes());
-        let mut head = [0u8; 8];
-        if read_at(&mut file, 0, &mut head)? == 8 {
-            let header_len = u64::from_le_bytes(head)
-                .min(len.saturating_sub(8))
-                .min(1 << 26);
-            let mut header = vec![0u8; header_len as usize];
-            read_at(&mut file, 8, &mut header)?;
-            h.update(&header);
-        }
-        let mut sample = vec![0u8; IDENTITY_SAMPLE_BYTES];
-        for k in 0..IDENTITY_SAMPLES {
-            let offset = len.saturating_mul(k) / IDENTITY_SAMPLES;
-            let n = read_at(&mut file, offset, &mut sample)?;
-            h.update(&sample[..n]);
-        }
-    }
-    let digest: [u8; 32] = h.finalize().into();
-    Ok(ShotKey(digest).hex())
-}
-
-fn read_at(file: &mut File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-    use std::io::{Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(offset))?;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_path_buf());
-        }
-    }
-    Ok(())
-}
-
 /// What a lookup found.
 #[derive(Debug)]
 pub enum Lookup {
@@ -232,21 +171,34 @@ fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub struct DiskShotCache {
     dir: PathBuf,
     writer: EntryWriter,
+    limit: Option<u64>,
 }
 
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 impl DiskShotCache {
-    /// Opens (creating) the cache folder and clears temporary files that
-    /// killed processes left behind.
+    /// Opens (creating) the cache folder and removes GenFX temporary files
+    /// that killed processes left behind. No size limit until
+    /// [`Self::with_limit`].
     pub fn open(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
-        let cache = Self {
+        let removed = temp_files::sweep(dir);
+        if removed > 0 {
+            log::info!(
+                "removed {removed} temporary files of killed GenFX processes from {}",
+                dir.display()
+            );
+        }
+        Ok(Self {
             dir: dir.to_path_buf(),
             writer: write_durably,
-        };
-        cache.remove_stale_temps();
-        Ok(cache)
+            limit: None,
+        })
+    }
+
+    /// Keeps the folder's entries within `limit` bytes (`None`: unbounded),
+    /// evicting the least recently used after each store.
+    pub fn with_limit(mut self, limit: Option<u64>) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// The same cache with another writer; tests use it to fail writes the
@@ -264,27 +216,6 @@ impl DiskShotCache {
         self.dir.join(format!("{}.{SUFFIX}", key.hex()))
     }
 
-    fn remove_stale_temps(&self) {
-        let Ok(entries) = fs::read_dir(&self.dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with('.') && name.ends_with(".tmp")) {
-                continue;
-            }
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| SystemTime::now().duration_since(t).ok())
-                .is_some_and(|age| age > STALE_TEMP);
-            if old {
-                let _ = fs::remove_file(e.path());
-            }
-        }
-    }
-
     pub fn get(&self, key: &ShotKey) -> Lookup {
         let path = self.entry_path(key);
         let bytes = match fs::read(&path) {
@@ -293,7 +224,10 @@ impl DiskShotCache {
             Err(e) => return Lookup::Corrupt(format!("cannot read {}: {e}", path.display())),
         };
         match decode(&bytes, key) {
-            Ok(shot) => Lookup::Hit(shot),
+            Ok(shot) => {
+                touch(&path);
+                Lookup::Hit(shot)
+            }
             Err(reason) => {
                 // Another process may have replaced it meanwhile; removing a
                 // good entry only costs a regeneration.
@@ -303,29 +237,84 @@ impl DiskShotCache {
         }
     }
 
-    /// Stores `shot` under `key`, atomically.
+    /// Stores `shot` under `key`, atomically, then evicts the least
+    /// recently used entries beyond the size limit. A shot larger than the
+    /// whole limit is not stored.
     pub fn put(&self, key: &ShotKey, shot: &Shot) -> io::Result<()> {
         let bytes = encode(key, shot)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let temp = self.dir.join(format!(
-            ".{}.{}.{}.tmp",
-            key.hex(),
-            std::process::id(),
-            TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        if let Some(limit) = self.limit {
+            if bytes.len() as u64 > limit {
+                return Err(io::Error::other(format!(
+                    "the shot ({} MB) is larger than the cache size limit ({} MB)",
+                    bytes.len() >> 20,
+                    limit >> 20
+                )));
+            }
+        }
+        // Written under a temporary name of ours and renamed: a reader sees
+        // the whole entry or none, and a killed writer's leftover is swept.
+        let final_path = self.entry_path(key);
+        let temp = temp_files::temp_path(&final_path);
         if let Err(e) = (self.writer)(&temp, &bytes) {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        if let Err(e) = fs::rename(&temp, self.entry_path(key)) {
-            let _ = fs::remove_file(&temp);
-            return Err(e);
-        }
-        // Make the rename itself durable where the platform allows it.
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
+        temp_files::commit(&temp, &final_path)?;
+        if let Some(limit) = self.limit {
+            self.evict(limit, key);
         }
         Ok(())
+    }
+
+    /// Every entry in the folder: key, size, last use. Links and anything
+    /// not named like an entry are not entries.
+    pub fn entries(&self) -> Vec<(ShotKey, u64, SystemTime)> {
+        let Ok(list) = fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        list.flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let key = ShotKey::from_hex(name.to_str()?.strip_suffix(&format!(".{SUFFIX}"))?)?;
+                let meta = fs::symlink_metadata(e.path()).ok()?;
+                meta.is_file().then(|| {
+                    (
+                        key,
+                        meta.len(),
+                        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Removes least recently used entries, never `keep`, until the
+    /// entries fit in `limit` bytes.
+    fn evict(&self, limit: u64, keep: &ShotKey) {
+        let mut entries = self.entries();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort_by_key(|(_, _, used)| *used);
+        for (key, len, _) in entries {
+            if total <= limit {
+                break;
+            }
+            if key == *keep {
+                continue;
+            }
+            if fs::remove_file(self.entry_path(&key)).is_ok() {
+                log::info!("shot cache: evicted {} ({len} bytes)", key.hex());
+                total -= len;
+            }
+        }
+    }
+}
+
+/// Marks an entry as just used (its modification time is its last use;
+/// access times are often not kept).
+fn touch(path: &Path) {
+    if let Ok(f) = fs::OpenOptions::new().write(true).open(path) {
+        let _ = f.set_modified(SystemTime::now());
     }
 }
 
@@ -436,6 +425,48 @@ enum FolderSetting {
 }
 
 static FOLDER: RwLock<FolderSetting> = RwLock::new(FolderSetting::Default);
+static LIMIT: RwLock<Option<Option<u64>>> = RwLock::new(None);
+
+/// Sets the process's cache size limit in bytes (`None`: unbounded);
+/// otherwise [`default_limit`] applies.
+pub fn set_cache_limit(limit: Option<u64>) {
+    *LIMIT.write() = Some(limit);
+}
+
+/// Reads a size in gigabytes (decimal fractions allowed); `0`, `none` or
+/// `unlimited` mean no limit.
+pub fn parse_limit_gb(text: &str) -> Result<Option<u64>, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("none") || t.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    match t.parse::<f64>() {
+        Ok(gb) if gb.is_finite() && gb >= 0.0 => {
+            Ok((gb > 0.0).then_some((gb * (1u64 << 30) as f64) as u64))
+        }
+        _ => Err(format!(
+            "cache size '{text}': give gigabytes, e.g. 20 or 0.5 (0 or 'none' for no limit)"
+        )),
+    }
+}
+
+/// The size limit unless set: `GENFX_CACHE_MAX_GB` (see
+/// [`parse_limit_gb`]), else [`DEFAULT_LIMIT_BYTES`]. A bad value is
+/// logged and the default used.
+pub fn default_limit() -> Option<u64> {
+    match std::env::var("GENFX_CACHE_MAX_GB") {
+        Ok(v) => parse_limit_gb(&v).unwrap_or_else(|e| {
+            log::warn!("GENFX_CACHE_MAX_GB: {e}; using the default");
+            Some(DEFAULT_LIMIT_BYTES)
+        }),
+        Err(_) => Some(DEFAULT_LIMIT_BYTES),
+    }
+}
+
+/// The process's size limit: the one set, else [`default_limit`].
+pub fn current_limit() -> Option<u64> {
+    (*LIMIT.read()).unwrap_or_else(default_limit)
+}
 
 /// Sets the shot cache folder for this process (`None` turns the cache off);
 /// hosts call it from their settings.
@@ -461,11 +492,20 @@ fn is_disk_full(e: &io::Error) -> bool {
 }
 
 /// Computes a model's identity from its request field.
-pub type IdentityFn = fn(&Path) -> Result<String, String>;
+pub type IdentityFn = fn(&Path) -> Result<String, NoIdentity>;
 
-fn identity_of_request_model(spec: &Path) -> Result<String, String> {
-    let folder = super::model_folder::resolve(spec).map_err(|e| e.to_string())?;
-    model_identity(&folder).map_err(|e| e.to_string())
+/// Why a request's model has no identity.
+pub enum NoIdentity {
+    /// The model cannot be found at all; the engine will say why.
+    NoModel,
+    /// The model is there but cannot be fingerprinted; the shot is made
+    /// without the cache and the user told why.
+    Unusable(String),
+}
+
+fn identity_of_request_model(spec: &Path) -> Result<String, NoIdentity> {
+    let folder = super::model_folder::resolve(spec).map_err(|_| NoIdentity::NoModel)?;
+    current_identity(&folder).map_err(|e| NoIdentity::Unusable(e.to_string()))
 }
 
 /// A [`ShotEngine`] that serves finished shots from disk and stores new ones.
@@ -475,8 +515,7 @@ pub struct DiskCachedEngine {
     use_process_setting: bool,
     identity: IdentityFn,
     writer: Option<EntryWriter>,
-    /// Model identities by folder and modification time, computed once.
-    identities: Mutex<HashMap<(PathBuf, Option<SystemTime>), String>>,
+    limit: Option<Option<u64>>,
 }
 
 impl DiskCachedEngine {
@@ -488,7 +527,7 @@ impl DiskCachedEngine {
             use_process_setting: true,
             identity: identity_of_request_model,
             writer: None,
-            identities: Mutex::new(HashMap::new()),
+            limit: None,
         }
     }
 
@@ -507,6 +546,13 @@ impl DiskCachedEngine {
         self
     }
 
+    /// Bounds the folder to `limit` bytes (`None`: unbounded), whatever the
+    /// process setting.
+    pub fn with_limit(mut self, limit: Option<u64>) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
     /// Writes entries with `writer` (tests fail it like a full disk).
     pub fn with_writer(mut self, writer: EntryWriter) -> Self {
         self.writer = Some(writer);
@@ -520,19 +566,6 @@ impl DiskCachedEngine {
             self.folder.clone()
         }
     }
-
-    fn identity_for(&self, model: &Path) -> Result<String, String> {
-        let stamp = fs::metadata(model.join("model_index.json"))
-            .and_then(|m| m.modified())
-            .ok();
-        let key = (model.to_path_buf(), stamp);
-        if let Some(id) = self.identities.lock().get(&key) {
-            return Ok(id.clone());
-        }
-        let id = (self.identity)(model)?;
-        self.identities.lock().insert(key, id.clone());
-        Ok(id)
-    }
 }
 
 impl ShotEngine for DiskCachedEngine {
@@ -544,10 +577,11 @@ impl ShotEngine for DiskCachedEngine {
         let Some(folder) = self.folder() else {
             return self.inner.generate(request, observer);
         };
+        let limit = self.limit.unwrap_or_else(current_limit);
         let cache = match DiskShotCache::open(&folder) {
             Ok(c) => match self.writer {
-                Some(w) => c.with_writer(w),
-                None => c,
+                Some(w) => c.with_writer(w).with_limit(limit),
+                None => c.with_limit(limit),
             },
             Err(e) => {
                 observer.notice(&format!(
@@ -557,10 +591,14 @@ impl ShotEngine for DiskCachedEngine {
                 return self.inner.generate(request, observer);
             }
         };
-        let identity = match self.identity_for(&request.model) {
+        let identity = match (self.identity)(&request.model) {
             Ok(id) => id,
-            // No readable model: let the engine say what is wrong with it.
-            Err(_) => return self.inner.generate(request, observer),
+            // No model there: let the engine say what is wrong with it.
+            Err(NoIdentity::NoModel) => return self.inner.generate(request, observer),
+            Err(NoIdentity::Unusable(why)) => {
+                observer.notice(&format!("the shot cache is not used for this shot: {why}"));
+                return self.inner.generate(request, observer);
+            }
         };
         let key = shot_key(&identity, request);
         match cache.get(&key) {

@@ -9,6 +9,8 @@ pub mod engine;
 pub mod latents;
 pub mod ltx;
 pub mod model_folder;
+pub mod model_identity;
 pub mod plan;
 pub mod registry;
 pub mod single_file;
+pub mod temp_files;

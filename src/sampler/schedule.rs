@@ -29,7 +29,12 @@ pub enum TimeShiftType {
 }
 
 /// The fields of `FlowMatchEulerDiscreteScheduler`'s config that shape the
-/// schedule, with the reference's defaults for absent keys.
+/// schedule, with the reference's defaults for absent keys. Every argument of
+/// the reference's `__init__` is read: these, and `use_karras_sigmas`,
+/// `use_exponential_sigmas`, `use_beta_sigmas` and `stochastic_sampling`,
+/// which are refused when true (LTX configs never set them), as is
+/// `invert_sigmas`. `_class_name` must name this scheduler;
+/// `_diffusers_version` says nothing about the schedule.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SchedulerConfig {
     pub num_train_timesteps: u32,
@@ -110,9 +115,10 @@ impl SchedulerConfig {
                     .ok_or_else(|| ScheduleError::Invalid(format!("{key} is not true/false"))),
             }
         };
-        let time_shift_type = match obj.get("time_shift_type").and_then(|v| v.as_str()) {
-            None | Some("exponential") => TimeShiftType::Exponential,
-            Some("linear") => TimeShiftType::Linear,
+        let time_shift_type = match obj.get("time_shift_type") {
+            None | Some(serde_json::Value::Null) => TimeShiftType::Exponential,
+            Some(v) if v.as_str() == Some("exponential") => TimeShiftType::Exponential,
+            Some(v) if v.as_str() == Some("linear") => TimeShiftType::Linear,
             Some(other) => {
                 return Err(ScheduleError::Invalid(format!(
                     "time_shift_type '{other}' is neither 'exponential' nor 'linear'"
@@ -327,6 +333,58 @@ pub const DISTILLED_TIMESTEPS: [f64; 8] = [1000.0, 993.0, 987.0, 981.0, 975.0, 9
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reference_field_is_read() {
+        // A field that were ignored would accept a value of the wrong type.
+        for key in [
+            "num_train_timesteps",
+            "shift",
+            "use_dynamic_shifting",
+            "base_shift",
+            "max_shift",
+            "base_image_seq_len",
+            "max_image_seq_len",
+            "invert_sigmas",
+            "shift_terminal",
+            "time_shift_type",
+        ] {
+            let text = format!("{{\"{key}\": [1]}}");
+            assert!(
+                SchedulerConfig::from_json(&text).is_err(),
+                "{key} is not read"
+            );
+        }
+        for flag in [
+            "use_karras_sigmas",
+            "use_exponential_sigmas",
+            "use_beta_sigmas",
+            "stochastic_sampling",
+            "invert_sigmas",
+        ] {
+            let text = format!("{{\"{flag}\": true}}");
+            assert!(matches!(
+                SchedulerConfig::from_json(&text),
+                Err(ScheduleError::Unsupported(_))
+            ));
+        }
+        let c = SchedulerConfig::from_json(
+            r#"{"shift": 2.5, "use_dynamic_shifting": true, "base_shift": 0.9, "max_shift": 2.0,
+                "base_image_seq_len": 1000, "max_image_seq_len": 5000, "shift_terminal": 0.1,
+                "time_shift_type": "linear", "num_train_timesteps": 500}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.shift, c.base_shift, c.max_shift, c.num_train_timesteps),
+            (2.5, 0.9, 2.0, 500)
+        );
+        assert_eq!(
+            (c.base_image_seq_len, c.max_image_seq_len),
+            (1000.0, 5000.0)
+        );
+        assert_eq!(c.shift_terminal, Some(0.1));
+        assert!(c.use_dynamic_shifting && c.time_shift_type == TimeShiftType::Linear);
+    }
 
     #[test]
     fn parses_reference_defaults_and_ltx_keys() {

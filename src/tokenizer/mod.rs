@@ -6,6 +6,7 @@
 //! length (keeping `</s>` last) and padding with the attention mask.
 
 mod charsmap;
+pub mod config;
 mod error;
 mod normalizer;
 mod proto;
@@ -13,6 +14,7 @@ mod unigram;
 
 use std::path::{Path, PathBuf};
 
+pub use config::TokenizerConfig;
 pub use error::TokenizerError;
 pub use normalizer::SPACE_SYMBOL;
 
@@ -112,16 +114,31 @@ impl T5Tokenizer {
         Self::new(SentencePiece::from_file(path)?, path, max_length)
     }
 
-    /// Loads `<model folder>/tokenizer/spiece.model`.
+    /// Loads `<model folder>/tokenizer/spiece.model` with the special
+    /// tokens its `tokenizer_config.json` names (see [`config`]).
     pub fn from_model_folder(folder: &Path, max_length: usize) -> Result<Self, TokenizerError> {
-        let path: PathBuf = folder.join("tokenizer").join("spiece.model");
-        Self::from_file(&path, max_length)
+        let dir: PathBuf = folder.join("tokenizer");
+        let config = TokenizerConfig::from_file(&dir.join("tokenizer_config.json"))?;
+        let path = dir.join("spiece.model");
+        Self::with_config(SentencePiece::from_file(&path)?, &path, max_length, &config)
     }
 
+    /// T5's default special tokens (`</s>`, `<pad>`).
     pub fn new(
         spm: SentencePiece,
         origin: &Path,
         max_length: usize,
+    ) -> Result<Self, TokenizerError> {
+        Self::with_config(spm, origin, max_length, &TokenizerConfig::default())
+    }
+
+    /// The special tokens `config` names, each of which must be a piece of
+    /// the model.
+    pub fn with_config(
+        spm: SentencePiece,
+        origin: &Path,
+        max_length: usize,
+        config: &TokenizerConfig,
     ) -> Result<Self, TokenizerError> {
         if max_length == 0 {
             return Err(TokenizerError::InvalidMaxLength(max_length));
@@ -133,8 +150,9 @@ impl T5Tokenizer {
                     reason: format!("T5 needs the piece {piece} but the model lacks it"),
                 })
         };
-        let eos_id = special("</s>")?;
-        let pad_id = special("<pad>")?;
+        let eos_id = special(&config.eos_token)?;
+        let pad_id = special(&config.pad_token)?;
+        special(&config.unk_token)?;
         Ok(Self {
             spm,
             eos_id,

@@ -6,6 +6,7 @@ use crate::files;
 use crate::image::Picture;
 use crate::source::{FolderSource, FrameSource};
 use genfx::engine::{self, Clip, Frame, Job, JobObserver, Quality, ShotRequest, Stage};
+use genfx::pipeline::disk_cache;
 use parking_lot::Mutex;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -143,6 +144,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         "out",
         "format",
         "context",
+        "cache-max-gb",
     ])
     .map_err(usage)?;
     if !args.positional.is_empty() {
@@ -207,6 +209,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         strength: args.parsed("strength", 1.0).map_err(usage)?,
         job,
     };
+    if let Some(gb) = args.one("cache-max-gb") {
+        let limit =
+            disk_cache::parse_limit_gb(gb).map_err(|e| usage(format!("--cache-max-gb: {e}")))?;
+        disk_cache::set_cache_limit(limit);
+    }
     let observer = ProgressPrinter {
         terminal: std::io::stderr().is_terminal(),
         last: Mutex::new(None),
@@ -216,6 +223,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::Failed(format!("the engine could not make the shot: {e}")))?;
     std::fs::create_dir_all(&out)
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", out.display())))?;
+    files::sweep_leftovers(&out);
     for (i, frame) in shot.frames.iter().enumerate() {
         let path = frame_path(&out, i as i32, format);
         files::write(&path, &picture_of(frame))?;

@@ -24,12 +24,16 @@ usage:
                [--frames N] [--width W] [--height H] [--fps F] [--steps N | --quality Q]
                [--guidance G] [--strength S] [--format png|exr] [--context N]
                [--extend-forward DIR | --extend-backward DIR | --fill BEFORE_DIR AFTER_DIR]
+               [--cache-max-gb N]
       Runs a GenFX job directly on the engine, without an OpenFX host. --model is
       an LTX-Video checkpoint (.safetensors, T5 text_encoder/ and tokenizer/
       beside it), a diffusers model folder or a Hugging Face repository name.
       --frames
       counts new frames only; --context (default 9) is how many real frames
-      next to the seam condition an extend or fill.
+      next to the seam condition an extend or fill. Finished shots are kept in
+      GENFX_CACHE_DIR (off: none), at most --cache-max-gb gigabytes
+      (default GENFX_CACHE_MAX_GB or 20; 0: no limit), least recently used
+      removed first. Frames are written whole or not at all.
 
   genfx detect FILE|FOLDER ... [--human] [--key HEX]
       Whether pictures (PNG, EXR, JPEG) and videos (through ffmpeg, when it is on

@@ -159,6 +159,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     );
     std::fs::create_dir_all(&out)
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", out.display())))?;
+    files::sweep_leftovers(&out);
     let result = instance.render_sequence(first, last, |frame, picture| {
         let path = frame_path(&out, frame, format);
         files::write(&path, &picture)?;

@@ -110,6 +110,17 @@ pub struct DecoderPlan {
     pub out_block_channels: usize,
 }
 
+/// An error naming the first zero in `values` (a channel or layer count of
+/// zero is never a real VAE and would divide by zero further on).
+fn zero_entry(name: &str, values: &[usize]) -> Result<()> {
+    match values.iter().position(|&v| v == 0) {
+        Some(i) => Err(VaeError::UnsupportedConfig(format!(
+            "{name}[{i}] is 0 in {values:?}; every entry must be a positive count (fix the VAE's config.json)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl VaeConfig {
     pub fn from_json(text: &str, path: &str) -> Result<Self> {
         serde_json::from_str(text).map_err(|e| VaeError::ConfigParse {
@@ -165,6 +176,9 @@ impl VaeConfig {
                 n + 1
             ));
         }
+        // Every channel count is a divisor below (space-to-depth volumes,
+        // channel ratios): check all of them before any arithmetic.
+        zero_entry("block_out_channels", &self.block_out_channels)?;
         let mut blocks = Vec::with_capacity(n);
         for i in 0..n {
             let (cin, cout) = (self.block_out_channels[i], self.block_out_channels[i + 1]);
@@ -180,7 +194,7 @@ impl VaeConfig {
                     }
                 };
                 let volume: usize = kind.stride().iter().product();
-                if cin == 0 || cout % volume != 0 || (cin * volume) % cout != 0 {
+                if cout % volume != 0 || (cin * volume) % cout != 0 {
                     return unsupported(format!(
                         "down block {i}: {cin} -> {cout} channels do not divide into a {volume}-voxel space-to-depth"
                     ));
@@ -220,6 +234,10 @@ impl VaeConfig {
                 m + 1
             ));
         }
+        zero_entry(
+            "decoder_block_out_channels",
+            &self.decoder_block_out_channels,
+        )?;
         if self.decoder_inject_noise.iter().any(|&b| b) {
             return unsupported("decoder_inject_noise (0.9.1 layout; 0.9.5+ has none)".into());
         }
