@@ -268,6 +268,7 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
                 let mode = match mode {
                     TextMode::MultiLine => sys::kOfxParamStringIsMultiLine,
                     TextMode::Directory => sys::kOfxParamStringIsDirectoryPath,
+                    TextMode::File => sys::kOfxParamStringIsFilePath,
                 };
                 p.set_cstr(sys::kOfxParamPropStringMode, 0, mode)?;
                 p.set_string(sys::kOfxParamPropDefault, 0, default)?;

@@ -34,6 +34,9 @@ impl Page {
 pub enum TextMode {
     MultiLine,
     Directory,
+    /// A file path; hosts let the user browse to a file (a folder can be
+    /// typed).
+    File,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -106,6 +109,7 @@ pub const RESOLUTION: &str = "resolution";
 pub const FRAMING: &str = "framing";
 pub const COLOUR: &str = "colour";
 pub const MODEL: &str = "model";
+pub const TEXT_ENCODER: &str = "textEncoder";
 pub const CACHE_FOLDER: &str = "cacheFolder";
 
 pub const QUALITY_OPTIONS: &[&str] = &["Draft", "Standard", "High", "Custom steps"];
@@ -236,6 +240,18 @@ pub const PARAMS: &[ParamSpec] = &[
         kind: Kind::Text { mode: TextMode::Directory, default: "" },
     },
     ParamSpec {
+        name: TEXT_ENCODER,
+        label: "Text encoder",
+        hint: "The T5 v1.1 XXL text encoder: one file (ComfyUI's t5xxl_fp16.safetensors or \
+               t5xxl_fp8_e4m3fn.safetensors, with a T5 tokenizer.json or tokenizer/spiece.model \
+               beside it) or a folder (PixArt-alpha/PixArt-XL-2-1024-MS's text_encoder/, its \
+               tokenizer/ beside it). Empty: found beside the model, in ComfyUI's \
+               models/text_encoders/, or in the Hugging Face cache.",
+        page: Page::Files,
+        uses: Uses::All,
+        kind: Kind::Text { mode: TextMode::File, default: "" },
+    },
+    ParamSpec {
         name: CACHE_FOLDER,
         label: "Cache folder",
         hint: "Folder where finished shots are kept so they are not generated again. \
@@ -333,6 +349,7 @@ mod tests {
             NEGATIVE_PROMPT,
             SEED,
             MODEL,
+            TEXT_ENCODER,
             QUALITY,
             STEPS,
             GUIDANCE,

@@ -422,6 +422,7 @@ fn request(
         .unwrap_or(24.0);
     Ok(ShotRequest {
         model: s.model.clone(),
+        text_encoder: s.text_encoder.clone(),
         prompt: s.prompt.clone(),
         negative_prompt: s.negative_prompt.clone(),
         seed: s.seed,
@@ -454,6 +455,11 @@ pub fn shot_key(r: &ShotRequest) -> ShotKey {
     };
     h.u64(stamp("model_index.json"))
         .u64(stamp(genfx::pipeline::model_folder::VARIANT_FILE))
+        .str(
+            &r.text_encoder
+                .as_deref()
+                .map_or(String::new(), |t| t.to_string_lossy().into_owned()),
+        )
         .str(&r.prompt)
         .str(&r.negative_prompt)
         .u64(r.seed);
@@ -726,6 +732,7 @@ mod tests {
     fn request(job: Job) -> ShotRequest {
         ShotRequest {
             model: PathBuf::from("/nonexistent/model"),
+            text_encoder: None,
             prompt: "a boat".into(),
             negative_prompt: String::new(),
             seed: 7,
@@ -785,6 +792,10 @@ mod tests {
             },
             ShotRequest {
                 model: PathBuf::from("/other"),
+                ..base.clone()
+            },
+            ShotRequest {
+                text_encoder: Some(PathBuf::from("/t5xxl_fp16.safetensors")),
                 ..base.clone()
             },
             ShotRequest {

@@ -24,6 +24,8 @@ pub struct Settings {
     pub framing: Framing,
     pub colour: ColourMode,
     pub model: PathBuf,
+    /// The Text encoder setting; None when empty (found automatically).
+    pub text_encoder: Option<PathBuf>,
     pub cache: CacheSetting,
 }
 
@@ -133,6 +135,9 @@ pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
         },
         colour: ColourMode::from_index(int(values, kind, params::COLOUR)?),
         model: PathBuf::from(text(values, params::MODEL)?.trim()),
+        text_encoder: Some(text(values, params::TEXT_ENCODER)?.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(PathBuf::from),
         cache,
     })
 }
@@ -189,6 +194,7 @@ mod tests {
             assert_eq!(s.colour, ColourMode::Auto);
             assert_eq!(s.cache, CacheSetting::Default);
             assert_eq!(s.strength, 1.0);
+            assert_eq!(s.text_encoder, None);
         }
     }
 
@@ -201,6 +207,10 @@ mod tests {
         f.0.insert(params::QUALITY, (3, 0.0, vec![]));
         f.0.insert(params::PROMPT, (0, 0.0, vec![b'a', 0xff, b'b']));
         f.0.insert(params::CACHE_FOLDER, (0, 0.0, b" OFF ".to_vec()));
+        f.0.insert(
+            params::TEXT_ENCODER,
+            (0, 0.0, b" /m/t5xxl_fp16.safetensors ".to_vec()),
+        );
         let s = read(&f, EffectKind::Extend).unwrap();
         assert_eq!(s.length, 1);
         assert_eq!(s.strength, 0.0);
@@ -208,5 +218,9 @@ mod tests {
         assert_eq!(s.quality, Quality::Steps(30));
         assert_eq!(s.prompt, "a\u{fffd}b");
         assert_eq!(s.cache, CacheSetting::Off);
+        assert_eq!(
+            s.text_encoder.as_deref(),
+            Some(std::path::Path::new("/m/t5xxl_fp16.safetensors"))
+        );
     }
 }
