@@ -163,7 +163,7 @@ fn model_dir(model: &Path) -> PathBuf {
 }
 
 /// Candidate tokenizer files for T5 weights at `weights`, nearest first.
-fn tokenizer_candidates(weights: &Path, model: Option<&Path>) -> Vec<PathBuf> {
+fn tokenizer_candidates(weights: &Path, model: Option<&Path>, caches: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
     let here = if weights.is_file() {
         weights.parent().unwrap_or(Path::new(".")).to_path_buf()
@@ -173,9 +173,11 @@ fn tokenizer_candidates(weights: &Path, model: Option<&Path>) -> Vec<PathBuf> {
     dirs.push(here.clone());
     dirs.push(here.join("tokenizer"));
     dirs.push(here.join("t5_tokenizer"));
-    if let Some(parent) = here.parent() {
+    if let (Some(parent), Some(name)) = (here.parent(), here.file_name()) {
         // A text_encoder/ folder's sibling tokenizer/ (diffusers layout).
-        dirs.push(parent.join("tokenizer"));
+        if name == "text_encoder" {
+            dirs.push(parent.join("tokenizer"));
+        }
     }
     if let Some(model) = model {
         let m = model_dir(model);
@@ -194,11 +196,10 @@ fn tokenizer_candidates(weights: &Path, model: Option<&Path>) -> Vec<PathBuf> {
             );
         }
     }
-    let caches = hub_cache_dirs();
-    if let Ok(snap) = find_snapshot(PIXART_REPO, &caches) {
+    if let Ok(snap) = find_snapshot(PIXART_REPO, caches) {
         dirs.push(snap.join("tokenizer"));
     }
-    if let Ok(snap) = find_snapshot(T5_REPO, &caches) {
+    if let Ok(snap) = find_snapshot(T5_REPO, caches) {
         dirs.push(snap);
     }
     let mut out = Vec::new();
@@ -226,8 +227,9 @@ fn bullet_list(paths: &[PathBuf]) -> String {
 fn with_tokenizer(
     weights: PathBuf,
     model: Option<&Path>,
+    caches: &[PathBuf],
 ) -> Result<TextEncoderLocation, TextEncoderLocationError> {
-    let candidates = tokenizer_candidates(&weights, model);
+    let candidates = tokenizer_candidates(&weights, model, caches);
     if let Some(tokenizer) = candidates.iter().find(|p| p.is_file()) {
         return Ok(TextEncoderLocation {
             weights,
@@ -285,38 +287,46 @@ pub fn locate(
     model: &Path,
     setting: Option<&Path>,
 ) -> Result<TextEncoderLocation, TextEncoderLocationError> {
+    locate_with(model, setting, &hub_cache_dirs())
+}
+
+/// [`locate`] with the Hugging Face caches given (tests use their own).
+pub fn locate_with(
+    model: &Path,
+    setting: Option<&Path>,
+    caches: &[PathBuf],
+) -> Result<TextEncoderLocation, TextEncoderLocationError> {
     if let Some(setting) = setting.filter(|s| !s.as_os_str().is_empty()) {
         let weights = weights_from_setting(setting)?;
-        return with_tokenizer(weights, Some(model));
+        return with_tokenizer(weights, Some(model), caches);
     }
     let dir = model_dir(model);
     let mut looked = Vec::new();
     let folder = dir.join("text_encoder");
     looked.push(folder.clone());
     if is_t5_folder(&folder) {
-        return with_tokenizer(folder, Some(model));
+        return with_tokenizer(folder, Some(model), caches);
     }
     looked.push(dir.join("t5xxl*.safetensors"));
     if let Some(file) = t5_files_in(&dir).into_iter().next() {
-        return with_tokenizer(file, Some(model));
+        return with_tokenizer(file, Some(model), caches);
     }
     if let Some(models) = comfy_models_dir(model) {
         for kind in ["text_encoders", "clip"] {
             let d = models.join(kind);
             looked.push(d.join("t5xxl*.safetensors"));
             if let Some(file) = t5_files_in(&d).into_iter().next() {
-                return with_tokenizer(file, Some(model));
+                return with_tokenizer(file, Some(model), caches);
             }
         }
     }
-    let caches = hub_cache_dirs();
     for (repo, sub) in [(PIXART_REPO, Some("text_encoder")), (T5_REPO, None)] {
-        match find_snapshot(repo, &caches) {
+        match find_snapshot(repo, caches) {
             Ok(snap) => {
                 let folder = sub.map_or(snap.clone(), |s| snap.join(s));
                 looked.push(folder.clone());
                 if is_t5_folder(&folder) {
-                    return with_tokenizer(folder, Some(model));
+                    return with_tokenizer(folder, Some(model), caches);
                 }
             }
             Err(_) => looked.push(PathBuf::from(format!(

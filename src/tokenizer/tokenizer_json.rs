@@ -133,8 +133,9 @@ impl TokenizerJson {
         if kind != "Unigram" {
             return Err(unsupported(format!(
                 "it is a {kind} tokenizer; T5, the LTX text encoder, needs its SentencePiece \
-                 Unigram tokenizer: the tokenizer.json of google/t5-v1_1-xxl or \
-                 PixArt-alpha/PixArt-XL-2-1024-MS, or their tokenizer/spiece.model"
+                 Unigram tokenizer: tokenizer/spiece.model of PixArt-alpha/PixArt-XL-2-1024-MS \
+                 (or spiece.model of google/t5-v1_1-xxl), or a T5 tokenizer.json such as \
+                 ComfyUI's comfy/text_encoders/t5_tokenizer/tokenizer.json"
             )));
         }
         let vocab = model
