@@ -645,6 +645,12 @@ fn generated(
         Err(e) => {
             clear(ctx, output, window);
             let text = match &e {
+                // The text encoder's messages say what to get and where
+                // to put it; the Model folder is not what is wrong then.
+                EngineError::NoModel(m) if m.starts_with("text encoder:") => format!(
+                    "GenFX: {e}. The Text encoder parameter names a T5 file or folder (see the \
+                     README)."
+                ),
                 EngineError::NoModel(_) => format!(
                     "GenFX: {e}. Set the Model folder to an LTX-Video model (see the README)."
                 ),
