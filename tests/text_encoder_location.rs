@@ -150,7 +150,7 @@ fn hugging_face_cache_snapshots_are_searched_last() {
     );
     let dir = scratch("hf-model");
     let ckpt = checkpoint(&dir);
-    let got = locate_with(&ckpt, None, &[cache.clone()]).unwrap();
+    let got = locate_with(&ckpt, None, std::slice::from_ref(&cache)).unwrap();
     assert_eq!(got.weights, snap.join("text_encoder"));
     assert_eq!(got.tokenizer, snap.join("tokenizer/spiece.model"));
     for d in [cache, dir] {
