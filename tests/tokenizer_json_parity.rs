@@ -159,3 +159,32 @@ fn broken_tokenizer_json_is_an_error_not_a_panic() {
         assert!(err.to_string().contains("broken/tokenizer.json"), "{err}");
     }
 }
+
+/// transformers 5's `T5Tokenizer` (what the LTX pipeline calls) reads
+/// `spiece.model` by converting it to the tokenizers library's pipeline, so
+/// the reference pipeline's ids for a spiece.model are this reader's ids
+/// for the converted tokenizer.json, on every string, including those where
+/// `sentencepiece` itself segments differently.
+#[test]
+fn the_pipelines_tokenizer_on_spiece_model_is_the_tokenizer_json_pipeline() {
+    let spm_cases = std::fs::read(fixtures_dir().join("tokenizer/cases.safetensors")).unwrap();
+    let max_length = i64s(&spm_cases, "max_length")[0] as usize;
+    let hf_ids = i32s(&spm_cases, "t5like.hf_ids");
+    let agrees = tensor(&spm_cases, "t5like.hf_agrees");
+    let tok = T5Tokenizer::from_file(&dir().join("t5like/tokenizer.json"), max_length).unwrap();
+    let mut where_sentencepiece_differs = 0;
+    for (i, text) in texts().iter().enumerate() {
+        let got = tok.encode_bytes(text);
+        let row = i * max_length..(i + 1) * max_length;
+        assert_eq!(got.ids, hf_ids[row], "{:?}", String::from_utf8_lossy(text));
+        where_sentencepiece_differs += usize::from(agrees[i] == 0);
+    }
+    eprintln!(
+        "equal on all {} strings; sentencepiece differs on {where_sentencepiece_differs}",
+        texts().len()
+    );
+    assert!(
+        where_sentencepiece_differs > 0,
+        "the corpus should tell the two apart"
+    );
+}
