@@ -94,10 +94,25 @@ fn byte_fallback_switched_on_matches_on_every_string() {
 }
 
 #[test]
+fn legacy_spelling_with_space_runs_replaced_and_add_prefix_space_matches() {
+    check_ids("legacy");
+}
+
+#[test]
+fn extra_id_sentinels_and_prepend_first_match() {
+    check_ids("extra_first");
+}
+
+#[test]
+fn strip_and_lowercase_before_the_charsmap_match() {
+    check_ids("strip_lower");
+}
+
+#[test]
 fn padding_truncation_and_mask_match_the_pipelines_tokenizer_call() {
     let cases = std::fs::read(dir().join("cases.safetensors")).unwrap();
     let max_length = i64s(&cases, "max_length")[0] as usize;
-    for model in ["t5like", "bytefb_on"] {
+    for model in ["t5like", "bytefb_on", "extra_first"] {
         let tok =
             T5Tokenizer::from_file(&dir().join(model).join("tokenizer.json"), max_length).unwrap();
         let hf_ids = i32s(&cases, &format!("{model}.hf_ids"));
