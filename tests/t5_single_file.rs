@@ -142,9 +142,10 @@ fn rewritten(
         .map(|(n, t)| (rename(&n), t))
         .collect();
     for (n, dtype, data) in extra {
+        let elements = data.len() * 8 / dtype.bitsize();
         views.insert(
             n.to_string(),
-            TensorView::new(*dtype, vec![data.len()], data).unwrap(),
+            TensorView::new(*dtype, vec![elements], data).unwrap(),
         );
     }
     let out = std::env::temp_dir().join(format!("genfx-t5file-{}-{name}", std::process::id()));
@@ -162,6 +163,60 @@ fn prefixed_names_as_in_bundled_checkpoints_load() {
     let model = T5EncoderModel::open_as(&path, DType::F32, &Device::cpu()).unwrap();
     let (got, want) = run(&model, "hidden");
     assert_close("prefixed T5", &got, &want, TOL);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_bare_stack_without_encoder_and_shared_names_loads() {
+    // `block.N.*`, `final_layer_norm.weight`, `embed_tokens.weight`.
+    let path = rewritten(
+        "bare.safetensors",
+        |n| {
+            n.strip_prefix("encoder.")
+                .unwrap_or(n)
+                .replace("shared.weight", "embed_tokens.weight")
+        },
+        &[],
+    );
+    let model = T5EncoderModel::open_as(&path, DType::F32, &Device::cpu()).unwrap();
+    let (got, want) = run(&model, "hidden");
+    assert_close("bare-stack T5", &got, &want, TOL);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_second_copy_of_the_tied_embedding_is_accepted_and_other_extras_are_not() {
+    let shared = tensor(&read("t5.safetensors"), "shared.weight").1;
+    let path = rewritten(
+        "tied.safetensors",
+        str::to_string,
+        &[("encoder.embed_tokens.weight", Dtype::F32, shared)],
+    );
+    // The extra copy is written 1-D by `rewritten`: the loader reads
+    // `shared.weight` and leaves the spare alone.
+    let model = T5EncoderModel::open_as(&path, DType::F32, &Device::cpu()).unwrap();
+    let (got, want) = run(&model, "hidden");
+    assert_close("T5 with both embedding names", &got, &want, TOL);
+    let _ = std::fs::remove_file(path);
+
+    let path = rewritten(
+        "decoder.safetensors",
+        str::to_string,
+        &[(
+            "decoder.final_layer_norm.weight",
+            Dtype::F32,
+            vec![0; 4 * 48],
+        )],
+    );
+    let err = T5EncoderModel::open_as(&path, DType::F32, &Device::cpu())
+        .err()
+        .unwrap();
+    eprintln!("{err}");
+    assert!(matches!(err, T5Error::UnexpectedTensors { .. }), "{err}");
+    assert!(
+        err.to_string().contains("decoder.final_layer_norm.weight"),
+        "{err}"
+    );
     let _ = std::fs::remove_file(path);
 }
 

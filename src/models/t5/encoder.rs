@@ -9,7 +9,7 @@ use crate::tensor::{DType, Tensor};
 use crate::weights::{VarBuilder, WeightFiles};
 
 use super::layers::{T5Block, T5LayerNorm};
-use super::single_file::{infer_config, t5_prefix};
+use super::single_file::{infer_config, t5_layout};
 use super::{T5Config, T5Error};
 
 /// The encoder stack under `encoder.` in the weights.
@@ -63,14 +63,11 @@ const EMBEDDING_NAMES: [&str; 2] = ["shared.weight", "encoder.embed_tokens.weigh
 /// Tensors the encoder does not use (a decoder, say) are an error, so a
 /// wrong file is caught here, not as garbage embeddings; the second copy of
 /// the tied embedding is the exception.
-fn check_all_used(files: &WeightFiles, prefix: &str, location: &Path) -> Result<(), T5Error> {
+fn check_all_used(files: &WeightFiles, location: &Path) -> Result<(), T5Error> {
     let unexpected: Vec<String> = files
         .unused()
         .into_iter()
-        .filter(|n| {
-            let local = n.strip_prefix(prefix).unwrap_or(n);
-            !(n.starts_with(prefix) && EMBEDDING_NAMES.contains(&local))
-        })
+        .filter(|n| !EMBEDDING_NAMES.contains(&n.as_str()))
         .collect();
     if unexpected.is_empty() {
         return Ok(());
@@ -119,7 +116,7 @@ impl T5EncoderModel {
         let files = Arc::new(WeightFiles::open_dir(dir)?);
         let vb = VarBuilder::new(files.clone(), dtype, device);
         let model = Self::load(&vb, config)?;
-        check_all_used(&files, "", dir)?;
+        check_all_used(&files, dir)?;
         Ok(model)
     }
 
@@ -129,8 +126,12 @@ impl T5EncoderModel {
     /// text encoder, say) is refused saying what it is.
     pub fn from_file_as(path: &Path, dtype: DType, device: &Device) -> Result<Self, T5Error> {
         let files = Arc::new(WeightFiles::open_file(path)?);
-        let prefix = t5_prefix(&files, path)?;
-        if files.contains(&format!("{prefix}scaled_fp8")) {
+        let layout = t5_layout(&files, path)?;
+        let outer = layout
+            .stack
+            .strip_suffix("encoder.")
+            .unwrap_or(&layout.stack);
+        if files.contains(&format!("{outer}scaled_fp8")) {
             return Err(T5Error::Config {
                 path: path.to_path_buf(),
                 reason: "this is ComfyUI's scaled fp8 T5 (a `scaled_fp8` marker and a \
@@ -139,15 +140,34 @@ impl T5EncoderModel {
                     .into(),
             });
         }
-        let config = infer_config(&files, &prefix, path)?;
-        let vb = VarBuilder::new(files.clone(), dtype, device);
-        let vb = match prefix.strip_suffix('.') {
-            Some(p) => vb.pp(p),
-            None => vb,
+        let config = infer_config(&files, &layout, path)?;
+        config
+            .validate()
+            .map_err(|reason| T5Error::BadInput(format!("invalid T5 config: {reason}")))?;
+        let root = VarBuilder::new(files.clone(), dtype, device);
+        let shared = root.get(&[config.vocab_size, config.d_model], &layout.embedding)?;
+        let stack = match layout.stack.strip_suffix('.') {
+            Some(p) => root.pp(p),
+            None => root,
         };
-        let model = Self::load(&vb, config)?;
-        check_all_used(&files, &prefix, path)?;
-        Ok(model)
+        let encoder = T5Stack::load(&stack, &config)?;
+        let unexpected: Vec<String> = files
+            .unused()
+            .into_iter()
+            .filter(|n| !layout.spare_embeddings.contains(n))
+            .collect();
+        if !unexpected.is_empty() {
+            return Err(T5Error::UnexpectedTensors {
+                location: path.to_path_buf(),
+                count: unexpected.len(),
+                examples: unexpected.into_iter().take(5).collect(),
+            });
+        }
+        Ok(Self {
+            config,
+            shared,
+            encoder,
+        })
     }
 
     /// A T5 folder (transformers layout) or a single T5 file, by what

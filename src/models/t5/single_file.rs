@@ -1,8 +1,10 @@
 //! A T5 encoder kept as one safetensors file with no `config.json`, as
 //! ComfyUI users have it (`models/text_encoders/t5xxl_fp16.safetensors`,
-//! `t5xxl_fp8_e4m3fn.safetensors`): transformers `T5EncoderModel` names,
-//! possibly under a prefix (SD3-style bundles write
-//! `text_encoders.t5xxl.transformer.`), the tied embedding stored once.
+//! `t5xxl_fp8_e4m3fn.safetensors`): transformers `T5EncoderModel` names
+//! (`shared.weight`, `encoder.block.N.*`) or a bare stack without the
+//! `encoder.`/`shared.` names (`embed_tokens.weight`, `block.N.*`), possibly
+//! under a prefix (SD3-style bundles write `text_encoders.t5xxl.transformer.`),
+//! the tied embedding stored once or twice.
 //!
 //! The config is read from the tensor shapes: vocabulary and width from
 //! `shared.weight`, layers from the `encoder.block.N` present, heads from
@@ -17,8 +19,7 @@ use crate::weights::WeightFiles;
 
 use super::{T5Config, T5Error};
 
-/// The tensor every T5 encoder has and nothing else does; its name gives
-/// the file's prefix.
+/// The tensor every T5 encoder has (named in errors).
 const MARKER: &str = "encoder.final_layer_norm.weight";
 
 /// T5 v1.1's values for what a weights file does not record.
@@ -45,28 +46,74 @@ fn what_else(names: &[&str]) -> Option<&'static str> {
     }
 }
 
-/// The name prefix of the T5 tensors in `files` ("" for plain HF names,
-/// or ending in `.`), or an error saying what the file is instead.
-pub fn t5_prefix(files: &WeightFiles, path: &Path) -> Result<String, T5Error> {
+/// Where a file keeps the encoder's tensors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileLayout {
+    /// Prefix of the stack's tensors (`block.N.*`, `final_layer_norm.*`):
+    /// `encoder.` for transformers' names, "" for a bare `T5Stack`, either
+    /// after a bundle's own prefix.
+    pub stack: String,
+    /// The token embedding's full name (`shared.weight`, or
+    /// `encoder.embed_tokens.weight` / `embed_tokens.weight`).
+    pub embedding: String,
+    /// Names of a second copy of the tied embedding, which may be present
+    /// and unused.
+    pub spare_embeddings: Vec<String>,
+}
+
+/// How `files` lays out a T5 encoder: transformers' `T5EncoderModel` names
+/// (`shared.weight`, `encoder.*`) or a bare stack (`embed_tokens.weight`,
+/// `block.*`, `final_layer_norm.*`), each possibly under one prefix; or an
+/// error saying what the file is instead.
+pub fn t5_layout(files: &WeightFiles, path: &Path) -> Result<FileLayout, T5Error> {
     let names = files.names();
-    let found: Vec<&str> = names
+    let first_q = "block.0.layer.0.SelfAttention.q.weight";
+    // Every stack prefix: where final_layer_norm and block 0 sit together.
+    let stacks: Vec<&str> = names
         .iter()
-        .filter_map(|n| n.strip_suffix(MARKER))
+        .filter_map(|n| n.strip_suffix("final_layer_norm.weight"))
         .filter(|p| p.is_empty() || p.ends_with('.'))
+        .filter(|p| files.contains(&format!("{p}{first_q}")))
+        .filter(|p| !p.ends_with("decoder."))
         .collect();
     let hint = "GenFX needs the T5 v1.1 XXL encoder: t5xxl_fp16.safetensors (or \
                 t5xxl_fp8_e4m3fn.safetensors) from comfyanonymous/flux_text_encoders, or the \
                 text_encoder/ folder of PixArt-alpha/PixArt-XL-2-1024-MS";
-    match found.as_slice() {
-        [prefix] if what_else(&names) != Some("a T5 decoder") => Ok(prefix.to_string()),
+    match stacks.as_slice() {
+        [stack] => {
+            let outer = stack.strip_suffix("encoder.").unwrap_or(stack);
+            let candidates = [
+                format!("{outer}shared.weight"),
+                format!("{stack}embed_tokens.weight"),
+            ];
+            let present: Vec<String> = candidates
+                .iter()
+                .filter(|n| files.contains(n))
+                .cloned()
+                .collect();
+            let Some(embedding) = present.first().cloned() else {
+                return Err(T5Error::Config {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "the T5 encoder in it has no token embedding ({} or {})",
+                        candidates[0], candidates[1]
+                    ),
+                });
+            };
+            Ok(FileLayout {
+                stack: stack.to_string(),
+                embedding,
+                spare_embeddings: present[1..].to_vec(),
+            })
+        }
         [_, _, ..] => Err(T5Error::Config {
             path: path.to_path_buf(),
             reason: format!(
-                "holds {} T5 encoders (prefixes {found:?}); give a file with one",
-                found.len()
+                "holds {} T5 encoders (prefixes {stacks:?}); give a file with one",
+                stacks.len()
             ),
         }),
-        _ => {
+        [] => {
             let what = what_else(&names).map_or_else(
                 || {
                     format!(
@@ -84,8 +131,13 @@ pub fn t5_prefix(files: &WeightFiles, path: &Path) -> Result<String, T5Error> {
     }
 }
 
-/// The encoder's config, from the shapes under `prefix`.
-pub fn infer_config(files: &WeightFiles, prefix: &str, path: &Path) -> Result<T5Config, T5Error> {
+/// The encoder's config, from the shapes of the tensors `layout` names.
+pub fn infer_config(
+    files: &WeightFiles,
+    layout: &FileLayout,
+    path: &Path,
+) -> Result<T5Config, T5Error> {
+    let prefix = layout.stack.as_str();
     let bad = |reason: String| T5Error::Config {
         path: path.to_path_buf(),
         reason,
@@ -102,20 +154,24 @@ pub fn infer_config(files: &WeightFiles, prefix: &str, path: &Path) -> Result<T5
         ))),
         None => Err(bad(format!("{prefix}{name} is missing"))),
     };
-    let (vocab_size, d_model) = matrix("shared.weight")
-        .or_else(|_| matrix("encoder.embed_tokens.weight"))
-        .map_err(|_| bad(format!("no token embedding ({prefix}shared.weight)")))?;
+    let (vocab_size, d_model) = match files.shape(&layout.embedding) {
+        Some(&[rows, cols]) => (rows, cols),
+        other => {
+            return Err(bad(format!(
+                "{} has shape {other:?}, not a matrix",
+                layout.embedding
+            )))
+        }
+    };
     let num_layers = (0..)
-        .take_while(|i| {
-            shape(&format!("encoder.block.{i}.layer.0.SelfAttention.q.weight")).is_some()
-        })
+        .take_while(|i| shape(&format!("block.{i}.layer.0.SelfAttention.q.weight")).is_some())
         .count();
     if num_layers == 0 {
         return Err(bad(format!(
-            "no encoder blocks ({prefix}encoder.block.0.layer.0.SelfAttention.q.weight)"
+            "no encoder blocks ({prefix}block.0.layer.0.SelfAttention.q.weight)"
         )));
     }
-    let block0 = "encoder.block.0.layer.0.SelfAttention";
+    let block0 = "block.0.layer.0.SelfAttention";
     let (buckets, num_heads) = matrix(&format!("{block0}.relative_attention_bias.weight"))?;
     let (inner, _) = matrix(&format!("{block0}.q.weight"))?;
     if num_heads == 0 || inner % num_heads != 0 {
@@ -123,7 +179,7 @@ pub fn infer_config(files: &WeightFiles, prefix: &str, path: &Path) -> Result<T5
             "query width {inner} does not split into {num_heads} heads"
         )));
     }
-    let ff = "encoder.block.0.layer.1.DenseReluDense";
+    let ff = "block.0.layer.1.DenseReluDense";
     if shape(&format!("{ff}.wi.weight")).is_some() {
         return Err(bad(
             "this is an original T5 (ReLU feed-forward, `wi.weight`), not the T5 v1.1 encoder \
