@@ -71,6 +71,10 @@ pub enum Quality {
 pub struct ShotRequest {
     /// Folder of weights (diffusers layout) or a Hugging Face repository name.
     pub model: PathBuf,
+    /// The Text encoder setting: a T5 folder or single T5 file (with its
+    /// tokenizer beside it). None: found beside the model or in the places
+    /// `pipeline::text_encoder_location` searches.
+    pub text_encoder: Option<PathBuf>,
     pub prompt: String,
     pub negative_prompt: String,
     pub seed: u64,

@@ -40,6 +40,7 @@ fn frame(w: u32, h: u32, seed: f32) -> Frame {
 fn request() -> ShotRequest {
     ShotRequest {
         model: PathBuf::from("fake-model"),
+        text_encoder: None,
         prompt: "a fox".into(),
         negative_prompt: String::new(),
         seed: 7,

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 fn request(job: Job) -> ShotRequest {
     ShotRequest {
         model: fixtures_dir().join("pipeline/model"),
+        text_encoder: None,
         prompt: "a red fox runs through the snow".into(),
         negative_prompt: "blurry".into(),
         seed: 11,

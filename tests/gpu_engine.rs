@@ -27,6 +27,7 @@ use gpu_common::gpu_or_skip;
 fn request() -> ShotRequest {
     ShotRequest {
         model: fixtures_dir().join("pipeline/model"),
+        text_encoder: None,
         prompt: "a red fox runs through the snow".into(),
         negative_prompt: "blurry".into(),
         seed: 3,

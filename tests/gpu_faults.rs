@@ -67,6 +67,7 @@ fn fresh_device() -> Result<Device, CudaError> {
 fn request() -> ShotRequest {
     ShotRequest {
         model: fixtures_dir().join("pipeline/model"),
+        text_encoder: None,
         prompt: "a lighthouse in a storm".into(),
         negative_prompt: String::new(),
         seed: 11,

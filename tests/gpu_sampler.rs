@@ -49,6 +49,7 @@ fn request(job: Job, quality: Quality) -> ShotRequest {
     };
     ShotRequest {
         model: fixtures_dir().join("pipeline/model"),
+        text_encoder: None,
         prompt: "a red fox runs through the snow".into(),
         negative_prompt: "blurry".into(),
         seed: 7,

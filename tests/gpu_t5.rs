@@ -299,3 +299,51 @@ fn a_nan_from_the_gpu_fails_the_encode_and_is_not_cached() {
         "encoded afresh, not from the cache"
     );
 }
+
+/// The single-file fp8 T5 (ComfyUI's t5xxl_fp8_e4m3fn layout,
+/// `tests/fixtures/t5file`) uploaded in bf16: fp8 values are exact in bf16,
+/// so the device holds the CPU model's weights bit for bit and only the
+/// activations round; the bf16 bounds of the test above apply.
+#[test]
+fn an_fp8_single_file_runs_on_the_gpu_in_bf16() {
+    let _turn = TURN.lock();
+    let Some(gpu) = gpu_or_skip("an_fp8_single_file_runs_on_the_gpu_in_bf16") else {
+        return;
+    };
+    let device = Device::new(gpu.clone());
+    let path = fixtures_dir().join("t5file/t5_fp8_e4m3fn.safetensors");
+    let cpu = T5EncoderModel::open_as(&path, DType::F32, &Device::cpu()).unwrap();
+    let model = T5EncoderModel::open_as(&path, DType::BF16, &device).unwrap();
+    let bytes = std::fs::read(fixtures_dir().join("t5file/cases.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let ints = |n: &str| -> (Vec<usize>, Vec<u32>) {
+        let t = st.tensor(n).unwrap();
+        let v = t
+            .data()
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as u32)
+            .collect();
+        (t.shape().to_vec(), v)
+    };
+    let (dims, ids) = ints("input_ids");
+    let (_, mask) = ints("attention_mask");
+    let run = |m: &T5EncoderModel| {
+        m.forward(&ids, &mask, dims[0], dims[1])
+            .unwrap()
+            .to_vec_f32()
+            .unwrap()
+    };
+    let want = run(&cpu);
+    let got = run(&model);
+    let [max, mean, scale, rms] = errors(&got, &want);
+    println!(
+        "fp8 file [bf16 on {}]: max abs err {max:.3e} (max |ref| {scale:.3}), mean abs err \
+         {mean:.3e} (rms ref {rms:.3})",
+        device.name()
+    );
+    assert!(max <= 32.0 * BF16_U * scale.max(1.0), "max abs err {max:e}");
+    assert!(
+        mean <= 16.0 * BF16_U * rms.max(1.0),
+        "mean abs err {mean:e}"
+    );
+}

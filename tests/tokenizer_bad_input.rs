@@ -58,7 +58,7 @@ fn long_prompt_is_truncated_keeping_eos_and_says_so() {
     log::set_max_level(log::LevelFilter::Warn);
     let tok = tokenizer(16);
     let prompt = "camera pan slowly across the city at night ".repeat(20);
-    let full = tok.sentencepiece().encode(prompt.as_bytes());
+    let full = tok.piece_ids(prompt.as_bytes());
     assert!(full.len() > 15);
     let got = tok.encode(&prompt);
     assert_eq!(got.ids.len(), 16);
@@ -77,7 +77,7 @@ fn long_prompt_is_truncated_keeping_eos_and_says_so() {
 fn exactly_full_prompt_is_not_truncated() {
     let tok = tokenizer(64);
     let prompt = "camera pan slowly";
-    let n = tok.sentencepiece().encode(prompt.as_bytes()).len();
+    let n = tok.piece_ids(prompt.as_bytes()).len();
     let tok = tokenizer(n + 1);
     let got = tok.encode(prompt);
     assert_eq!(got.truncated, 0);
@@ -117,8 +117,8 @@ fn invalid_utf8_is_decoded_lossily_like_the_pipeline() {
     }
     // A truncated 3-byte sequence is one U+FFFD for the pipeline, but three
     // bytes of U+FFFD one by one for raw sentencepiece: the two differ.
-    let raw = tok.sentencepiece().encode(b"\xe6\x9d");
-    let lossy = tok.sentencepiece().encode("\u{fffd}".as_bytes());
+    let raw = tok.piece_ids(b"\xe6\x9d");
+    let lossy = tok.piece_ids("\u{fffd}".as_bytes());
     assert_ne!(raw, lossy);
     assert_eq!(tok.encode_bytes(b"\xe6\x9d").ids[..lossy.len()], lossy[..]);
 }

@@ -152,6 +152,15 @@ fn generate_extend_and_fill_each_render_a_generated_shot() {
 }
 
 fn render_generate(out: &Path, frames: &str) {
+    let result = render_generate_with(out, frames, &[]);
+    assert!(
+        result.status.success(),
+        "genfx render {frames} failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+}
+
+fn render_generate_with(out: &Path, frames: &str, extra: &[&str]) -> std::process::Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_genfx"));
     command
         .arg("render")
@@ -170,12 +179,40 @@ fn render_generate(out: &Path, frames: &str) {
     for (k, v) in shot_values(GENERATE) {
         command.arg("--set").arg(format!("{k}={v}"));
     }
-    let result = command.output().expect("run genfx");
+    command.args(extra);
+    command.output().expect("run genfx")
+}
+
+/// The Text encoder parameter (here through `genfx render --text-encoder`)
+/// reaches the engine: naming the model's own T5 folder gives the frames the
+/// automatic search gives, and naming nothing that exists fails saying so.
+#[test]
+fn the_text_encoder_setting_reaches_the_engine() {
+    let root = std::env::temp_dir().join(format!("genfx-te-setting-{}", std::process::id()));
+    let (auto, set, bad) = (root.join("auto"), root.join("set"), root.join("bad"));
+    let _ = std::fs::remove_dir_all(&root);
+    render_generate(&auto, "0-1");
+    let te = tiny_model().join("text_encoder");
+    let result = render_generate_with(&set, "0-1", &["--text-encoder", te.to_str().unwrap()]);
     assert!(
         result.status.success(),
-        "genfx render {frames} failed:\n{}",
+        "{}",
         String::from_utf8_lossy(&result.stderr)
     );
+    assert_eq!(files(&auto), files(&set), "frames with the setting");
+    let missing = root.join("no-such-t5.safetensors");
+    let result = render_generate_with(&bad, "0-0", &["--text-encoder", missing.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    eprintln!("{stderr}");
+    assert!(!result.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "the Text encoder setting {} does not exist",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {

@@ -101,6 +101,7 @@ fn three_plugins_with_the_designed_contexts_clips_and_parameters() {
                 "negativePrompt",
                 "seed",
                 "model",
+                "textEncoder",
                 "guidance",
                 "length",
             ] {

@@ -268,10 +268,10 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
                 let mode_name = match mode {
                     TextMode::MultiLine => sys::kOfxParamStringIsMultiLine,
                     TextMode::Directory => sys::kOfxParamStringIsDirectoryPath,
-                    TextMode::ExistingFile => sys::kOfxParamStringIsFilePath,
+                    TextMode::File => sys::kOfxParamStringIsFilePath,
                 };
                 p.set_cstr(sys::kOfxParamPropStringMode, 0, mode_name)?;
-                if mode == TextMode::ExistingFile {
+                if mode == TextMode::File {
                     // An open dialog, not a save dialog.
                     soft(
                         p.set_int(sys::kOfxParamPropStringFilePathExists, 0, 1),

@@ -38,7 +38,7 @@ pub enum TextMode {
     /// "file or folder" mode, so a parameter that takes both is a file path:
     /// the browser then picks a file, and the field still accepts a typed
     /// folder.
-    ExistingFile,
+    File,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -111,6 +111,7 @@ pub const RESOLUTION: &str = "resolution";
 pub const FRAMING: &str = "framing";
 pub const COLOUR: &str = "colour";
 pub const MODEL: &str = "model";
+pub const TEXT_ENCODER: &str = "textEncoder";
 pub const CACHE_FOLDER: &str = "cacheFolder";
 pub const CACHE_SIZE: &str = "cacheSizeGB";
 
@@ -240,7 +241,19 @@ pub const PARAMS: &[ParamSpec] = &[
                pick its model_index.json, or type the folder.",
         page: Page::Files,
         uses: Uses::All,
-        kind: Kind::Text { mode: TextMode::ExistingFile, default: "" },
+        kind: Kind::Text { mode: TextMode::File, default: "" },
+    },
+    ParamSpec {
+        name: TEXT_ENCODER,
+        label: "Text encoder",
+        hint: "The T5 v1.1 XXL text encoder: one file (ComfyUI's t5xxl_fp16.safetensors or \
+               t5xxl_fp8_e4m3fn.safetensors, with a T5 tokenizer.json or tokenizer/spiece.model \
+               beside it) or a folder (PixArt-alpha/PixArt-XL-2-1024-MS's text_encoder/, its \
+               tokenizer/ beside it). Empty: found beside the model, in ComfyUI's \
+               models/text_encoders/, or in the Hugging Face cache.",
+        page: Page::Files,
+        uses: Uses::All,
+        kind: Kind::Text { mode: TextMode::File, default: "" },
     },
     ParamSpec {
         name: CACHE_FOLDER,
@@ -349,6 +362,7 @@ mod tests {
             NEGATIVE_PROMPT,
             SEED,
             MODEL,
+            TEXT_ENCODER,
             QUALITY,
             STEPS,
             GUIDANCE,

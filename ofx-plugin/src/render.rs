@@ -422,6 +422,7 @@ fn request(
         .unwrap_or(24.0);
     Ok(ShotRequest {
         model: s.model.clone(),
+        text_encoder: s.text_encoder.clone(),
         prompt: s.prompt.clone(),
         negative_prompt: s.negative_prompt.clone(),
         seed: s.seed,
@@ -449,6 +450,11 @@ pub fn shot_key(r: &ShotRequest) -> ShotKey {
     // or runs uncached and says why.
     let identity = disk::model_identity(&r.model).ok().flatten();
     h.str(identity.as_deref().unwrap_or(""))
+        .str(
+            &r.text_encoder
+                .as_deref()
+                .map_or(String::new(), |t| t.to_string_lossy().into_owned()),
+        )
         .str(&r.prompt)
         .str(&r.negative_prompt)
         .u64(r.seed);
@@ -653,6 +659,12 @@ fn generated(
         Err(e) => {
             clear(ctx, output, window);
             let text = match &e {
+                // The text encoder's messages say what to get and where
+                // to put it; the Model folder is not what is wrong then.
+                EngineError::NoModel(m) if m.starts_with("text encoder:") => format!(
+                    "GenFX: {e}. The Text encoder parameter names a T5 file or folder (see the \
+                     README)."
+                ),
                 EngineError::NoModel(_) => format!(
                     "GenFX: {e}. Set Model to an LTX-Video checkpoint or model folder (see the README)."
                 ),
@@ -740,6 +752,7 @@ mod tests {
     fn request(job: Job) -> ShotRequest {
         ShotRequest {
             model: PathBuf::from("/nonexistent/model"),
+            text_encoder: None,
             prompt: "a boat".into(),
             negative_prompt: String::new(),
             seed: 7,
@@ -799,6 +812,10 @@ mod tests {
             },
             ShotRequest {
                 model: PathBuf::from("/other"),
+                ..base.clone()
+            },
+            ShotRequest {
+                text_encoder: Some(PathBuf::from("/t5xxl_fp16.safetensors")),
                 ..base.clone()
             },
             ShotRequest {

@@ -24,6 +24,8 @@ pub struct Settings {
     pub framing: Framing,
     pub colour: ColourMode,
     pub model: PathBuf,
+    /// The Text encoder setting; None when empty (found automatically).
+    pub text_encoder: Option<PathBuf>,
     pub cache: CacheSetting,
     /// Size limit of the cache folder in bytes (`None`: no limit).
     pub cache_limit: Option<u64>,
@@ -135,6 +137,9 @@ pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
         },
         colour: ColourMode::from_index(int(values, kind, params::COLOUR)?),
         model: PathBuf::from(text(values, params::MODEL)?.trim()),
+        text_encoder: Some(text(values, params::TEXT_ENCODER)?.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(PathBuf::from),
         cache,
         cache_limit: {
             let gb = double(values, kind, params::CACHE_SIZE)?;
@@ -196,6 +201,7 @@ mod tests {
             assert_eq!(s.cache, CacheSetting::Default);
             assert_eq!(s.cache_limit, Some(20 << 30));
             assert_eq!(s.strength, 1.0);
+            assert_eq!(s.text_encoder, None);
         }
     }
 
@@ -209,6 +215,10 @@ mod tests {
         f.0.insert(params::PROMPT, (0, 0.0, vec![b'a', 0xff, b'b']));
         f.0.insert(params::CACHE_FOLDER, (0, 0.0, b" OFF ".to_vec()));
         f.0.insert(params::CACHE_SIZE, (0, -3.0, vec![]));
+        f.0.insert(
+            params::TEXT_ENCODER,
+            (0, 0.0, b" /m/t5xxl_fp16.safetensors ".to_vec()),
+        );
         let s = read(&f, EffectKind::Extend).unwrap();
         assert_eq!(
             s.cache_limit, None,
@@ -220,5 +230,9 @@ mod tests {
         assert_eq!(s.quality, Quality::Steps(30));
         assert_eq!(s.prompt, "a\u{fffd}b");
         assert_eq!(s.cache, CacheSetting::Off);
+        assert_eq!(
+            s.text_encoder.as_deref(),
+            Some(std::path::Path::new("/m/t5xxl_fp16.safetensors"))
+        );
     }
 }

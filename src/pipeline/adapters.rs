@@ -1,6 +1,6 @@
 //! The model components behind the pipeline's traits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use super::components::{
@@ -15,7 +15,10 @@ use crate::models::ltx::vae::{AutoencoderKLLTXVideo, DecodeConditioning, Tiling,
 use crate::models::ltx::{LtxVideoTransformer3DModel, TransformerInputs};
 use crate::models::t5::{self as t5, PromptEmbedding, ReleasePolicy, T5Error, TextEncoder};
 use crate::tensor::{DType, Tensor, TensorError};
+use crate::tokenizer::T5Tokenizer;
 use crate::weights::WeightError;
+
+use super::text_encoder_location::{self, TextEncoderLocation};
 
 fn failed(e: TensorError) -> EngineError {
     device_failed("transformer", e)
@@ -410,7 +413,7 @@ impl VideoCodec for LtxVae {
 
 /// Tokenizer and T5 encoder as a [`PromptEncoder`].
 pub struct T5Prompts {
-    folder: PathBuf,
+    location: TextEncoderLocation,
     max_tokens: usize,
     encoder: TextEncoder,
     /// The encoder on the CPU, made when the GPU one ran out of memory
@@ -449,9 +452,11 @@ fn is_out_of_memory(e: &T5Error) -> bool {
 }
 
 impl T5Prompts {
-    /// `folder` is the model folder (`tokenizer/`, `text_encoder/`); the
-    /// encoder runs on `device` in its compute dtype, as
-    /// [`load_as`](Self::load_as) places it.
+    /// `folder` is the model's location; its text encoder is found as
+    /// [`text_encoder_location::locate`] finds it with no setting (for a
+    /// diffusers folder, its `text_encoder/` and `tokenizer/`). The encoder
+    /// runs on `device` in its compute dtype, as [`load_as`](Self::load_as)
+    /// places it.
     pub fn load(folder: &Path, device: &Device, max_tokens: usize) -> Result<Self, EngineError> {
         Self::load_as(folder, device, device.compute_dtype(), max_tokens)
     }
@@ -466,17 +471,47 @@ impl T5Prompts {
         dtype: DType,
         max_tokens: usize,
     ) -> Result<Self, EngineError> {
+        let location = text_encoder_location::locate(folder, None)
+            .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
+        Self::from_location(&location, device, dtype, max_tokens)
+    }
+
+    /// The encoder at `location` (a T5 folder or file and its tokenizer),
+    /// placed as [`load_as`](Self::load_as) says.
+    pub fn from_location(
+        location: &TextEncoderLocation,
+        device: &Device,
+        dtype: DType,
+        max_tokens: usize,
+    ) -> Result<Self, EngineError> {
         let (device, dtype) = t5::placement(device, dtype);
-        let encoder =
-            TextEncoder::from_model_folder(folder, &device, max_tokens, ReleasePolicy::KeepLoaded)
-                .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?
-                .with_dtype(dtype);
+        let encoder = Self::encoder_at(location, &device, max_tokens)?.with_dtype(dtype);
         Ok(Self {
-            folder: folder.to_path_buf(),
+            location: location.clone(),
             max_tokens,
             encoder,
             on_cpu: OnceLock::new(),
         })
+    }
+
+    fn encoder_at(
+        location: &TextEncoderLocation,
+        device: &Device,
+        max_tokens: usize,
+    ) -> Result<TextEncoder, EngineError> {
+        let tokenizer = T5Tokenizer::from_file(&location.tokenizer, max_tokens)
+            .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
+        Ok(TextEncoder::new(
+            tokenizer,
+            &location.weights,
+            device,
+            ReleasePolicy::KeepLoaded,
+        ))
+    }
+
+    /// Where the weights and tokenizer are.
+    pub fn location(&self) -> &TextEncoderLocation {
+        &self.location
     }
 
     /// The encoder, for its counters.
@@ -508,13 +543,7 @@ impl T5Prompts {
                 // Whatever it loaded before failing goes back to the card.
                 self.encoder.release();
                 self.encoder.device().release_cached_memory();
-                let cpu = TextEncoder::from_model_folder(
-                    &self.folder,
-                    &Device::cpu(),
-                    self.max_tokens,
-                    ReleasePolicy::KeepLoaded,
-                )
-                .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
+                let cpu = Self::encoder_at(&self.location, &Device::cpu(), self.max_tokens)?;
                 let cpu = self.on_cpu.get_or_init(|| cpu);
                 cpu.encode(&[prompt])
                     .map_err(|e| text_encoder_failed(cpu.device(), e))

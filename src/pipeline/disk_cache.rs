@@ -100,6 +100,13 @@ pub fn shot_key_for_revision(
     h.update(MAGIC);
     h.update(revision.to_le_bytes());
     put_str(&mut h, model_identity);
+    // Only a set text encoder adds to the key, so keys of requests without
+    // one are unchanged. Its path, not its contents: another T5 gives other
+    // embeddings, and hashing 10 GB per lookup is not an option.
+    if let Some(te) = &request.text_encoder {
+        put_str(&mut h, "text-encoder");
+        put_str(&mut h, &te.to_string_lossy());
+    }
     put_str(&mut h, &request.prompt);
     put_str(&mut h, &request.negative_prompt);
     h.update(request.seed.to_le_bytes());

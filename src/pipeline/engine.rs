@@ -11,6 +11,7 @@ use super::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuid
 use super::model_folder::{ModelFolder, Variant};
 use super::plan::{plan, JobShape};
 use super::registry;
+use super::text_encoder_location;
 use crate::backend::Device;
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
@@ -189,11 +190,24 @@ impl LtxEngine {
     /// weights read for the first new prompt), the transformer's config
     /// read; the transformer and VAE are loaded after the prompts are
     /// encoded ([`LoadedModel::pipeline`]).
-    fn load(&self, spec: &Path) -> Result<Arc<LoadedModel>, EngineError> {
-        let folder = ModelFolder::open(spec).map_err(|e| EngineError::NoModel(e.to_string()))?;
+    fn load(
+        &self,
+        spec: &Path,
+        text_encoder: Option<&Path>,
+    ) -> Result<Arc<LoadedModel>, EngineError> {
+        let folder = ModelFolder::open_with(spec, text_encoder)
+            .map_err(|e| EngineError::NoModel(e.to_string()))?;
         let root: PathBuf = folder.root.clone();
-        // One copy of the weights per device they live on.
-        let variant = format!("{} {}", self.device.name(), self.dtype);
+        let location = text_encoder_location::locate(&root, text_encoder)
+            .map_err(|e| EngineError::NoModel(format!("text encoder: {e}")))?;
+        // One copy of the weights per device they live on, and per text
+        // encoder.
+        let variant = format!(
+            "{} {} {}",
+            self.device.name(),
+            self.dtype,
+            location.weights.display()
+        );
         registry::shared_as(&root, &variant, || {
             let transformer_layers = match &folder.checkpoint {
                 Some(checkpoint) => checkpoint.transformer.num_layers,
@@ -208,14 +222,16 @@ impl LtxEngine {
             // dtype (on the CPU in f32 for an f16 card: T5 overflows f16);
             // its weights are read for a job's new prompts and released
             // once they are encoded.
-            let prompts = T5Prompts::load_as(
-                &folder.text_encoder_root,
+            let prompts = T5Prompts::from_location(
+                &location,
                 &self.device,
                 self.dtype,
                 LTX_MAX_SEQUENCE_LENGTH,
             )?;
             log::info!(
-                "the T5 text encoder runs on {} in {}",
+                "the T5 text encoder ({}, tokenizer {}) runs on {} in {}",
+                location.weights.display(),
+                location.tokenizer.display(),
                 prompts.encoder().device().name(),
                 prompts.encoder().dtype()
             );
@@ -464,7 +480,7 @@ impl ShotEngine for LtxEngine {
         request.height = height;
 
         observer.progress(Stage::LoadingModel, 0, 1);
-        let model = self.load(&request.model)?;
+        let model = self.load(&request.model, request.text_encoder.as_deref())?;
         observer.progress(Stage::LoadingModel, 1, 1);
         if observer.should_abort() {
             return Err(EngineError::Aborted);

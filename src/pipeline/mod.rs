@@ -14,3 +14,4 @@ pub mod plan;
 pub mod registry;
 pub mod single_file;
 pub mod temp_files;
+pub mod text_encoder_location;

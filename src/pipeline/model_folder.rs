@@ -397,16 +397,25 @@ fn check_transformer(config: Option<&serde_json::Value>, problems: &mut Vec<Prob
 impl ModelFolder {
     /// Resolves `spec` (folder or repository name) and checks the folder.
     pub fn open(spec: &Path) -> Result<Self, ModelFolderError> {
+        Self::open_with(spec, None)
+    }
+
+    /// [`ModelFolder::open`] for a job whose Text encoder setting is
+    /// `text_encoder`: T5 need not be in or beside the model then (the
+    /// engine finds and checks it with
+    /// [`super::text_encoder_location::locate`]).
+    pub fn open_with(spec: &Path, text_encoder: Option<&Path>) -> Result<Self, ModelFolderError> {
         let root = resolve(spec)?;
+        let setting = text_encoder.filter(|s| !s.as_os_str().is_empty());
         if root.is_file() {
-            return Self::check_checkpoint(&root);
+            return Self::check_checkpoint(&root, setting);
         }
-        Self::check(&root, spec)
+        Self::check(&root, spec, setting)
     }
 
     /// A single-file checkpoint: its header checked, the text encoder
     /// found beside it.
-    fn check_checkpoint(path: &Path) -> Result<Self, ModelFolderError> {
+    fn check_checkpoint(path: &Path, setting: Option<&Path>) -> Result<Self, ModelFolderError> {
         let checkpoint = Checkpoint::open(path)?;
         let mut problems = Vec::new();
         let TextEncoderLocation {
@@ -414,7 +423,7 @@ impl ModelFolder {
             config: text_encoder_config,
             weights: text_encoder_weights,
             tokenizer: tokenizer_model,
-        } = locate_text_encoder(path, &mut problems);
+        } = locate_text_encoder(path, setting, &mut problems);
         if !problems.is_empty() {
             problems.push(Problem::Help(single_file::missing_text_encoder_help(path)));
             return Err(ModelFolderError::Problems {
@@ -441,7 +450,7 @@ impl ModelFolder {
         })
     }
 
-    fn check(root: &Path, spec: &Path) -> Result<Self, ModelFolderError> {
+    fn check(root: &Path, spec: &Path, setting: Option<&Path>) -> Result<Self, ModelFolderError> {
         let mut problems = Vec::new();
         let index = read_json(&root.join("model_index.json"), &mut problems);
         expect_class(
@@ -489,7 +498,7 @@ impl ModelFolder {
             config: text_encoder_config,
             weights: text_encoder_weights,
             tokenizer: tokenizer_model,
-        } = locate_text_encoder(root, &mut problems);
+        } = locate_text_encoder(root, setting, &mut problems);
 
         let sched_dir = root.join("scheduler");
         let sched_path = ["scheduler_config.json", "config.json"]
@@ -558,7 +567,27 @@ pub struct TextEncoderLocation {
 /// itself, or the folder the checkpoint is in
 /// ([`single_file::text_encoder_root`]). What is missing or wrong there is
 /// added to `problems`.
-pub fn locate_text_encoder(model: &Path, problems: &mut Vec<Problem>) -> TextEncoderLocation {
+///
+/// When T5 is not there but elsewhere — the Text encoder setting `setting`,
+/// a `t5xxl*.safetensors` beside a checkpoint, ComfyUI's folders, the
+/// Hugging Face cache ([`super::text_encoder_location::locate`]) — nothing
+/// is missing: the engine loads it from where `locate` finds it.
+pub fn locate_text_encoder(
+    model: &Path,
+    setting: Option<&Path>,
+    problems: &mut Vec<Problem>,
+) -> TextEncoderLocation {
+    let mut here = Vec::new();
+    let found = local_text_encoder(model, &mut here);
+    let elsewhere = !here.is_empty()
+        && (setting.is_some() || super::text_encoder_location::locate(model, None).is_ok());
+    if !elsewhere {
+        problems.extend(here);
+    }
+    found
+}
+
+fn local_text_encoder(model: &Path, problems: &mut Vec<Problem>) -> TextEncoderLocation {
     let root = single_file::text_encoder_root(model);
     let te_dir = root.join("text_encoder");
     let config = te_dir.join("config.json");

@@ -49,7 +49,7 @@ fn parity(v: u32) -> u8 {
 pub fn encode(payload: u64) -> Vec<u8> {
     let mut state: u32 = 0;
     let mut out = Vec::with_capacity(CODED_BITS);
-    let tail = std::iter::repeat_n(0u8, CONSTRAINT - 1);
+    let tail = std::iter::repeat(0u8).take(CONSTRAINT - 1);
     for bit in message_bits(payload).into_iter().chain(tail) {
         let reg = (u32::from(bit) << (CONSTRAINT - 1)) | state;
         out.push(parity(reg & G1));

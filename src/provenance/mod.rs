@@ -10,7 +10,8 @@ use crate::engine::{Frame, Job, ShotRequest};
 
 /// A 64-bit identity of a request's shot: what the payload's shot bits
 /// come from. It covers the fields that make the shot (not the pixels of
-/// the real frames, only how many), so it is cheap for long clips.
+/// the real frames, only how many, so it is cheap for long clips; not where
+/// the model is, so one model in two layouts marks a shot alike).
 pub fn shot_key(request: &ShotRequest) -> u64 {
     let mut h = Sha256::new();
     let frames = |c: &crate::engine::Clip| c.frames.len() as u64;
@@ -20,8 +21,6 @@ pub fn shot_key(request: &ShotRequest) -> u64 {
         Job::ExtendBackward { context } => (2, frames(context), 0),
         Job::Fill { before, after } => (3, frames(before), frames(after)),
     };
-    h.update(request.model.to_string_lossy().as_bytes());
-    h.update([0]);
     h.update(request.prompt.as_bytes());
     h.update([0]);
     h.update(request.negative_prompt.as_bytes());

@@ -96,6 +96,35 @@ impl CharsMap {
     }
 }
 
+impl CharsMap {
+    /// The rule of the *shortest* prefix of `input` that has one, the
+    /// lookup the HF tokenizers library's `Precompiled` normaliser makes
+    /// per grapheme (its `transform`: the first result of a common-prefix
+    /// search, which stops at a NUL byte). The caller replaces the whole
+    /// chunk by it.
+    pub fn first_match(&self, input: &[u8]) -> Option<&[u8]> {
+        let mut node = self.unit(0)?.offset();
+        for &byte in input {
+            if byte == 0 {
+                return None;
+            }
+            node ^= usize::from(byte);
+            let unit = self.unit(node)?;
+            if unit.label() != u32::from(byte) {
+                return None;
+            }
+            node ^= unit.offset();
+            if unit.has_leaf() {
+                let start = self.unit(node)?.value() as usize;
+                let tail = self.replacements.get(start..)?;
+                let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+                return Some(&tail[..end]);
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,18 @@
 //! Text tokenizers: SentencePiece unigram as T5 uses it.
 //!
 //! [`SentencePiece`] reads `tokenizer/spiece.model` and reproduces the
-//! `sentencepiece` library's `EncodeAsIds`. [`T5Tokenizer`] adds what the
-//! LTX pipeline's tokenizer call adds: `</s>`, truncation to the maximum
-//! length (keeping `</s>` last) and padding with the attention mask.
+//! `sentencepiece` library's `EncodeAsIds`; [`TokenizerJson`] reads the
+//! `tokenizer.json` the HF tokenizers library writes for the same model and
+//! reproduces that library's ids. [`T5Tokenizer`] adds what the LTX
+//! pipeline's tokenizer call adds: `</s>`, truncation to the maximum length
+//! (keeping `</s>` last) and padding with the attention mask.
 
 mod charsmap;
 pub mod config;
 mod error;
 mod normalizer;
 mod proto;
+mod tokenizer_json;
 mod unigram;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use std::path::{Path, PathBuf};
 pub use config::TokenizerConfig;
 pub use error::TokenizerError;
 pub use normalizer::SPACE_SYMBOL;
+pub use tokenizer_json::TokenizerJson;
 
 /// `LTXConditionPipeline`'s default `max_sequence_length`.
 pub const LTX_MAX_SEQUENCE_LENGTH: usize = 256;
@@ -98,20 +102,67 @@ impl TokenizedPrompt {
     }
 }
 
+/// The piece model behind a [`T5Tokenizer`].
+#[derive(Clone, Debug)]
+pub enum PieceModel {
+    /// `spiece.model`, encoded as `sentencepiece` does.
+    SentencePiece(SentencePiece),
+    /// `tokenizer.json`, encoded as the HF tokenizers library does.
+    Json(TokenizerJson),
+}
+
+impl PieceModel {
+    /// Reads `spiece.model`, or `tokenizer.json` when the file name says so
+    /// (any `*.json`).
+    pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            TokenizerJson::from_file(path).map(Self::Json)
+        } else {
+            SentencePiece::from_file(path).map(Self::SentencePiece)
+        }
+    }
+
+    pub fn piece_to_id(&self, piece: &str) -> Option<u32> {
+        match self {
+            Self::SentencePiece(m) => m.piece_to_id(piece),
+            Self::Json(m) => m.piece_to_id(piece),
+        }
+    }
+
+    /// Piece ids of `text`, without `</s>`. A tokenizer.json model sees the
+    /// text decoded lossily (as Python's `errors="replace"` would hand it).
+    pub fn encode(&self, text: &[u8]) -> Vec<u32> {
+        match self {
+            Self::SentencePiece(m) => m.encode(text),
+            Self::Json(m) => m.encode(&String::from_utf8_lossy(text)),
+        }
+    }
+}
+
 /// T5's tokenizer call as the LTX pipeline makes it: `padding="max_length"`,
 /// `truncation=True`, `add_special_tokens=True`.
 #[derive(Clone, Debug)]
 pub struct T5Tokenizer {
-    spm: SentencePiece,
+    spm: PieceModel,
     eos_id: u32,
     pad_id: u32,
     max_length: usize,
 }
 
 impl T5Tokenizer {
-    /// Loads `spiece.model`, which must define `</s>` and `<pad>`.
+    /// Loads `spiece.model` or `tokenizer.json` (by its extension), with the
+    /// special tokens of the `tokenizer_config.json` beside it (T5's
+    /// defaults, `</s>` and `<pad>`, without one).
     pub fn from_file(path: &Path, max_length: usize) -> Result<Self, TokenizerError> {
-        Self::new(SentencePiece::from_file(path)?, path, max_length)
+        let beside = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("tokenizer_config.json");
+        let config = TokenizerConfig::from_file(&beside)?;
+        Self::with_config(PieceModel::from_file(path)?, path, max_length, &config)
     }
 
     /// Loads `<model folder>/tokenizer/spiece.model` with the special
@@ -120,7 +171,12 @@ impl T5Tokenizer {
         let dir: PathBuf = folder.join("tokenizer");
         let config = TokenizerConfig::from_file(&dir.join("tokenizer_config.json"))?;
         let path = dir.join("spiece.model");
-        Self::with_config(SentencePiece::from_file(&path)?, &path, max_length, &config)
+        Self::with_config(
+            PieceModel::SentencePiece(SentencePiece::from_file(&path)?),
+            &path,
+            max_length,
+            &config,
+        )
     }
 
     /// T5's default special tokens (`</s>`, `<pad>`).
@@ -129,13 +185,18 @@ impl T5Tokenizer {
         origin: &Path,
         max_length: usize,
     ) -> Result<Self, TokenizerError> {
-        Self::with_config(spm, origin, max_length, &TokenizerConfig::default())
+        Self::with_config(
+            PieceModel::SentencePiece(spm),
+            origin,
+            max_length,
+            &TokenizerConfig::default(),
+        )
     }
 
     /// The special tokens `config` names, each of which must be a piece of
     /// the model.
     pub fn with_config(
-        spm: SentencePiece,
+        spm: PieceModel,
         origin: &Path,
         max_length: usize,
         config: &TokenizerConfig,
@@ -173,8 +234,13 @@ impl T5Tokenizer {
         self.pad_id
     }
 
-    pub fn sentencepiece(&self) -> &SentencePiece {
+    pub fn piece_model(&self) -> &PieceModel {
         &self.spm
+    }
+
+    /// Piece ids of `text` without `</s>`, truncation or padding.
+    pub fn piece_ids(&self, text: &[u8]) -> Vec<u32> {
+        self.spm.encode(text)
     }
 
     /// Tokenizes a prompt. Pieces beyond `max_length - 1` are dropped (and a

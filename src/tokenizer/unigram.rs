@@ -19,20 +19,20 @@ const SCORE_RESET_THRESHOLD: f32 = 100_000.0;
 
 /// A byte trie over the piece strings, children kept sorted by byte.
 #[derive(Clone, Debug, Default)]
-struct PieceTrie {
+pub(super) struct PieceTrie {
     children: Vec<Vec<(u8, u32)>>,
     ids: Vec<Option<u32>>,
 }
 
 impl PieceTrie {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             children: vec![Vec::new()],
             ids: vec![None],
         }
     }
 
-    fn insert(&mut self, key: &[u8], id: u32) {
+    pub(super) fn insert(&mut self, key: &[u8], id: u32) {
         let mut node = 0usize;
         for &byte in key {
             let slot = self.children[node].binary_search_by_key(&byte, |&(b, _)| b);
@@ -52,7 +52,7 @@ impl PieceTrie {
 
     /// Calls `found(length, id)` for every piece that is a prefix of `text`,
     /// shortest first.
-    fn prefixes(&self, text: &[u8], mut found: impl FnMut(usize, u32)) {
+    pub(super) fn prefixes(&self, text: &[u8], mut found: impl FnMut(usize, u32)) {
         let mut node = 0usize;
         for (i, &byte) in text.iter().enumerate() {
             let children = &self.children[node];

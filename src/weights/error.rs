@@ -33,7 +33,7 @@ pub enum WeightError {
         expected: Vec<usize>,
         got: Vec<usize>,
     },
-    #[error("{path}: tensor {name} is stored as {dtype}, which is not a float type we load")]
+    #[error("{path}: tensor {name} is stored as {dtype}, which GenFX cannot read (it reads F32, F64, BF16, F16, F8_E4M3 and F8_E5M2); use a copy of the weights in one of those types")]
     WrongDType {
         path: PathBuf,
         name: String,

@@ -10,6 +10,7 @@
 
 mod config;
 mod error;
+pub mod fp8;
 mod safetensors_file;
 
 use std::collections::{BTreeSet, HashMap};

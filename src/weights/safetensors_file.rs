@@ -96,7 +96,8 @@ impl SafetensorsFile {
                 path: self.path.clone(),
                 reason: format!("tensor {name} lies outside the file"),
             })?;
-        // Each stored element is decoded once (exactly, but for f64) and
+        // Each stored element is decoded once (exactly, but for f64; fp8 is
+        // widened, see `fp8`) and
         // written straight into the target type: a 16-bit target never
         // holds a whole f32 copy of the tensor on the host (T5-XXL's
         // embedding would need 0.5 GB of it), and a stored type equal to
@@ -105,6 +106,8 @@ impl SafetensorsFile {
             Dtype::F32 => (4, |c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
             Dtype::BF16 => (2, |c| bf16::from_le_bytes([c[0], c[1]]).to_f32()),
             Dtype::F16 => (2, |c| f16::from_le_bytes([c[0], c[1]]).to_f32()),
+            Dtype::F8_E4M3 => (1, |c| super::fp8::e4m3fn_to_f32(c[0])),
+            Dtype::F8_E5M2 => (1, |c| super::fp8::e5m2_to_f32(c[0])),
             Dtype::F64 => (8, |c| {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(c);

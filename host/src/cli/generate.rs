@@ -127,6 +127,7 @@ fn quality(args: &Args) -> Result<Quality, Failure> {
 pub fn run(args: Args) -> Result<(), Failure> {
     args.check(&[
         "model",
+        "text-encoder",
         "prompt",
         "negative",
         "seed",
@@ -197,6 +198,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let request = ShotRequest {
         model,
+        text_encoder: args.one("text-encoder").map(PathBuf::from),
         prompt: prompt.to_string(),
         negative_prompt: args.one("negative").unwrap_or("").to_string(),
         seed: args.parsed("seed", 0).map_err(usage)?,

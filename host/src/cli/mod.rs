@@ -16,11 +16,13 @@ usage:
   genfx render BUNDLE --plugin ID --context CONTEXT --frames A-B --out DIR
                [--set NAME=VALUE ...] [--source [CLIP=]DIR ...] [--source-first N]
                [--format png|exr] [--host natron|resolve] [--size WxH] [--fps F]
+               [--text-encoder PATH]
       Renders frames A..B through the plugin, headless. Input clips read image
       folders (the Nth file in name order is frame N + --source-first, default 0);
       any frame the plugin asks for is answered. PNG output is 16-bit.
 
-  genfx generate --model PATH --prompt TEXT --out DIR [--negative TEXT] [--seed N]
+  genfx generate --model PATH --prompt TEXT --out DIR [--text-encoder PATH]
+               [--negative TEXT] [--seed N]
                [--frames N] [--width W] [--height H] [--fps F] [--steps N | --quality Q]
                [--guidance G] [--strength S] [--format png|exr] [--context N]
                [--extend-forward DIR | --extend-backward DIR | --fill BEFORE_DIR AFTER_DIR]
@@ -42,6 +44,12 @@ usage:
       a folder's pictures are also pooled as one shot (a line with \"shot\").
       --human prints sentences instead. Exit status 0 when every input is
       marked, 1 when some are not.
+
+  --text-encoder PATH: the T5 text encoder, a single file (t5xxl_fp16.safetensors,
+      t5xxl_fp8_e4m3fn.safetensors; a T5 tokenizer.json or tokenizer/spiece.model
+      beside it) or a folder (text_encoder/ of PixArt-alpha/PixArt-XL-2-1024-MS).
+      Default: found beside the model, in ComfyUI's models/text_encoders/ or in
+      the Hugging Face cache.
 
 Exit status: 0 on success, 1 when the plugin or engine failed, 2 on bad usage.";
 

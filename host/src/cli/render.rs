@@ -62,6 +62,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         "host",
         "size",
         "fps",
+        "text-encoder",
     ])
     .map_err(usage)?;
     let [bundle_path] = &args.positional[..] else {
@@ -121,7 +122,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map(|s| s.size())
             .unwrap_or((768, 512)),
     };
-    let values = args
+    let mut values = args
         .all("set")
         .iter()
         .map(|s| {
@@ -130,6 +131,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .ok_or_else(|| usage(format!("--set {s}: expected NAME=VALUE")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // --text-encoder is the plugin's Text encoder parameter, by its name.
+    if let Some(te) = args.one("text-encoder") {
+        values.push(("textEncoder".to_string(), te.to_string()));
+    }
     let project = Project {
         width: width as f64,
         height: height as f64,

@@ -9,6 +9,7 @@ use crate::tensor::{DType, Tensor};
 use crate::weights::{VarBuilder, WeightFiles};
 
 use super::layers::{T5Block, T5LayerNorm};
+use super::single_file::{infer_config, t5_layout};
 use super::{T5Config, T5Error};
 
 /// The encoder stack under `encoder.` in the weights.
@@ -59,6 +60,25 @@ pub struct T5EncoderModel {
 /// Where transformers may store the (tied) token embedding.
 const EMBEDDING_NAMES: [&str; 2] = ["shared.weight", "encoder.embed_tokens.weight"];
 
+/// Tensors the encoder does not use (a decoder, say) are an error, so a
+/// wrong file is caught here, not as garbage embeddings; the second copy of
+/// the tied embedding is the exception.
+fn check_all_used(files: &WeightFiles, location: &Path) -> Result<(), T5Error> {
+    let unexpected: Vec<String> = files
+        .unused()
+        .into_iter()
+        .filter(|n| !EMBEDDING_NAMES.contains(&n.as_str()))
+        .collect();
+    if unexpected.is_empty() {
+        return Ok(());
+    }
+    Err(T5Error::UnexpectedTensors {
+        location: location.to_path_buf(),
+        count: unexpected.len(),
+        examples: unexpected.into_iter().take(5).collect(),
+    })
+}
+
 impl T5EncoderModel {
     pub fn load(vb: &VarBuilder, config: T5Config) -> Result<Self, T5Error> {
         config
@@ -96,19 +116,68 @@ impl T5EncoderModel {
         let files = Arc::new(WeightFiles::open_dir(dir)?);
         let vb = VarBuilder::new(files.clone(), dtype, device);
         let model = Self::load(&vb, config)?;
+        check_all_used(&files, dir)?;
+        Ok(model)
+    }
+
+    /// Loads a T5 encoder kept as one safetensors file without a config
+    /// (ComfyUI's `t5xxl_fp16.safetensors`): the config comes from the
+    /// tensor shapes ([`super::single_file`]); a file that is not T5 (a CLIP
+    /// text encoder, say) is refused saying what it is.
+    pub fn from_file_as(path: &Path, dtype: DType, device: &Device) -> Result<Self, T5Error> {
+        let files = Arc::new(WeightFiles::open_file(path)?);
+        let layout = t5_layout(&files, path)?;
+        let outer = layout
+            .stack
+            .strip_suffix("encoder.")
+            .unwrap_or(&layout.stack);
+        if files.contains(&format!("{outer}scaled_fp8")) {
+            return Err(T5Error::Config {
+                path: path.to_path_buf(),
+                reason: "this is ComfyUI's scaled fp8 T5 (a `scaled_fp8` marker and a \
+                         `scale_weight` per layer), whose scales GenFX does not apply; use \
+                         t5xxl_fp16.safetensors or the plain t5xxl_fp8_e4m3fn.safetensors"
+                    .into(),
+            });
+        }
+        let config = infer_config(&files, &layout, path)?;
+        config
+            .validate()
+            .map_err(|reason| T5Error::BadInput(format!("invalid T5 config: {reason}")))?;
+        let root = VarBuilder::new(files.clone(), dtype, device);
+        let shared = root.get(&[config.vocab_size, config.d_model], &layout.embedding)?;
+        let stack = match layout.stack.strip_suffix('.') {
+            Some(p) => root.pp(p),
+            None => root,
+        };
+        let encoder = T5Stack::load(&stack, &config)?;
         let unexpected: Vec<String> = files
             .unused()
             .into_iter()
-            .filter(|n| !EMBEDDING_NAMES.contains(&n.as_str()))
+            .filter(|n| !layout.spare_embeddings.contains(n))
             .collect();
         if !unexpected.is_empty() {
             return Err(T5Error::UnexpectedTensors {
-                location: dir.to_path_buf(),
+                location: path.to_path_buf(),
                 count: unexpected.len(),
                 examples: unexpected.into_iter().take(5).collect(),
             });
         }
-        Ok(model)
+        Ok(Self {
+            config,
+            shared,
+            encoder,
+        })
+    }
+
+    /// A T5 folder (transformers layout) or a single T5 file, by what
+    /// `path` is.
+    pub fn open_as(path: &Path, dtype: DType, device: &Device) -> Result<Self, T5Error> {
+        if path.is_file() {
+            Self::from_file_as(path, dtype, device)
+        } else {
+            Self::from_folder_as(path, dtype, device)
+        }
     }
 
     pub fn config(&self) -> &T5Config {

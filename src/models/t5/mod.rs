@@ -7,6 +7,7 @@ mod config;
 mod encoder;
 mod layers;
 mod position_bias;
+pub mod single_file;
 mod text_encoder;
 
 use std::path::PathBuf;

@@ -123,8 +123,9 @@ impl TextEncoder {
         ))
     }
 
-    /// Nothing is read from `weights_dir` until the first prompt misses
-    /// the cache.
+    /// `weights_dir` is a T5 folder (transformers layout) or a single T5
+    /// file. Nothing is read from it until the first prompt misses the
+    /// cache.
     pub fn new(
         tokenizer: T5Tokenizer,
         weights_dir: &Path,
@@ -210,7 +211,11 @@ impl TextEncoder {
     /// dtype, from the files' headers (nothing is read); `None` when they
     /// cannot be opened.
     pub fn weight_bytes(&self) -> Option<usize> {
-        let files = crate::weights::WeightFiles::open_dir(&self.weights_dir).ok()?;
+        let files = if self.weights_dir.is_file() {
+            crate::weights::WeightFiles::open_file(&self.weights_dir).ok()?
+        } else {
+            crate::weights::WeightFiles::open_dir(&self.weights_dir).ok()?
+        };
         let elements: usize = files
             .names()
             .iter()
@@ -276,7 +281,7 @@ impl TextEncoder {
                 "loading T5 text encoder from {}",
                 self.weights_dir.display()
             );
-            *slot = Some(T5EncoderModel::from_folder_as(
+            *slot = Some(T5EncoderModel::open_as(
                 &self.weights_dir,
                 self.dtype,
                 &self.device,
