@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::components::{
-    EncodedPrompt, Pass, PromptEncoder, VelocityInputs, VelocityJob, VelocityModel,
-    VelocitySession, VideoCodec,
+    EncodedPrompt, LatentStatistics, Pass, PromptEncoder, VelocityInputs, VelocityJob,
+    VelocityModel, VelocitySession, VideoCodec,
 };
 use crate::backend::Device;
 use crate::engine::EngineError;
@@ -322,6 +322,15 @@ impl VideoCodec for LtxVae {
 
     fn timestep_conditioned(&self) -> bool {
         self.model.config().timestep_conditioning
+    }
+
+    fn latent_statistics(&self) -> Option<LatentStatistics> {
+        let (mean, std) = self.model.latent_statistics();
+        Some(LatentStatistics {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+            scaling_factor: self.model.config().scaling_factor,
+        })
     }
 
     fn encode_condition(

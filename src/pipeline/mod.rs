@@ -11,3 +11,5 @@ pub mod ltx;
 pub mod model_folder;
 pub mod plan;
 pub mod registry;
+pub mod two_pass;
+pub mod upsample;
