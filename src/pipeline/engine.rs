@@ -11,6 +11,7 @@ use super::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuid
 use super::model_folder::{ModelFolder, Variant};
 use super::plan::{plan, JobShape};
 use super::registry;
+use super::two_pass::{self, Passes, TwoPass, UpsamplerSlot};
 use crate::backend::Device;
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
@@ -43,6 +44,9 @@ pub struct LoadedModel {
     dtype: DType,
     /// The transformer and VAE, loaded on first use.
     pipeline: parking_lot::Mutex<Option<Arc<LtxPipeline>>>,
+    /// The latent upsampler of the distilled two-pass recipe, where the
+    /// model has one; loaded on first use.
+    pub upsampler: UpsamplerSlot,
 }
 
 impl LoadedModel {
@@ -57,17 +61,28 @@ impl LoadedModel {
             LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
         // The VAE decodes beside the transformer; an f16 card keeps it
         // in f32, as nothing bounds its activations to f16's range.
-        let vae_dtype = match self.dtype {
-            DType::F16 => DType::F32,
-            other => other,
-        };
-        let vae = LtxVae::load_on(&root.join("vae"), &self.device, vae_dtype)?;
+        let vae = LtxVae::load_on(&root.join("vae"), &self.device, self.vae_dtype())?;
         let pipeline = Arc::new(LtxPipeline {
             transformer: Arc::new(transformer),
             vae: Arc::new(vae),
         });
         *slot = Some(pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The VAE's dtype, also the latent upsampler's: an f16 card keeps
+    /// them in f32, as nothing bounds their activations to f16's range.
+    fn vae_dtype(&self) -> DType {
+        match self.dtype {
+            DType::F16 => DType::F32,
+            other => other,
+        }
+    }
+
+    /// The latent upsampler on the device, loaded if it is not; `None` when
+    /// the model has none.
+    pub fn upscaler(&self) -> Result<Option<Arc<super::upsample::DeviceUpscaler>>, EngineError> {
+        self.upsampler.get(&self.device, self.vae_dtype())
     }
 
     /// Whether the transformer and VAE are loaded.
@@ -101,6 +116,7 @@ impl LoadedModel {
         );
         let dropped = self.pipeline.lock().take();
         drop(dropped);
+        self.upsampler.unload();
         device.release_cached_memory();
     }
 }
@@ -185,6 +201,14 @@ impl LtxEngine {
     fn load(&self, spec: &Path) -> Result<Arc<LoadedModel>, EngineError> {
         let folder = ModelFolder::open(spec).map_err(|e| EngineError::NoModel(e.to_string()))?;
         let root: PathBuf = folder.root.clone();
+        // A single-file checkpoint's upsampler lies beside it.
+        let beside: Vec<&Path> = spec
+            .is_file()
+            .then(|| spec.parent())
+            .flatten()
+            .into_iter()
+            .collect();
+        let upsampler = two_pass::find_upsampler(&root, &beside);
         // One copy of the weights per device they live on.
         let variant = format!("{} {}", self.device.name(), self.dtype);
         registry::shared_as(&root, &variant, || {
@@ -210,6 +234,7 @@ impl LtxEngine {
                 device: self.device.clone(),
                 dtype: self.dtype,
                 pipeline: parking_lot::Mutex::new(None),
+                upsampler: UpsamplerSlot::new(upsampler),
             })
         })
     }
@@ -523,8 +548,24 @@ impl ShotEngine for LtxEngine {
             ],
         };
 
-        let latent_tokens =
-            ((num_frames as usize - 1) / 8 + 1) * (width as usize / 32) * (height as usize / 32);
+        let (passes, said) = two_pass::choose(
+            model.folder.variant == Variant::Distilled,
+            request.quality,
+            model.upsampler.path(),
+            (width as usize, height as usize),
+            32,
+        );
+        if let Some(said) = said {
+            log::info!("{said}");
+            observer.notice(&said);
+        }
+        // The first pass's size sets the shift of dynamically shifted
+        // schedules.
+        let (w1, h1) = match passes {
+            Passes::Two([first, _]) => first,
+            Passes::Single => (width as usize, height as usize),
+        };
+        let latent_tokens = ((num_frames as usize - 1) / 8 + 1) * (w1 / 32) * (h1 / 32);
         let sampling = sampling_for(
             &model.folder,
             request.quality,
@@ -580,7 +621,39 @@ impl ShotEngine for LtxEngine {
             sampling,
         };
         let noise = PhiloxNoise::new(request.seed, 0);
-        let out = pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?;
+        let out = match passes {
+            Passes::Single => {
+                pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?
+            }
+            Passes::Two(sizes) => {
+                let upscaler = model.upscaler()?.ok_or_else(|| {
+                    EngineError::NoModel("the latent upsampler went missing".into())
+                })?;
+                let config = &model.folder.scheduler;
+                // The refinement pass's latent size sets its shift.
+                let (lw, lh) = (sizes[1].0 / 32, sizes[1].1 / 32);
+                let mu = config
+                    .use_dynamic_shifting
+                    .then(|| config.calculate_shift(((num_frames as usize - 1) / 8 + 1) * lw * lh));
+                let run = TwoPass {
+                    pipeline: &pipeline,
+                    upscaler: upscaler.as_ref(),
+                    settings: two_pass::SETTINGS,
+                    refine: two_pass::refine_sampling(&params.sampling, config, mu)?,
+                    first: params.sampling.clone(),
+                    sizes,
+                };
+                let refine_noise = PhiloxNoise::new(request.seed, two_pass::REFINE_SHOT);
+                run.run(
+                    &positive,
+                    negative.as_ref(),
+                    &params,
+                    &noise,
+                    &refine_noise,
+                    observer,
+                )?
+            }
+        };
         let plane = (width * height) as usize;
         let per_channel = plane * num_frames as usize;
         let frames = plan

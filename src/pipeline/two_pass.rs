@@ -113,6 +113,75 @@ impl UpsamplerSlot {
     }
 }
 
+/// Which recipe a job runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Passes {
+    /// One pass at the asked size.
+    Single,
+    /// The two-pass recipe with these [`pass_sizes`].
+    Two([(usize, usize); 2]),
+}
+
+/// Picks the recipe for a job and says which in a sentence for the user
+/// (`None` where there is no choice to speak of: dev checkpoints). The
+/// distilled checkpoints' Standard and High presets run two passes when
+/// an upsampler is there; Draft stays one pass at the asked size (the two
+/// passes cost more: 8 steps at 4/9 of the pixels and 4 at 16/9), and so
+/// does an explicit step count.
+pub fn choose(
+    distilled: bool,
+    quality: crate::engine::Quality,
+    upsampler: Option<&Path>,
+    (width, height): (usize, usize),
+    spatial: usize,
+) -> (Passes, Option<String>) {
+    use crate::engine::Quality;
+    if !distilled {
+        return (Passes::Single, None);
+    }
+    let single = |why: String| (Passes::Single, Some(format!("single pass: {why}")));
+    match quality {
+        Quality::Draft => return single("the Draft preset runs one pass at the asked size".into()),
+        Quality::Steps(n) => {
+            return single(format!(
+                "{n} steps asked for run as one pass at the asked size"
+            ))
+        }
+        Quality::Standard | Quality::High => {}
+    }
+    let Some(path) = upsampler else {
+        return single(
+            "no latent upsampler found for this distilled model; put \
+             ltxv-spatial-upscaler-0.9.8.safetensors beside the checkpoint (or a \
+             latent_upsampler/ folder in the model folder) for LTX-Video's two-pass recipe"
+                .into(),
+        );
+    };
+    let Some(sizes) = pass_sizes(width, height, spatial) else {
+        return single(format!(
+            "{width}x{height} is too small for the two-pass recipe"
+        ));
+    };
+    let [(w1, h1), (w2, h2)] = sizes;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let scaled = if (w2, h2) == (width, height) {
+        String::new()
+    } else {
+        format!(", scaled to {width}x{height}")
+    };
+    (
+        Passes::Two(sizes),
+        Some(format!(
+            "two passes (LTX-Video's distilled recipe): {w1}x{h1}, the latent upsampler \
+             ({name}), {} refinement steps at {w2}x{h2}{scaled}",
+            REFINE_TIMESTEPS.len() - REFINE_SKIPPED
+        )),
+    )
+}
+
 /// The sizes of the two passes for an asked `width` × `height`, or `None`
 /// when the first pass would be smaller than one latent pixel.
 pub fn pass_sizes(width: usize, height: usize, spatial: usize) -> Option<[(usize, usize); 2]> {
@@ -303,6 +372,34 @@ mod tests {
         assert_eq!(pass_sizes(768, 512, 32), Some([(480, 320), (960, 640)]));
         assert_eq!(pass_sizes(1216, 704, 32), Some([(800, 448), (1600, 896)]));
         assert_eq!(pass_sizes(32, 64, 32), None);
+    }
+
+    #[test]
+    fn the_recipe_is_chosen_and_said() {
+        use crate::engine::Quality;
+        let up = Path::new("/m/ltxv-spatial-upscaler-0.9.8.safetensors");
+        let (p, said) = choose(true, Quality::High, Some(up), (768, 512), 32);
+        assert_eq!(p, Passes::Two([(480, 320), (960, 640)]));
+        let said = said.unwrap();
+        assert!(
+            said.starts_with("two passes") && said.contains("ltxv-spatial-upscaler-0.9.8"),
+            "{said}"
+        );
+        let (p, said) = choose(true, Quality::Standard, None, (768, 512), 32);
+        assert_eq!(p, Passes::Single);
+        assert!(said.unwrap().contains("no latent upsampler found"));
+        for q in [Quality::Draft, Quality::Steps(8)] {
+            let (p, said) = choose(true, q, Some(up), (768, 512), 32);
+            assert_eq!(p, Passes::Single);
+            assert!(said.unwrap().starts_with("single pass"));
+        }
+        assert_eq!(
+            choose(false, Quality::High, Some(up), (768, 512), 32),
+            (Passes::Single, None)
+        );
+        let (p, said) = choose(true, Quality::High, Some(up), (32, 32), 32);
+        assert_eq!(p, Passes::Single);
+        assert!(said.unwrap().contains("too small"));
     }
 
     #[test]

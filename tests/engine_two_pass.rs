@@ -1,0 +1,155 @@
+//! The engine's choice between one pass and the distilled two-pass recipe,
+//! on a copy of the tiny pipeline model marked distilled: with the fixture's
+//! latent upsampler in it the Standard preset runs two passes (and says
+//! so), scaled back to the asked size, for a prompt and for an extension;
+//! without one it runs one pass and says what to add.
+
+use std::path::{Path, PathBuf};
+
+use genfx::backend::Device;
+use genfx::engine::{Clip, Frame, Job, JobObserver, Quality, ShotEngine, ShotRequest, Stage};
+use genfx::pipeline::engine::LtxEngine;
+use genfx::testing::fixtures_dir;
+use parking_lot::Mutex;
+
+#[derive(Default)]
+struct Watch {
+    notes: Mutex<Vec<String>>,
+    denoising: Mutex<Vec<(u32, u32)>>,
+}
+
+impl JobObserver for Watch {
+    fn progress(&self, stage: Stage, done: u32, total: u32) {
+        if stage == Stage::Denoising {
+            self.denoising.lock().push((done, total));
+        }
+    }
+    fn should_abort(&self) -> bool {
+        false
+    }
+    fn notice(&self, message: &str) {
+        self.notes.lock().push(message.into());
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The tiny model, marked distilled, with or without the upsampler.
+fn distilled_model(name: &str, upsampler: bool) -> PathBuf {
+    let root = std::env::temp_dir()
+        .join(format!("genfx-two-pass-{}", std::process::id()))
+        .join(name);
+    let _ = std::fs::remove_dir_all(&root);
+    copy_dir(&fixtures_dir().join("pipeline").join("model"), &root);
+    std::fs::write(root.join("genfx.json"), r#"{"variant": "distilled"}"#).unwrap();
+    if upsampler {
+        copy_dir(
+            &fixtures_dir()
+                .join("upsampler")
+                .join("two_pass")
+                .join("model")
+                .join("latent_upsampler"),
+            &root.join("latent_upsampler"),
+        );
+    }
+    root
+}
+
+fn request(model: PathBuf, job: Job) -> ShotRequest {
+    ShotRequest {
+        model,
+        prompt: "a red fox runs through the snow".into(),
+        negative_prompt: String::new(),
+        seed: 5,
+        quality: Quality::Standard,
+        guidance: 1.0,
+        width: 96,
+        height: 64,
+        num_frames: 9,
+        frame_rate: 24.0,
+        strength: 1.0,
+        job,
+    }
+}
+
+fn context() -> Clip {
+    Clip {
+        frames: (0..9)
+            .map(|i| {
+                let rgb = (0..96 * 64 * 3)
+                    .map(|p| ((p as f32 * 0.013 + i as f32 * 0.1).sin() + 1.0) / 2.0)
+                    .collect();
+                Frame::new(96, 64, rgb).unwrap()
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn standard_runs_two_passes_with_an_upsampler_and_says_so() {
+    let model = distilled_model("with", true);
+    let engine = LtxEngine::new(Device::cpu());
+    for job in [
+        Job::Generate { reference: None },
+        Job::ExtendForward { context: context() },
+    ] {
+        let w = Watch::default();
+        let shot = engine.generate(&request(model.clone(), job), &w).unwrap();
+        let notes = w.notes.lock().clone();
+        println!("{notes:?}");
+        let said = notes
+            .iter()
+            .find(|n| n.starts_with("two passes"))
+            .unwrap_or_else(|| panic!("no two-pass notice in {notes:?}"));
+        // 96x64 -> 32x32, upsampled to 64x64, scaled back to 96x64.
+        assert!(said.contains("32x32") && said.contains("64x64"), "{said}");
+        assert!(
+            said.contains("scaled to 96x64") && !said.contains("  "),
+            "{said}"
+        );
+        assert!(shot.frames.iter().all(|f| f.width == 96 && f.height == 64));
+        assert!(shot
+            .frames
+            .iter()
+            .flat_map(|f| &f.rgb)
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        // Both passes report their steps: 8 distilled, then 4 refinement.
+        let denoising = w.denoising.lock().clone();
+        assert!(denoising.contains(&(8, 8)), "{denoising:?}");
+        assert_eq!(denoising.last(), Some(&(4, 4)), "{denoising:?}");
+    }
+    // Draft stays one pass at the asked size.
+    let mut draft = request(model, Job::Generate { reference: None });
+    draft.quality = Quality::Draft;
+    let w = Watch::default();
+    engine.generate(&draft, &w).unwrap();
+    assert!(w.notes.lock().iter().any(|n| n.contains("Draft")));
+}
+
+#[test]
+fn without_an_upsampler_one_pass_runs_and_the_notice_says_what_to_add() {
+    let model = distilled_model("without", false);
+    let w = Watch::default();
+    let shot = LtxEngine::new(Device::cpu())
+        .generate(&request(model, Job::Generate { reference: None }), &w)
+        .unwrap();
+    assert_eq!(shot.frames.len(), 9);
+    let notes = w.notes.lock().clone();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("single pass") && n.contains("ltxv-spatial-upscaler-0.9.8")),
+        "{notes:?}"
+    );
+    assert_eq!(w.denoising.lock().last(), Some(&(8, 8)));
+}
