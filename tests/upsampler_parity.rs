@@ -65,17 +65,31 @@ fn the_diffusers_folder_and_the_single_file_agree() {
         .join("model")
         .join("latent_upsampler");
     let model = LatentUpsampler::load(&folder, &Device::cpu(), DType::F32).expect("folder");
-    assert_eq!(
-        *model.config(),
-        UpsamplerConfig {
-            in_channels: 8,
-            mid_channels: 32,
-            num_blocks_per_stage: 1,
-            dims: 3,
-            spatial_upsample: true,
-            temporal_upsample: false,
-        }
-    );
+    let expected = UpsamplerConfig {
+        in_channels: 8,
+        mid_channels: 32,
+        num_blocks_per_stage: 1,
+        dims: 3,
+        spatial_upsample: true,
+        temporal_upsample: false,
+    };
+    assert_eq!(*model.config(), expected);
+    // The folder's weights file alone has no config in its metadata: the
+    // config its shapes imply is the same.
+    let file = folder.join("diffusion_pytorch_model.safetensors");
+    let alone = LatentUpsampler::load(&file, &Device::cpu(), DType::F32).expect("file alone");
+    assert_eq!(*alone.config(), expected);
+    // And so for every fixture configuration, against its metadata.
+    for name in cases().variants {
+        let path = dir().join(&name).join("upscaler.safetensors");
+        let files = genfx::weights::WeightFiles::open_file(&path).unwrap();
+        let implied =
+            UpsamplerConfig::from_shapes(&path, |n| files.shape(n).map(<[usize]>::to_vec)).unwrap();
+        let stated = UpsamplerConfig::from_safetensors_metadata(&path)
+            .unwrap()
+            .unwrap();
+        assert_eq!(implied, stated, "{name}");
+    }
 }
 
 fn load_error(path: &std::path::Path) -> String {
@@ -90,7 +104,8 @@ fn files_that_are_not_an_upsampler_are_named() {
     let tmp = std::env::temp_dir().join(format!("genfx-upsampler-bad-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
 
-    // A safetensors file without the config metadata (the VAE's weights).
+    // A safetensors file without the config metadata or an upsampler's
+    // tensors (the VAE's weights).
     let vae = fixtures_dir()
         .join("pipeline")
         .join("model")
@@ -98,7 +113,7 @@ fn files_that_are_not_an_upsampler_are_named() {
         .join("diffusion_pytorch_model.safetensors");
     let msg = load_error(&vae);
     println!("no metadata: {msg}");
-    assert!(msg.contains("no `config` entry"), "{msg}");
+    assert!(msg.contains("neither a `config` entry"), "{msg}");
 
     // A folder whose config is another model's.
     let other = tmp.join("vae_as_upsampler");

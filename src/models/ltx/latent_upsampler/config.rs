@@ -58,21 +58,76 @@ impl UpsamplerConfig {
         Self::parse(path, &text, [128, 512, 4, 3])
     }
 
-    /// Reads the config from a single safetensors file's metadata.
-    pub fn from_safetensors_metadata(path: &Path) -> Result<Self, WeightError> {
+    /// Reads the config from a single safetensors file's metadata; `None`
+    /// when the metadata has no `config` entry.
+    pub fn from_safetensors_metadata(path: &Path) -> Result<Option<Self>, WeightError> {
         let metadata = read_metadata(path)?;
-        let text = metadata
-            .as_ref()
-            .and_then(|m| m.get("config"))
-            .ok_or_else(|| WeightError::Config {
-                path: path.to_path_buf(),
-                reason: "no `config` entry in the safetensors metadata, so this is not \
-                         an LTX-Video latent upsampler file (ltxv-spatial-upscaler-*.safetensors); \
-                         for a diffusers folder give the folder with its config.json"
-                    .into(),
-            })?;
+        let Some(text) = metadata.as_ref().and_then(|m| m.get("config")) else {
+            return Ok(None);
+        };
         // LTX-Video's `LatentUpsampler.from_config` defaults.
-        Self::parse(path, text, [4, 128, 4, 2])
+        Self::parse(path, text, [4, 128, 4, 2]).map(Some)
+    }
+
+    /// The config a file's tensors imply, for an upsampler file without
+    /// its metadata (a converted diffusers file under another name). Every
+    /// field shows in a shape: channels and dims in `initial_conv.weight`
+    /// (`[mid, in, 3, 3(, 3)]`), the blocks in `res_blocks.N`, the kind of
+    /// upsampling in `upsampler.0.weight` (4× channels by a 2-D kernel:
+    /// spatial; 8× 3-D: both; 2× 3-D: temporal).
+    pub fn from_shapes(
+        path: &Path,
+        shape: impl Fn(&str) -> Option<Vec<usize>>,
+    ) -> Result<Self, WeightError> {
+        let missing = || WeightError::Config {
+            path: path.to_path_buf(),
+            reason: "neither a `config` entry in the safetensors metadata nor a latent \
+                     upsampler's tensors (initial_conv.weight, upsampler.0.weight): this \
+                     is not an LTX-Video latent upsampler (ltxv-spatial-upscaler-*.safetensors)"
+                .into(),
+        };
+        let initial = shape("initial_conv.weight").ok_or_else(missing)?;
+        let up = shape("upsampler.0.weight").ok_or_else(missing)?;
+        let (mid, in_channels, dims) = match initial.as_slice() {
+            [m, c, 3, 3, 3] => (*m, *c, 3),
+            [m, c, 3, 3] => (*m, *c, 2),
+            other => {
+                return Err(WeightError::Config {
+                    path: path.to_path_buf(),
+                    reason: format!("initial_conv.weight has shape {other:?}, not a 3x3(x3) conv"),
+                })
+            }
+        };
+        let (spatial_upsample, temporal_upsample) = match up.as_slice() {
+            [o, m, 3, 3] if *m == mid && *o == 4 * mid => (true, false),
+            [o, m, 3, 3, 3] if *m == mid && *o == 8 * mid => (true, true),
+            [o, m, 3, 3, 3] if *m == mid && *o == 2 * mid => (false, true),
+            other => {
+                return Err(WeightError::Config {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "upsampler.0.weight has shape {other:?}, which no upsampler of \
+                         {mid} channels has"
+                    ),
+                })
+            }
+        };
+        let num_blocks_per_stage = (0..)
+            .take_while(|i| shape(&format!("res_blocks.{i}.conv1.weight")).is_some())
+            .count();
+        let config = Self {
+            in_channels,
+            mid_channels: mid,
+            num_blocks_per_stage,
+            dims,
+            spatial_upsample,
+            temporal_upsample,
+        };
+        config.check().map_err(|reason| WeightError::Config {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Ok(config)
     }
 
     fn parse(path: &Path, text: &str, defaults: [usize; 4]) -> Result<Self, WeightError> {

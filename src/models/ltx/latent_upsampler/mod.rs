@@ -48,14 +48,20 @@ pub struct LatentUpsampler {
 
 /// Where an upsampler's config and weights are: a folder with
 /// `config.json` and its safetensors, or one safetensors file with the
-/// config in its metadata.
+/// config in its metadata (or, without it, implied by its tensors' shapes).
 pub fn open(path: &Path) -> Result<(UpsamplerConfig, WeightFiles)> {
     if path.is_dir() {
         let config = UpsamplerConfig::from_config_json(&path.join("config.json"))?;
         Ok((config, WeightFiles::open_dir(path)?))
     } else {
-        let config = UpsamplerConfig::from_safetensors_metadata(path)?;
-        Ok((config, WeightFiles::open_file(path)?))
+        let files = WeightFiles::open_file(path)?;
+        let config = match UpsamplerConfig::from_safetensors_metadata(path)? {
+            Some(config) => config,
+            None => {
+                UpsamplerConfig::from_shapes(path, |name| files.shape(name).map(<[usize]>::to_vec))?
+            }
+        };
+        Ok((config, files))
     }
 }
 
