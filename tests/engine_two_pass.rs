@@ -4,13 +4,15 @@
 //! so), scaled back to the asked size, for a prompt and for an extension;
 //! without one it runs one pass and says what to add.
 
-use std::path::{Path, PathBuf};
+mod two_pass_common;
+
+use std::path::PathBuf;
 
 use genfx::backend::Device;
 use genfx::engine::{Clip, Frame, Job, JobObserver, Quality, ShotEngine, ShotRequest, Stage};
 use genfx::pipeline::engine::LtxEngine;
-use genfx::testing::fixtures_dir;
 use parking_lot::Mutex;
+use two_pass_common::distilled_model;
 
 #[derive(Default)]
 struct Watch {
@@ -30,39 +32,6 @@ impl JobObserver for Watch {
     fn notice(&self, message: &str) {
         self.notes.lock().push(message.into());
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-/// The tiny model, marked distilled, with or without the upsampler.
-fn distilled_model(name: &str, upsampler: bool) -> PathBuf {
-    let root = std::env::temp_dir()
-        .join(format!("genfx-two-pass-{}", std::process::id()))
-        .join(name);
-    let _ = std::fs::remove_dir_all(&root);
-    copy_dir(&fixtures_dir().join("pipeline").join("model"), &root);
-    std::fs::write(root.join("genfx.json"), r#"{"variant": "distilled"}"#).unwrap();
-    if upsampler {
-        copy_dir(
-            &fixtures_dir()
-                .join("upsampler")
-                .join("two_pass")
-                .join("model")
-                .join("latent_upsampler"),
-            &root.join("latent_upsampler"),
-        );
-    }
-    root
 }
 
 fn request(model: PathBuf, job: Job) -> ShotRequest {
