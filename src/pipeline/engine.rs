@@ -201,14 +201,7 @@ impl LtxEngine {
     fn load(&self, spec: &Path) -> Result<Arc<LoadedModel>, EngineError> {
         let folder = ModelFolder::open(spec).map_err(|e| EngineError::NoModel(e.to_string()))?;
         let root: PathBuf = folder.root.clone();
-        // A single-file checkpoint's upsampler lies beside it.
-        let beside: Vec<&Path> = spec
-            .is_file()
-            .then(|| spec.parent())
-            .flatten()
-            .into_iter()
-            .collect();
-        let upsampler = two_pass::find_upsampler(&root, &beside);
+        let upsampler = two_pass::find_for_spec(spec, &root);
         // One copy of the weights per device they live on.
         let variant = format!("{} {}", self.device.name(), self.dtype);
         registry::shared_as(&root, &variant, || {

@@ -71,6 +71,19 @@ pub fn find_upsampler(model_dir: &Path, beside: &[&Path]) -> Option<PathBuf> {
         })
 }
 
+/// [`find_upsampler`] for the model a user named: `spec` is the model
+/// folder, or a single-file checkpoint whose folder is searched too;
+/// `model_dir` is the folder its components were found in.
+pub fn find_for_spec(spec: &Path, model_dir: &Path) -> Option<PathBuf> {
+    let beside: Vec<&Path> = spec
+        .is_file()
+        .then(|| spec.parent())
+        .flatten()
+        .into_iter()
+        .collect();
+    find_upsampler(model_dir, &beside)
+}
+
 /// The latent upsampler of one model, loaded on first use.
 #[derive(Default)]
 pub struct UpsamplerSlot {
