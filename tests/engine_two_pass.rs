@@ -92,10 +92,10 @@ fn standard_runs_two_passes_with_an_upsampler_and_says_so() {
             .iter()
             .flat_map(|f| &f.rgb)
             .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
-        // Both passes report their steps: 8 distilled, then 4 refinement.
+        // Both passes report their steps: 8 distilled, then 3 refinement.
         let denoising = w.denoising.lock().clone();
         assert!(denoising.contains(&(8, 8)), "{denoising:?}");
-        assert_eq!(denoising.last(), Some(&(4, 4)), "{denoising:?}");
+        assert_eq!(denoising.last(), Some(&(3, 3)), "{denoising:?}");
     }
     // Draft stays one pass at the asked size.
     let mut draft = request(model, Job::Generate { reference: None });

@@ -8,8 +8,9 @@
 //! frames are scaled to the asked size.
 //!
 //! The refinement schedule is diffusers' `timesteps=[1000, 909, 725, 421, 0]`
-//! with `denoise_strength=0.999` (its first step skipped): LTX-Video's second
-//! pass `[0.9094, 0.7250, 0.4219]` plus the final step to 0.
+//! with `denoise_strength=0.999` (its first step skipped) and without its
+//! last step, at timestep 0, which moves nothing: LTX-Video's second pass
+//! `[0.9094, 0.7250, 0.4219]`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +30,15 @@ pub const DOWNSCALE: f64 = 0.6666666;
 /// skipped (`denoise_strength` 0.999 of 5 steps keeps 4).
 pub const REFINE_TIMESTEPS: [f64; 5] = [1000.0, 909.0, 725.0, 421.0, 0.0];
 pub const REFINE_SKIPPED: usize = 1;
+/// Transformer passes of the refinement: the timesteps left after the
+/// skipped ones, less a last one at 0 (see [`refine_sampling`]).
+pub fn refine_steps() -> usize {
+    REFINE_TIMESTEPS[REFINE_SKIPPED..]
+        .iter()
+        .filter(|&&t| t > 0.0)
+        .count()
+}
+
 /// The refinement pass's noise streams: the shot index with its high bit
 /// set, so they never meet the first pass's.
 pub const REFINE_SHOT: u32 = 0x8000_0000;
@@ -190,7 +200,7 @@ pub fn choose(
         Some(format!(
             "two passes (LTX-Video's distilled recipe): {w1}x{h1}, the latent upsampler \
              ({name}), {} refinement steps at {w2}x{h2}{scaled}",
-            REFINE_TIMESTEPS.len() - REFINE_SKIPPED
+            refine_steps()
         )),
     )
 }
@@ -219,8 +229,20 @@ pub fn refine_sampling(
         mu,
     )
     .map_err(|e| EngineError::NoModel(format!("scheduler: {e}")))?;
+    let mut timesteps = full.timesteps[REFINE_SKIPPED..].to_vec();
+    // A last step at timestep 0 moves nothing: its tokens' sigma is 0 and
+    // there is no lower one to step to. diffusers runs it anyway (a
+    // transformer pass at the full size for nothing); LTX-Video's second
+    // pass has no such step. Kept where it does something: re-noising
+    // hard-conditioned tokens. The sigmas stay whole, as each step looks
+    // its next sigma up among them.
+    if first.image_cond_noise_scale == 0.0 {
+        while timesteps.len() > 1 && timesteps.last() == Some(&0.0) {
+            timesteps.pop();
+        }
+    }
     let schedule = Schedule {
-        timesteps: full.timesteps[REFINE_SKIPPED..].to_vec(),
+        timesteps,
         sigmas: full.sigmas[REFINE_SKIPPED..].to_vec(),
     };
     let sigma = schedule.sigmas[0];
