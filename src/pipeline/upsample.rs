@@ -63,6 +63,15 @@ impl DeviceUpscaler {
         })
     }
 
+    /// A model already built on `device` in `dtype`.
+    pub fn new(model: LatentUpsampler, device: &Device, dtype: DType) -> Self {
+        Self {
+            model,
+            device: device.clone(),
+            dtype,
+        }
+    }
+
     pub fn model(&self) -> &LatentUpsampler {
         &self.model
     }
