@@ -122,3 +122,43 @@ fn without_an_upsampler_one_pass_runs_and_the_notice_says_what_to_add() {
     );
     assert_eq!(w.denoising.lock().last(), Some(&(8, 8)));
 }
+
+#[test]
+fn a_broken_upsampler_costs_the_second_pass_and_a_new_one_is_seen() {
+    let model = distilled_model("broken", false);
+    let engine = LtxEngine::new(Device::cpu());
+    let upscaler = model.join("ltxv-spatial-upscaler-0.9.8.safetensors");
+    std::fs::write(&upscaler, b"not a safetensors file").unwrap();
+    let w = Watch::default();
+    let shot = engine
+        .generate(
+            &request(model.clone(), Job::Generate { reference: None }),
+            &w,
+        )
+        .unwrap();
+    assert_eq!(shot.frames.len(), 9);
+    let notes = w.notes.lock().clone();
+    println!("{notes:?}");
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("single pass after all") && n.contains("ltxv-spatial-upscaler")),
+        "{notes:?}"
+    );
+    // Replaced by a good one while the model stays loaded: two passes.
+    std::fs::remove_file(&upscaler).unwrap();
+    let good = genfx::testing::fixtures_dir()
+        .join("upsampler")
+        .join("spatial3d")
+        .join("upscaler.safetensors");
+    std::fs::copy(good, &upscaler).unwrap();
+    let w = Watch::default();
+    engine
+        .generate(&request(model, Job::Generate { reference: None }), &w)
+        .unwrap();
+    let notes = w.notes.lock().clone();
+    assert!(
+        notes.iter().any(|n| n.starts_with("two passes")),
+        "{notes:?}"
+    );
+}

@@ -541,10 +541,11 @@ impl ShotEngine for LtxEngine {
             ],
         };
 
+        model.upsampler.locate(&request.model, &model.folder.root);
         let (passes, said) = two_pass::choose(
             model.folder.variant == Variant::Distilled,
             request.quality,
-            model.upsampler.path(),
+            model.upsampler.path().as_deref(),
             (width as usize, height as usize),
             32,
         );
@@ -614,14 +615,29 @@ impl ShotEngine for LtxEngine {
             sampling,
         };
         let noise = PhiloxNoise::new(request.seed, 0);
-        let out = match passes {
-            Passes::Single => {
-                pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?
-            }
-            Passes::Two(sizes) => {
-                let upscaler = model.upscaler()?.ok_or_else(|| {
-                    EngineError::NoModel("the latent upsampler went missing".into())
-                })?;
+        // A file that is not a usable upsampler costs the second pass, not
+        // the shot.
+        let upscaler = match passes {
+            Passes::Single => None,
+            Passes::Two(_) => match model.upscaler() {
+                Ok(Some(upscaler)) => Some(upscaler),
+                failed => {
+                    let why = match failed {
+                        Err(EngineError::NoModel(why)) => why,
+                        Err(e) => e.to_string(),
+                        _ => "it is no longer there".into(),
+                    };
+                    let said = format!(
+                        "single pass after all: the latent upsampler could not be used: {why}"
+                    );
+                    log::warn!("{said}");
+                    observer.notice(&said);
+                    None
+                }
+            },
+        };
+        let out = match (passes, upscaler) {
+            (Passes::Two(sizes), Some(upscaler)) => {
                 let config = &model.folder.scheduler;
                 // The refinement pass's latent size sets its shift.
                 let (lw, lh) = (sizes[1].0 / 32, sizes[1].1 / 32);
@@ -645,6 +661,26 @@ impl ShotEngine for LtxEngine {
                     &refine_noise,
                     observer,
                 )?
+            }
+            (Passes::Two(_), None) => {
+                // The schedule's shift was set for the first pass's size.
+                let full = ((num_frames as usize - 1) / 8 + 1)
+                    * (width as usize / 32)
+                    * (height as usize / 32);
+                let params = RunParams {
+                    sampling: sampling_for(
+                        &model.folder,
+                        request.quality,
+                        request.guidance,
+                        full,
+                        model.transformer_layers,
+                    )?,
+                    ..params
+                };
+                pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?
+            }
+            (Passes::Single, _) => {
+                pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?
             }
         };
         let plane = (width * height) as usize;

@@ -94,23 +94,39 @@ pub fn find_for_spec(spec: &Path, model_dir: &Path) -> Option<PathBuf> {
     find_upsampler(model_dir, &beside)
 }
 
-/// The latent upsampler of one model, loaded on first use.
+/// The latent upsampler of one model, loaded on first use. Where it is
+/// is looked up again for every job ([`UpsamplerSlot::locate`]), so one
+/// added, replaced or removed while the model stays loaded is seen.
 #[derive(Default)]
 pub struct UpsamplerSlot {
+    state: parking_lot::Mutex<SlotState>,
+}
+
+#[derive(Default)]
+struct SlotState {
     path: Option<PathBuf>,
-    loaded: parking_lot::Mutex<Option<Arc<DeviceUpscaler>>>,
+    loaded: Option<Arc<DeviceUpscaler>>,
 }
 
 impl UpsamplerSlot {
     pub fn new(path: Option<PathBuf>) -> Self {
         Self {
-            path,
-            loaded: parking_lot::Mutex::new(None),
+            state: parking_lot::Mutex::new(SlotState { path, loaded: None }),
         }
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
+    /// Where the upsampler is now ([`find_for_spec`]); loaded weights of
+    /// another file are dropped.
+    pub fn locate(&self, spec: &Path, model_dir: &Path) {
+        let path = find_for_spec(spec, model_dir);
+        let mut state = self.state.lock();
+        if state.path != path {
+            *state = SlotState { path, loaded: None };
+        }
+    }
+
+    pub fn path(&self) -> Option<PathBuf> {
+        self.state.lock().path.clone()
     }
 
     /// The upsampler on `device`, read the first time it is asked for;
@@ -120,19 +136,19 @@ impl UpsamplerSlot {
         device: &Device,
         dtype: DType,
     ) -> Result<Option<Arc<DeviceUpscaler>>, EngineError> {
-        let Some(path) = &self.path else {
+        let mut state = self.state.lock();
+        let Some(path) = state.path.clone() else {
             return Ok(None);
         };
-        let mut slot = self.loaded.lock();
-        if slot.is_none() {
-            *slot = Some(Arc::new(DeviceUpscaler::load(path, device, dtype)?));
+        if state.loaded.is_none() {
+            state.loaded = Some(Arc::new(DeviceUpscaler::load(&path, device, dtype)?));
         }
-        Ok(slot.clone())
+        Ok(state.loaded.clone())
     }
 
     /// Drops the loaded weights (they are read again when next needed).
     pub fn unload(&self) {
-        self.loaded.lock().take();
+        self.state.lock().loaded.take();
     }
 }
 
