@@ -23,7 +23,8 @@
 //! (synthetic weights) are built, the denoising loop runs, and the VAE
 //! decodes in the tiles `LtxVae` sizes from the memory then free. The flow
 //! is benches/common/gpu_plan.rs, which tests/gpu_memory_plan.rs holds to
-//! the 10 GB budget.
+//! the 10 GB budget. Last, the distilled preset as the two-pass recipe runs
+//! it with the 0.9.8 latent upsampler (tests/gpu_memory_plan_two_pass.rs).
 
 #[path = "common/gpu_plan.rs"]
 mod plan;
@@ -79,4 +80,15 @@ fn main() {
         }
         println!("{}", report.json);
     }
+    // The distilled preset again as it runs with the latent upsampler.
+    let report = plan::run_two_pass(&device, emu, card_bytes).unwrap_or_else(|e| fail(e));
+    println!("{}", report.summary);
+    if report.refused > 0 {
+        fail(format!(
+            "distilled-two-pass: the emulator refused {} launches or copies: {}",
+            report.refused,
+            emu.last_error()
+        ));
+    }
+    println!("{}", report.json);
 }

@@ -163,6 +163,7 @@ fn still(size: Size) -> Clip {
 fn run(engine: &LtxEngine, size: Size, prompt: &str, seed: u64) -> Result<StageTimes, String> {
     let request = ShotRequest {
         model: model_dir(),
+        text_encoder: None,
         prompt: prompt.into(),
         negative_prompt: String::new(),
         seed,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use genfx::backend::Device;
 use genfx::engine::{JobObserver, Quality, Stage};
+use genfx::models::ltx::latent_upsampler::{LatentUpsampler, UpsamplerConfig};
 use genfx::models::ltx::transformer::{LtxVideoTransformer3DModel, TransformerConfig};
 use genfx::models::ltx::vae::{AutoencoderKLLTXVideo, VaeConfig};
 use genfx::models::t5::{T5Config, T5EncoderModel};
@@ -22,6 +23,8 @@ use genfx::pipeline::components::EncodedPrompt;
 use genfx::pipeline::engine::sampling_for;
 use genfx::pipeline::ltx::{LtxPipeline, RunParams};
 use genfx::pipeline::model_folder::{ModelFolder, Variant};
+use genfx::pipeline::two_pass::{pass_sizes, refine_sampling, TwoPass, SETTINGS};
+use genfx::pipeline::upsample::DeviceUpscaler;
 use genfx::sampler::noise::PhiloxNoise;
 use genfx::tensor::DType;
 use genfx::weights::{VarBuilder, WeightFiles};
@@ -374,5 +377,147 @@ pub fn run_preset(
         summary,
         peak_bytes: peak,
         refused: end.faults + t5.faults + load.faults + decode.faults,
+    })
+}
+
+/// The published 0.9.8 spatial upscaler's shape (diffusers' conversion
+/// config for 0.9.7/0.9.8).
+const SPATIAL_UPSCALER_098: UpsamplerConfig = UpsamplerConfig {
+    in_channels: 128,
+    mid_channels: 512,
+    num_blocks_per_stage: 4,
+    dims: 3,
+    spatial_upsample: true,
+    temporal_upsample: false,
+};
+
+/// The distilled Standard preset as the engine runs it when the latent
+/// upsampler is there (src/pipeline/two_pass.rs): T5 alone, then the
+/// transformer, VAE and upsampler (synthetic weights); the first pass at
+/// about 2/3 of 768x512, the upsampler, the refinement at twice the first
+/// pass's size (4/3 of the asked size), decoded there.
+pub fn run_two_pass(
+    device: &Device,
+    emu: &'static EmulatedDevice,
+    card_bytes: u64,
+) -> Result<PresetReport, String> {
+    let preset = "distilled-two-pass";
+    let dtype = device.compute_dtype();
+    let fixture: PathBuf = genfx::testing::fixtures_dir().join("pipeline/model");
+    let mut folder = ModelFolder::open(&fixture).map_err(|e| format!("scheduler config: {e}"))?;
+    folder.variant = Variant::Distilled;
+    let layers = serde_json::from_str::<TransformerConfig>(LTX_2B_TRANSFORMER)
+        .expect("the embedded 2B config parses")
+        .num_layers;
+    let sizes = pass_sizes(WIDTH, HEIGHT, 32).ok_or("768x512 has two passes")?;
+    let lf = (FRAMES - 1) / 8 + 1;
+    let tokens = |(w, h): (usize, usize)| lf * (w / 32) * (h / 32);
+    let first = sampling_for(&folder, Quality::Standard, 1.0, tokens(sizes[0]), layers)
+        .map_err(|e| format!("{preset}: {e}"))?;
+    let config = &folder.scheduler;
+    let mu = config
+        .use_dynamic_shifting
+        .then(|| config.calculate_shift(tokens(sizes[1])));
+    let refine = refine_sampling(&first, config, mu).map_err(|e| format!("{preset}: {e}"))?;
+    let steps = (first.schedule.steps(), refine.0.schedule.steps());
+    let params = RunParams {
+        width: WIDTH,
+        height: HEIGHT,
+        num_frames: FRAMES,
+        frame_rate: 24.0,
+        conditions: Vec::new(),
+        sampling: first.clone(),
+    };
+    device.release_cached_memory();
+    emu.reset_counters();
+    let t5_weight_bytes = encode_prompts(device, dtype, emu, 1)?;
+    let t5 = emu.counters();
+    emu.reset_counters();
+    let (pipeline, _, weight_bytes, vae_weight_bytes) = build_pipeline(device, dtype, emu)?;
+    let before = emu.counters().live_bytes;
+    let weights = Arc::new(WeightFiles::synthetic("latent upsampler (synthetic)"));
+    let model = LatentUpsampler::new(
+        SPATIAL_UPSCALER_098,
+        &VarBuilder::new(weights, dtype, device),
+    )
+    .map_err(|e| format!("building the upsampler: {e}"))?;
+    device.release_cached_memory();
+    let upsampler_weight_bytes = emu.counters().live_bytes - before;
+    let upscaler = DeviceUpscaler::new(model, device, dtype);
+    let load = emu.counters();
+    emu.reset_counters();
+    let observer = StepCounters {
+        emu,
+        steps: Mutex::new(vec![emu.counters()]),
+        denoised: Mutex::new(None),
+    };
+    let noise = PhiloxNoise { seed: 1, shot: 0 };
+    TwoPass {
+        pipeline: &pipeline,
+        upscaler: &upscaler,
+        settings: SETTINGS,
+        first,
+        refine,
+        sizes,
+    }
+    .run(&prompt(), None, &params, &noise, &noise, &observer)
+    .map_err(|e| format!("{preset}: {e}"))?;
+    let decode = emu.counters();
+    let denoise = observer
+        .denoised
+        .into_inner()
+        .ok_or_else(|| format!("{preset}: the decode never started"))?;
+    let peak = t5
+        .peak_bytes
+        .max(load.peak_bytes)
+        .max(denoise.peak_bytes)
+        .max(decode.peak_bytes);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let [(w1, h1), (w2, h2)] = sizes;
+    let json = serde_json::json!({
+        "bench": "gpu-plan",
+        "preset": preset,
+        "model": "LTX-Video 2B + 0.9.8 spatial upscaler (synthetic weights)",
+        "dtype": dtype.to_string(),
+        "card_bytes": card_bytes,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "frames": FRAMES,
+        "first_pass": [w1, h1],
+        "refinement_pass": [w2, h2],
+        "first_latent_tokens": tokens(sizes[0]),
+        "refinement_latent_tokens": tokens(sizes[1]),
+        "steps": [steps.0, steps.1],
+        "peak_device_bytes": peak,
+        "t5_peak_device_bytes": t5.peak_bytes,
+        "load_peak_device_bytes": load.peak_bytes,
+        "denoise_peak_device_bytes": denoise.peak_bytes,
+        "decode_peak_device_bytes": decode.peak_bytes,
+        "weight_device_bytes": weight_bytes,
+        "vae_weight_device_bytes": vae_weight_bytes,
+        "upsampler_weight_device_bytes": upsampler_weight_bytes,
+        "t5_weight_device_bytes": t5_weight_bytes,
+        "refused_launches": denoise.faults + decode.faults,
+    });
+    let summary = format!(
+        "{preset}: on a {:.1} GB card: {w1}x{h1} ({} steps), upsampler ({:.2} GiB of weights), \
+         {w2}x{h2} ({} steps); peak {:.2} GiB ({:.2} GiB denoising and upsampling, {:.2} GiB \
+         decoding at {w2}x{h2})",
+        card_bytes as f64 / 1e9,
+        steps.0,
+        gib(upsampler_weight_bytes),
+        steps.1,
+        gib(peak),
+        gib(denoise.peak_bytes),
+        gib(decode.peak_bytes),
+    );
+    drop(upscaler);
+    drop(pipeline);
+    device.release_cached_memory();
+    Ok(PresetReport {
+        json,
+        summary,
+        peak_bytes: peak,
+        refused: t5.faults + load.faults + denoise.faults + decode.faults,
     })
 }

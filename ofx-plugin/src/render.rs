@@ -449,15 +449,27 @@ pub fn shot_key(r: &ShotRequest) -> ShotKey {
     // A model that cannot be named keys on its path alone; its job fails
     // or runs uncached and says why.
     let identity = disk::model_identity(&r.model).ok().flatten();
-    h.str(identity.as_deref().unwrap_or(""))
-        .str(
-            &r.text_encoder
-                .as_deref()
-                .map_or(String::new(), |t| t.to_string_lossy().into_owned()),
-        )
-        .str(&r.prompt)
-        .str(&r.negative_prompt)
-        .u64(r.seed);
+    h.str(identity.as_deref().unwrap_or("")).str(
+        &r.text_encoder
+            .as_deref()
+            .map_or(String::new(), |t| t.to_string_lossy().into_owned()),
+    );
+    // A latent upsampler added or replaced changes what the distilled
+    // presets make (two passes instead of one); none leaves the key as it was.
+    if let Some(up) = genfx::pipeline::two_pass::find_for_spec(&r.model, &r.model) {
+        let file = if up.is_dir() {
+            up.join("config.json")
+        } else {
+            up.clone()
+        };
+        let modified = std::fs::metadata(&file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64);
+        h.str(&up.to_string_lossy()).u64(modified);
+    }
+    h.str(&r.prompt).str(&r.negative_prompt).u64(r.seed);
     match r.quality {
         engine::Quality::Draft => h.u64(1),
         engine::Quality::Standard => h.u64(2),
@@ -848,5 +860,20 @@ mod tests {
         for v in &variants {
             assert!(keys.insert(shot_key(v)), "{v:?} collides");
         }
+    }
+
+    #[test]
+    fn a_latent_upsampler_added_to_the_model_makes_a_new_key() {
+        let dir = std::env::temp_dir().join(format!("genfx-key-upsampler-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let r = ShotRequest {
+            model: dir.clone(),
+            ..request(Job::Generate { reference: None })
+        };
+        let without = shot_key(&r);
+        std::fs::write(dir.join("ltxv-spatial-upscaler-0.9.8.safetensors"), b"x").unwrap();
+        let with = shot_key(&r);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_ne!(without, with);
     }
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use super::components::{
-    EncodedPrompt, Pass, PromptEncoder, VelocityInputs, VelocityJob, VelocityModel,
-    VelocitySession, VideoCodec,
+    EncodedPrompt, LatentStatistics, Pass, PromptEncoder, VelocityInputs, VelocityJob,
+    VelocityModel, VelocitySession, VideoCodec,
 };
 use super::single_file::Checkpoint;
 use crate::backend::Device;
@@ -355,6 +355,15 @@ impl VideoCodec for LtxVae {
 
     fn timestep_conditioned(&self) -> bool {
         self.model.config().timestep_conditioning
+    }
+
+    fn latent_statistics(&self) -> Option<LatentStatistics> {
+        let (mean, std) = self.model.latent_statistics();
+        Some(LatentStatistics {
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+            scaling_factor: self.model.config().scaling_factor,
+        })
     }
 
     fn encode_condition(

@@ -197,6 +197,15 @@ impl<M: VelocityModel + ?Sized> VelocitySession for HostSession<'_, M> {
     }
 }
 
+/// The VAE's per-channel latent statistics: normalised latents are
+/// `(z - mean) · scaling_factor / std`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentStatistics {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    pub scaling_factor: f32,
+}
+
 /// The video VAE as the pipeline uses it.
 pub trait VideoCodec: Send + Sync {
     fn latent_channels(&self) -> usize;
@@ -215,6 +224,11 @@ pub trait VideoCodec: Send + Sync {
         width: usize,
         noise: &[f32],
     ) -> Result<Vec<f32>, EngineError>;
+    /// How latents are normalised, for steps that work on raw latents (the
+    /// latent upsampler); `None` where the codec does not say.
+    fn latent_statistics(&self) -> Option<LatentStatistics> {
+        None
+    }
     /// Normalised latents `[C, f, h, w]` to video `[3, F, H, W]` in about
     /// [-1, 1]: denormalise, mix `noise` in by `noise_scale`, decode at
     /// `timestep` (the last two only for timestep-conditioned decoders).

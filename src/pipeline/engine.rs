@@ -12,6 +12,7 @@ use super::model_folder::{ModelFolder, Variant};
 use super::plan::{plan, JobShape};
 use super::registry;
 use super::text_encoder_location;
+use super::two_pass::{self, Passes, TwoPass, UpsamplerSlot};
 use crate::backend::Device;
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
@@ -44,6 +45,9 @@ pub struct LoadedModel {
     dtype: DType,
     /// The transformer and VAE, loaded on first use.
     pipeline: parking_lot::Mutex<Option<Arc<LtxPipeline>>>,
+    /// The latent upsampler of the distilled two-pass recipe, where the
+    /// model has one; loaded on first use.
+    pub upsampler: UpsamplerSlot,
 }
 
 impl LoadedModel {
@@ -56,10 +60,7 @@ impl LoadedModel {
         let root = &self.folder.root;
         // The VAE decodes beside the transformer; an f16 card keeps it
         // in f32, as nothing bounds its activations to f16's range.
-        let vae_dtype = match self.dtype {
-            DType::F16 => DType::F32,
-            other => other,
-        };
+        let vae_dtype = self.vae_dtype();
         let (transformer, vae) = match &self.folder.checkpoint {
             Some(checkpoint) => (
                 LtxTransformer::load_checkpoint(checkpoint, &self.device, self.dtype)?,
@@ -76,6 +77,21 @@ impl LoadedModel {
         });
         *slot = Some(pipeline.clone());
         Ok(pipeline)
+    }
+
+    /// The VAE's dtype, also the latent upsampler's: an f16 card keeps
+    /// them in f32, as nothing bounds their activations to f16's range.
+    fn vae_dtype(&self) -> DType {
+        match self.dtype {
+            DType::F16 => DType::F32,
+            other => other,
+        }
+    }
+
+    /// The latent upsampler on the device, loaded if it is not; `None` when
+    /// the model has none.
+    pub fn upscaler(&self) -> Result<Option<Arc<super::upsample::DeviceUpscaler>>, EngineError> {
+        self.upsampler.get(&self.device, self.vae_dtype())
     }
 
     /// Whether the transformer and VAE are loaded.
@@ -109,6 +125,7 @@ impl LoadedModel {
         );
         let dropped = self.pipeline.lock().take();
         drop(dropped);
+        self.upsampler.unload();
         device.release_cached_memory();
     }
 }
@@ -208,6 +225,7 @@ impl LtxEngine {
             self.dtype,
             location.weights.display()
         );
+        let upsampler = two_pass::find_for_spec(spec, &root);
         registry::shared_as(&root, &variant, || {
             let transformer_layers = match &folder.checkpoint {
                 Some(checkpoint) => checkpoint.transformer.num_layers,
@@ -242,6 +260,7 @@ impl LtxEngine {
                 device: self.device.clone(),
                 dtype: self.dtype,
                 pipeline: parking_lot::Mutex::new(None),
+                upsampler: UpsamplerSlot::new(upsampler),
             })
         })
     }
@@ -555,8 +574,25 @@ impl ShotEngine for LtxEngine {
             ],
         };
 
-        let latent_tokens =
-            ((num_frames as usize - 1) / 8 + 1) * (width as usize / 32) * (height as usize / 32);
+        model.upsampler.locate(&request.model, &model.folder.root);
+        let (passes, said) = two_pass::choose(
+            model.folder.variant == Variant::Distilled,
+            request.quality,
+            model.upsampler.path().as_deref(),
+            (width as usize, height as usize),
+            32,
+        );
+        if let Some(said) = said {
+            log::info!("{said}");
+            observer.notice(&said);
+        }
+        // The first pass's size sets the shift of dynamically shifted
+        // schedules.
+        let (w1, h1) = match passes {
+            Passes::Two([first, _]) => first,
+            Passes::Single => (width as usize, height as usize),
+        };
+        let latent_tokens = ((num_frames as usize - 1) / 8 + 1) * (w1 / 32) * (h1 / 32);
         let sampling = sampling_for(
             &model.folder,
             request.quality,
@@ -612,7 +648,74 @@ impl ShotEngine for LtxEngine {
             sampling,
         };
         let noise = PhiloxNoise::new(request.seed, 0);
-        let out = pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?;
+        // A file that is not a usable upsampler costs the second pass, not
+        // the shot.
+        let upscaler = match passes {
+            Passes::Single => None,
+            Passes::Two(_) => match model.upscaler() {
+                Ok(Some(upscaler)) => Some(upscaler),
+                failed => {
+                    let why = match failed {
+                        Err(EngineError::NoModel(why)) => why,
+                        Err(e) => e.to_string(),
+                        _ => "it is no longer there".into(),
+                    };
+                    let said = format!(
+                        "single pass after all: the latent upsampler could not be used: {why}"
+                    );
+                    log::warn!("{said}");
+                    observer.notice(&said);
+                    None
+                }
+            },
+        };
+        let out = match (passes, upscaler) {
+            (Passes::Two(sizes), Some(upscaler)) => {
+                let config = &model.folder.scheduler;
+                // The refinement pass's latent size sets its shift.
+                let (lw, lh) = (sizes[1].0 / 32, sizes[1].1 / 32);
+                let mu = config
+                    .use_dynamic_shifting
+                    .then(|| config.calculate_shift(((num_frames as usize - 1) / 8 + 1) * lw * lh));
+                let run = TwoPass {
+                    pipeline: &pipeline,
+                    upscaler: upscaler.as_ref(),
+                    settings: two_pass::SETTINGS,
+                    refine: two_pass::refine_sampling(&params.sampling, config, mu)?,
+                    first: params.sampling.clone(),
+                    sizes,
+                };
+                let refine_noise = PhiloxNoise::new(request.seed, two_pass::REFINE_SHOT);
+                run.run(
+                    &positive,
+                    negative.as_ref(),
+                    &params,
+                    &noise,
+                    &refine_noise,
+                    observer,
+                )?
+            }
+            (Passes::Two(_), None) => {
+                // The schedule's shift was set for the first pass's size.
+                let full = ((num_frames as usize - 1) / 8 + 1)
+                    * (width as usize / 32)
+                    * (height as usize / 32);
+                let params = RunParams {
+                    sampling: sampling_for(
+                        &model.folder,
+                        request.quality,
+                        request.guidance,
+                        full,
+                        model.transformer_layers,
+                    )?,
+                    ..params
+                };
+                pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?
+            }
+            (Passes::Single, _) => {
+                pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?
+            }
+        };
         let plane = (width * height) as usize;
         let per_channel = plane * num_frames as usize;
         let mut frames = plan

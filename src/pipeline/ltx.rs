@@ -90,6 +90,28 @@ pub struct RunOutput {
     pub video: Vec<f32>,
 }
 
+/// Latents a run starts from instead of pure noise (the refinement pass of
+/// the two-pass recipe): mixed with the initial noise as
+/// `sigma · noise + (1 - sigma) · latents`, as `LTXConditionPipeline` does
+/// when given `latents` and a `denoise_strength` below 1.
+#[derive(Clone, Debug)]
+pub struct StartLatents {
+    /// `[C, f, h, w]` normalised latents of the shot's size.
+    pub latents: Vec<f32>,
+    /// The first sigma of the run's schedule.
+    pub sigma: f32,
+}
+
+/// A run's latents before decoding.
+#[derive(Clone, Debug)]
+pub struct Denoised {
+    /// `[tokens, C]` after the last step, prefix tokens first.
+    pub packed_latents: Vec<f32>,
+    /// `[C, f, h, w]` normalised latents of the shot (prefix stripped).
+    pub latents: Vec<f32>,
+    pub latent_dims: [usize; 4],
+}
+
 /// The transformer and VAE of one model.
 #[derive(Clone)]
 pub struct LtxPipeline {
@@ -117,6 +139,7 @@ impl LtxPipeline {
         &self,
         params: &RunParams,
         noise: &dyn NoiseSource,
+        start: Option<&StartLatents>,
     ) -> Result<Prepared, EngineError> {
         let channels = self.transformer.channels();
         if channels != self.vae.latent_channels() {
@@ -134,6 +157,19 @@ impl LtxPipeline {
         let plane = lh * lw;
         let voxels = lf * plane;
         let mut grid = noise.draw(NoisePurpose::InitialLatents, channels * voxels);
+        if let Some(start) = start {
+            if start.latents.len() != grid.len() {
+                return Err(invalid(format!(
+                    "{} start latents for a shot of {} latent values",
+                    start.latents.len(),
+                    grid.len()
+                )));
+            }
+            let sigma = start.sigma;
+            for (g, &z) in grid.iter_mut().zip(&start.latents) {
+                *g = sigma * *g + (1.0 - sigma) * z;
+            }
+        }
         let mut frame_strength = vec![0.0f32; lf];
         let mut extra_latents: Vec<f32> = Vec::new();
         let mut extra_coords: Vec<Vec<f32>> = Vec::new();
@@ -251,6 +287,21 @@ impl LtxPipeline {
         noise: &dyn NoiseSource,
         observer: &dyn JobObserver,
     ) -> Result<RunOutput, EngineError> {
+        let denoised = self.denoise(positive, negative, params, noise, None, observer)?;
+        self.decode(denoised, params, noise, observer)
+    }
+
+    /// Conditions and denoises a shot, from pure noise or from `start`;
+    /// the latents are not decoded.
+    pub fn denoise(
+        &self,
+        positive: &EncodedPrompt,
+        negative: Option<&EncodedPrompt>,
+        params: &RunParams,
+        noise: &dyn NoiseSource,
+        start: Option<&StartLatents>,
+        observer: &dyn JobObserver,
+    ) -> Result<Denoised, EngineError> {
         let (spatial, temporal) = self.vae.compression();
         if params.width % spatial != 0 || params.height % spatial != 0 || params.width == 0 {
             return Err(invalid(format!(
@@ -302,7 +353,7 @@ impl LtxPipeline {
         };
 
         observer.progress(Stage::EncodingFrames, 0, params.conditions.len() as u32);
-        let prepared = self.prepare(params, noise)?;
+        let prepared = self.prepare(params, noise, start)?;
         observer.progress(
             Stage::EncodingFrames,
             params.conditions.len() as u32,
@@ -329,7 +380,6 @@ impl LtxPipeline {
         };
         let latents = denoise.run(self.transformer.as_ref(), &latents, observer)?;
 
-        let packed_latents = latents.clone();
         let (lf, lh, lw) = (
             (params.num_frames - 1) / temporal + 1,
             params.height / spatial,
@@ -337,7 +387,27 @@ impl LtxPipeline {
         );
         let voxels = lf * lh * lw;
         let shot = unpack(&latents[prefix_tokens * channels..], channels, voxels);
-        let dims = [channels, lf, lh, lw];
+        Ok(Denoised {
+            packed_latents: latents,
+            latents: shot,
+            latent_dims: [channels, lf, lh, lw],
+        })
+    }
+
+    /// Decodes what [`denoise`](Self::denoise) made for `params`.
+    pub fn decode(
+        &self,
+        denoised: Denoised,
+        params: &RunParams,
+        noise: &dyn NoiseSource,
+        observer: &dyn JobObserver,
+    ) -> Result<RunOutput, EngineError> {
+        let s = &params.sampling;
+        let Denoised {
+            packed_latents,
+            latents: shot,
+            latent_dims: dims,
+        } = denoised;
         observer.progress(Stage::Decoding, 0, 1);
         let decode_noise = if self.vae.timestep_conditioned() {
             noise.draw(NoisePurpose::Decode, shot.len())

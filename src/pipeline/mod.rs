@@ -15,3 +15,5 @@ pub mod registry;
 pub mod single_file;
 pub mod temp_files;
 pub mod text_encoder_location;
+pub mod two_pass;
+pub mod upsample;

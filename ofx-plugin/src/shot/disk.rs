@@ -140,6 +140,7 @@ mod tests {
             prompt: "a boat".into(),
             negative_prompt: String::new(),
             seed: 1,
+            text_encoder: None,
             quality: genfx::engine::Quality::Draft,
             guidance: 3.0,
             width: 32,

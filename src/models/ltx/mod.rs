@@ -1,6 +1,7 @@
 //! LTX-Video (0.9.5+ architecture), diffusers layout: one file per
 //! reference module.
 
+pub mod latent_upsampler;
 pub mod transformer;
 pub mod vae;
 

@@ -173,6 +173,11 @@ impl AutoencoderKLLTXVideo {
         &self.config
     }
 
+    /// The per-channel latent `(mean, std)` the pipeline normalises with.
+    pub fn latent_statistics(&self) -> (&[f32], &[f32]) {
+        (&self.latents_mean, &self.latents_std)
+    }
+
     /// Where the encoder and decoder compute.
     pub fn device(&self) -> &Device {
         &self.device
