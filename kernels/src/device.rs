@@ -63,6 +63,7 @@ impl Counters {
 type SetFn = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
 type CountersFn = unsafe extern "C" fn(*mut u64) -> c_int;
 type ResetFn = unsafe extern "C" fn();
+type KernelLaunchesFn = unsafe extern "C" fn(*const c_char) -> u64;
 type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
 
 /// The loaded emulated device. Both libraries stay loaded for the life of
@@ -178,6 +179,21 @@ impl EmulatedDevice {
             if let Ok(f) = self.driver.get::<ResetFn>(b"genfx_emu_reset_counters") {
                 f();
             }
+        }
+    }
+
+    /// Launches of the kernel called `name` since the counters were last
+    /// zeroed (which of two kernels for one op the backend chose).
+    pub fn kernel_launches(&self, name: &str) -> u64 {
+        let Ok(n) = CString::new(name) else { return 0 };
+        // SAFETY: the symbol has this signature (kernels/cuda-emu/src/control.rs).
+        match unsafe {
+            self.driver
+                .get::<KernelLaunchesFn>(b"genfx_emu_kernel_launches")
+        } {
+            // SAFETY: a NUL-terminated string alive for the call.
+            Ok(f) => unsafe { f(n.as_ptr()) },
+            Err(_) => 0,
         }
     }
 

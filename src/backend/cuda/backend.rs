@@ -796,6 +796,20 @@ impl CudaBackend {
     }
 }
 
+/// The tensor-core conv3d's storage type for `dtype` on a card of compute
+/// capability `cc`: 16-bit data from Ampere on; f32 data and older cards
+/// (Turing's f16) take the f32 FMA kernel of conv3d.cu.
+fn conv3d_mma_kind(dtype: DType, cc: (i32, i32)) -> Option<kernels::Half> {
+    if cc < kernels::CONV3D_MMA_MIN_COMPUTE_CAPABILITY {
+        return None;
+    }
+    match dtype {
+        DType::BF16 => Some(kernels::Half::Bf16),
+        DType::F16 => Some(kernels::Half::F16),
+        DType::F32 => None,
+    }
+}
+
 /// The flash kernel's storage type when it serves `spec` (16-bit storage,
 /// head dim 64 or 128, strides multiples of 8 elements) on a card of
 /// compute capability `cc`, else `None`. The kernel's `mma.sync` m16n8k16
@@ -1591,7 +1605,11 @@ impl Backend for CudaBackend {
             TimePadding::Causal => kt - 1,
             TimePadding::Symmetric => (kt - 1) / 2,
         };
-        let launch = kernels::conv3d_ncdhw(value(dtype), voxels, co).map_err(|e| {
+        let launch = match conv3d_mma_kind(dtype, self.dev.compute_capability()) {
+            Some(half) => kernels::conv3d_mma_ncdhw(half, voxels, co),
+            None => kernels::conv3d_ncdhw(value(dtype), voxels, co),
+        }
+        .map_err(|e| {
             self.err(CudaError::Invalid {
                 op: OP,
                 detail: e.to_string(),
