@@ -2,7 +2,11 @@
 //! launches by kernel name, with the result checked against the CPU on each
 //! path: the VAE's conv3d runs on tensor cores (`conv3d_mma_ncdhw_*`) for
 //! 16-bit data from Ampere on, and on the f32 FMA kernel (`conv3d_ncdhw_*`)
-//! for f32 data and on older cards.
+//! for f32 data and on older cards; a biased matmul (a Linear) is one
+//! cuBLASLt GEMM with the bias in its epilogue and no kernel launch, and
+//! falls back to copying the bias into the output before a cuBLAS GEMM (one
+//! launch more) where cuBLASLt cannot be used or the bias is not 16-byte
+//! aligned.
 //!
 //! The emulated card's compute capability is a process-wide setting, so the
 //! tests here take turns and open their own device for each card. On a real
@@ -16,7 +20,8 @@ use std::sync::Arc;
 use genfx::backend::cuda::probe::Libraries;
 use genfx::backend::cuda::{CudaBackend, GpuDevice, Half};
 use genfx::backend::{
-    Backend, BackendStorage, Conv3dSpec, CpuBackend, CpuStorage, Operand, TimePadding,
+    Backend, BackendStorage, Conv3dSpec, CpuBackend, CpuStorage, MatStrides, MatmulSpec, Operand,
+    TimePadding,
 };
 use genfx::tensor::{DType, Layout};
 use gpu_common::{assert_close, emulator, gpu_or_skip, rounded, values, EmulatedDevice};
@@ -175,4 +180,88 @@ fn conv3d_runs_on_tensor_cores_from_ampere_and_on_fma_before() {
         }
         println!("{what}: {kernel}");
     }
+}
+
+/// A Linear on `gpu`: x `[batch, m, k]` times a weight `[n, k]` read
+/// transposed and shared across the batch, plus the bias at element
+/// `bias_offset` of its buffer; checked against the CPU. Returns the
+/// emulator's (launches, GEMMs) for the matmul alone.
+fn linear_matches_cpu(
+    gpu: &CudaBackend,
+    emu: Option<&EmulatedDevice>,
+    bias_offset: usize,
+    what: &str,
+) -> (u64, u64) {
+    let (batch, m, k, n) = (2, 37, 72, 65);
+    let half = Some(gpu.device().half());
+    let (x, cx) = put(gpu, &values(batch * m * k, 70), half);
+    let (wt, cwt) = put(gpu, &values(n * k, 71), half);
+    let (bias, cbias) = put(gpu, &values(bias_offset + n, 72), half);
+    let lb = Layout::new(vec![n], vec![1], bias_offset).unwrap();
+    let spec = MatmulSpec {
+        batch,
+        m,
+        n,
+        k,
+        lhs: MatStrides {
+            offset: 0,
+            batch: m * k,
+            row: k,
+            col: 1,
+        },
+        rhs: MatStrides {
+            offset: 0,
+            batch: 0,
+            row: 1,
+            col: k,
+        },
+    };
+    let before = emu.map(|e| e.counters());
+    let got = gpu.matmul(&*x, &*wt, Some(op(&bias, &lb)), &spec).unwrap();
+    let counts = match (emu, before) {
+        (Some(e), Some(b)) => {
+            let d = e.counters().since(&b);
+            (d.launches, d.gemms)
+        }
+        _ => (0, 0),
+    };
+    let got = f32s(gpu.download(&*got).unwrap());
+    let want = CpuBackend
+        .matmul(&*cx, &*cwt, Some(op(&cbias, &lb)), &spec)
+        .unwrap();
+    let want = f32s(CpuBackend.download(&*want).unwrap());
+    assert_close(what, &got, &want, half);
+    counts
+}
+
+#[test]
+fn a_linear_adds_its_bias_in_the_gemm_epilogue() {
+    let Some(turn) = Turn::take() else {
+        let Some(gpu) = gpu_or_skip("a_linear_adds_its_bias_in_the_gemm_epilogue") else {
+            return;
+        };
+        linear_matches_cpu(&gpu, None, 0, "biased matmul on this card");
+        return;
+    };
+    let gpu = turn.card("9.0");
+    let fused = linear_matches_cpu(&gpu, Some(turn.emu), 0, "bias in the cuBLASLt epilogue");
+    assert_eq!(
+        fused,
+        (0, 1),
+        "(launches, GEMMs) of a Linear through cuBLASLt"
+    );
+    // a bias view 2 bytes past a 16-byte boundary: cuBLASLt's vector loads
+    // cannot take it, so the copy-then-accumulate path runs
+    let unaligned = linear_matches_cpu(&gpu, Some(turn.emu), 1, "unaligned bias, copied first");
+    assert_eq!(
+        unaligned,
+        (1, 1),
+        "(launches, GEMMs) with the bias copied first"
+    );
+    // a machine where cuBLASLt cannot be used: same result, one launch more
+    turn.emu.set("cublaslt", "0").unwrap();
+    let gpu = turn.card("9.0");
+    let copied = linear_matches_cpu(&gpu, Some(turn.emu), 0, "no cuBLASLt, bias copied first");
+    assert_eq!(copied, (1, 1), "(launches, GEMMs) without cuBLASLt");
+    println!("a Linear: {fused:?} (launches, GEMMs) fused, {copied:?} without cuBLASLt");
 }
