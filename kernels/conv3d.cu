@@ -4,7 +4,8 @@
 // Stride 1. Temporal padding replicates the edge frames (LTX's causal
 // convolution pads the front with copies of the first frame; the non-causal
 // one pads both ends); spatial padding is zeros. f32 FMA arithmetic: the
-// tensor-core version is still to come.
+// path for f32 data and for cards before Ampere; 16-bit data on sm_80 and up
+// runs conv3d_mma.cu (same parameters, tensor cores).
 //
 // The layout the VAE's tensors have (PyTorch's): x [B, Cin, T, H, W],
 // w [Cout, Cin, kt, kh, kw] as stored, bias [Cout] or null, residual

@@ -457,6 +457,42 @@ pub fn conv3d_ncdhw(
     })
 }
 
+/// Oldest architecture the tensor-core conv3d runs on: `mma.sync` m16n8k16
+/// with 16-bit inputs is an Ampere instruction.
+pub const CONV3D_MMA_MIN_COMPUTE_CAPABILITY: (i32, i32) = (8, 0);
+
+/// Output voxels x output channels of one tensor-core conv3d block.
+pub const CONV3D_MMA_TILE: (usize, usize) = (128, 64);
+
+/// `conv3d_mma_ncdhw_T(x, w, bias (nullable), residual (nullable):
+/// dptr<const T>, y: dptr<T>, batch, frames, height, width, c_in, c_out, kt,
+/// kh, kw, pad_t_front: i32)`: [`conv3d_ncdhw`] on tensor cores (16-bit
+/// inputs, f32 accumulation), same parameters and result; compute
+/// capability [`CONV3D_MMA_MIN_COMPUTE_CAPABILITY`] and up.
+pub fn conv3d_mma_ncdhw(
+    dtype: Half,
+    output_voxels: usize,
+    c_out: usize,
+) -> Result<Launch, KernelError> {
+    let (bm, bn) = CONV3D_MMA_TILE;
+    let grid_x = output_voxels.div_ceil(bm);
+    if grid_x == 0 || grid_x > i32::MAX as usize || c_out == 0 || c_out.div_ceil(bn) > 65_535 {
+        return Err(unsupported(
+            "conv3d_mma_ncdhw",
+            format!("{output_voxels} voxels x {c_out} channels"),
+        ));
+    }
+    Ok(Launch {
+        module: "conv3d_mma",
+        kernel: format!("conv3d_mma_ncdhw_{}", dtype.suffix()),
+        config: LaunchConfig {
+            grid: [grid_x as u32, c_out.div_ceil(bn) as u32, 1],
+            block: [256, 1, 1],
+            shared_mem_bytes: 0,
+        },
+    })
+}
+
 /// `channel_rms_norm_V(x, scale, shift (both nullable): dptr<const V>,
 /// y: dptr<V>, batch: i32, channels: i32, positions: i64, eps: f32,
 /// apply_silu: i32)`: RMS norm across the channels of `[B, C, positions]`,

@@ -157,6 +157,7 @@ fn all_launches() -> Vec<(String, String)> {
             launches.push(kernels::activation(a, h, 1));
         }
         launches.push(kernels::norm_modulate(h, 1, 1).unwrap());
+        launches.push(kernels::conv3d_mma_ncdhw(h, 1, 1).unwrap());
         launches.push(kernels::gated_residual(h, 1, 1).unwrap());
         launches.push(kernels::rope_interleaved(h, 1, 2).unwrap());
         for d in [64, 128] {
@@ -208,7 +209,7 @@ fn emulator_runs_exactly_the_kernels_the_backend_launches() {
         assert!(kernels::module(l.module).is_some(), "{}", l.module);
     }
     assert!(kernels::module("tensor_ops").is_some());
-    assert_eq!(kernels::MODULES.len(), 9);
+    assert_eq!(kernels::MODULES.len(), 10);
 }
 
 // --- activations ------------------------------------------------------------------------
@@ -1054,6 +1055,180 @@ fn flash_attention_rejects_unbuilt_head_dims() {
     assert!(!kernels::flash_attention(Half::Bf16, 64, 1, 1, 1, 1)
         .unwrap()
         .needs_shared_mem_opt_in());
+}
+
+// --- conv3d ---------------------------------------------------------------------------------------
+
+/// One conv3d problem: `[b, ci, t, h, w]` in, `co` channels out, stride 1.
+struct ConvCase {
+    b: usize,
+    ci: usize,
+    co: usize,
+    t: usize,
+    h: usize,
+    w: usize,
+    kernel: [usize; 3],
+    pad_front: usize,
+    bias: bool,
+    residual: bool,
+}
+
+/// Straight loops in f64: time clamped to the edge frames, zeros in space.
+fn conv3d_reference(
+    c: &ConvCase,
+    x: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    residual: Option<&[f32]>,
+) -> Vec<f64> {
+    let [kt, kh, kw] = c.kernel;
+    let (plane, per) = (c.h * c.w, c.t * c.h * c.w);
+    let mut y = vec![0f64; c.b * c.co * per];
+    for b in 0..c.b {
+        for n in 0..c.co {
+            for to in 0..c.t {
+                for ho in 0..c.h {
+                    for wo in 0..c.w {
+                        let mut acc = bias.map_or(0.0, |bs| f64::from(bs[n]));
+                        for ci in 0..c.ci {
+                            for dt in 0..kt {
+                                let ti = (to + dt).saturating_sub(c.pad_front).min(c.t - 1);
+                                for dy in 0..kh {
+                                    for dx in 0..kw {
+                                        let (hi, wi) = (ho + dy, wo + dx);
+                                        if hi < kh / 2 || wi < kw / 2 {
+                                            continue;
+                                        }
+                                        let (hi, wi) = (hi - kh / 2, wi - kw / 2);
+                                        if hi >= c.h || wi >= c.w {
+                                            continue;
+                                        }
+                                        let xv =
+                                            x[(b * c.ci + ci) * per + ti * plane + hi * c.w + wi];
+                                        let wv =
+                                            wt[(((n * c.ci + ci) * kt + dt) * kh + dy) * kw + dx];
+                                        acc += f64::from(xv) * f64::from(wv);
+                                    }
+                                }
+                            }
+                        }
+                        let o = (b * c.co + n) * per + to * plane + ho * c.w + wo;
+                        if let Some(r) = residual {
+                            acc += f64::from(r[o]);
+                        }
+                        y[o] = acc;
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Runs `l` (either conv3d kernel: same parameters) on case `c`.
+fn check_conv3d<T: Store>(l: &Launch, c: &ConvCase, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let [kt, kh, kw] = c.kernel;
+    let voxels = c.b * c.t * c.h * c.w;
+    let fan_in = (c.ci * kt * kh * kw) as f32;
+    let x = store::<T>(&rng.vec(voxels * c.ci, 1.0));
+    let wt = store::<T>(&rng.vec(c.co * c.ci * kt * kh * kw, 2.0 / fan_in.sqrt()));
+    let bias = store::<T>(&rng.vec(c.co, 0.5));
+    let residual = store::<T>(&rng.vec(voxels * c.co, 1.0));
+    let mut y = vec![T::from(0.0); voxels * c.co];
+    run(
+        l,
+        &mut [
+            input("x", &x),
+            input("w", &wt),
+            if c.bias { input("bias", &bias) } else { null() },
+            if c.residual {
+                input("residual", &residual)
+            } else {
+                null()
+            },
+            output("y", &mut y),
+            Arg::I32(c.b as i32),
+            Arg::I32(c.t as i32),
+            Arg::I32(c.h as i32),
+            Arg::I32(c.w as i32),
+            Arg::I32(c.ci as i32),
+            Arg::I32(c.co as i32),
+            Arg::I32(kt as i32),
+            Arg::I32(kh as i32),
+            Arg::I32(kw as i32),
+            Arg::I32(c.pad_front as i32),
+        ],
+    );
+    let (bias, residual) = (load(&bias), load(&residual));
+    let want = conv3d_reference(
+        c,
+        &load(&x),
+        &load(&wt),
+        c.bias.then_some(&bias[..]),
+        c.residual.then_some(&residual[..]),
+    );
+    assert_close(
+        &format!(
+            "{} {:?} ci {} co {} pad_front {}",
+            l.kernel, c.kernel, c.ci, c.co, c.pad_front
+        ),
+        &load(&y),
+        &want,
+        T::ATOL,
+        T::RTOL,
+    );
+}
+
+/// The VAE's conv shapes with every tail: 2 * 3 * 5 * 7 = 210 voxels (one
+/// full 128-voxel tile and a partial one), 70 output channels (a full
+/// 64-channel tile and 6), reductions of 3 * 27 = 81, 5 * 27 = 135 and 37
+/// (none a multiple of the 32-wide step); causal and symmetric time padding,
+/// bias and residual in each combination.
+fn conv3d_cases() -> Vec<ConvCase> {
+    let base = |ci, kernel: [usize; 3], pad_front, bias, residual| ConvCase {
+        b: 2,
+        ci,
+        co: 70,
+        t: 3,
+        h: 5,
+        w: 7,
+        kernel,
+        pad_front,
+        bias,
+        residual,
+    };
+    vec![
+        base(5, [3, 3, 3], 2, true, false),
+        base(3, [3, 3, 3], 1, true, true),
+        base(37, [1, 1, 1], 0, false, true),
+    ]
+}
+
+fn check_conv3d_mma<T: Store>() {
+    let voxels = 2 * 3 * 5 * 7;
+    let l = kernels::conv3d_mma_ncdhw(T::HALF, voxels, 70).unwrap();
+    assert_eq!(l.config.grid, [2, 2, 1], "the cases cover partial tiles");
+    for (i, c) in conv3d_cases().iter().enumerate() {
+        check_conv3d::<T>(&l, c, 40 + i as u64);
+    }
+}
+
+#[test]
+fn conv3d_tensor_core_kernel_matches_reference_bf16() {
+    check_conv3d_mma::<bf16>();
+}
+
+#[test]
+fn conv3d_tensor_core_kernel_matches_reference_f16() {
+    check_conv3d_mma::<f16>();
+}
+
+#[test]
+fn conv3d_fma_kernel_matches_reference() {
+    let c = &conv3d_cases()[1];
+    let l = kernels::conv3d_ncdhw(Value::Bf16, 2 * 3 * 5 * 7, c.co).unwrap();
+    check_conv3d::<bf16>(&l, c, 50);
 }
 
 // --- against the engine's CPU ops ----------------------------------------------------------------

@@ -9,6 +9,7 @@
     X(activation)         \
     X(attention)          \
     X(conv3d)             \
+    X(conv3d_mma)         \
     X(frame)              \
     X(norm)               \
     X(pixel_shuffle)      \

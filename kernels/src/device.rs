@@ -1,11 +1,12 @@
-//! The emulated CUDA device (`kernels/cuda-emu`, `kernels/cublas-emu`) from
-//! the side of a test or benchmark: finding the two libraries, loading them
+//! The emulated CUDA device (`kernels/cuda-emu`, `kernels/cublas-emu`,
+//! `kernels/cublaslt-emu`) from the side of a test or benchmark: finding the
+//! three libraries, loading them
 //! before cudarc looks for a driver, and steering the emulator (faults, dry
 //! run, counters) through its `genfx_emu_*` functions.
 //!
 //! Loading by path is enough for cudarc to use them: each library's soname
 //! is the first name cudarc asks the dynamic loader for (`libcuda.so`,
-//! `libcublas.so`), and the loader answers a request for a name with the
+//! `libcublas.so`, `libcublasLt.so`), and the loader answers a request for a name with the
 //! already loaded library of that soname. So [`EmulatedDevice::install`] must
 //! run before anything in the process probes for CUDA.
 
@@ -18,6 +19,9 @@ use std::sync::OnceLock;
 pub const DRIVER_LIB_ENV: &str = "GENFX_CUDA_DRIVER_LIB";
 /// Full path of the emulated cuBLAS library, when not built on demand.
 pub const CUBLAS_LIB_ENV: &str = "GENFX_CUBLAS_LIB";
+/// Full path of the emulated cuBLASLt library; when unset, the file of that
+/// name next to the emulated cuBLAS.
+pub const CUBLASLT_LIB_ENV: &str = "GENFX_CUBLASLT_LIB";
 
 /// The emulator's counters, in the order `genfx_emu_counters` writes them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,21 +67,25 @@ impl Counters {
 type SetFn = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
 type CountersFn = unsafe extern "C" fn(*mut u64) -> c_int;
 type ResetFn = unsafe extern "C" fn();
+type KernelLaunchesFn = unsafe extern "C" fn(*const c_char) -> u64;
 type LastErrorFn = unsafe extern "C" fn(*mut c_char, usize) -> usize;
 
-/// The loaded emulated device. Both libraries stay loaded for the life of
+/// The loaded emulated device. The libraries stay loaded for the life of
 /// the process, as cudarc keeps its handles to them.
 pub struct EmulatedDevice {
     driver: libloading::Library,
     _cublas: libloading::Library,
+    _cublaslt: libloading::Library,
     pub driver_path: PathBuf,
     pub cublas_path: PathBuf,
+    pub cublaslt_path: PathBuf,
 }
 
 impl EmulatedDevice {
-    /// Loads the emulated driver and cuBLAS once per process: from
-    /// `$GENFX_CUDA_DRIVER_LIB` and `$GENFX_CUBLAS_LIB` when set, else built
-    /// with cargo next to the running executable (`target/<profile>/`).
+    /// Loads the emulated driver, cuBLAS and cuBLASLt once per process: from
+    /// `$GENFX_CUDA_DRIVER_LIB` and `$GENFX_CUBLAS_LIB` when set (cuBLASLt
+    /// from `$GENFX_CUBLASLT_LIB`, else next to cuBLAS), else built with
+    /// cargo next to the running executable (`target/<profile>/`).
     pub fn install() -> Result<&'static EmulatedDevice, String> {
         static DEVICE: OnceLock<Result<EmulatedDevice, String>> = OnceLock::new();
         DEVICE
@@ -94,14 +102,21 @@ impl EmulatedDevice {
                         ))
                     }
                 };
+                let cublaslt = std::env::var_os(CUBLASLT_LIB_ENV)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| cublas.with_file_name(lib_name("genfx_cublaslt_emu")));
                 preload_nvrtc();
-                Self::load(&driver, &cublas)
+                Self::load(&driver, &cublas, &cublaslt)
             })
             .as_ref()
             .map_err(Clone::clone)
     }
 
-    fn load(driver_path: &Path, cublas_path: &Path) -> Result<EmulatedDevice, String> {
+    fn load(
+        driver_path: &Path,
+        cublas_path: &Path,
+        cublaslt_path: &Path,
+    ) -> Result<EmulatedDevice, String> {
         // SAFETY: the emulated driver's initialisers only set up Rust
         // statics; nothing else runs on load.
         let driver = unsafe { libloading::Library::new(driver_path) }
@@ -117,11 +132,21 @@ impl EmulatedDevice {
         // SAFETY: as above; the forwarding cuBLAS has no initialisers.
         let cublas = unsafe { libloading::Library::new(cublas_path) }
             .map_err(|e| format!("loading {}: {e}", cublas_path.display()))?;
+        // SAFETY: as above.
+        let cublaslt = unsafe { libloading::Library::new(cublaslt_path) }.map_err(|e| {
+            format!(
+                "loading {}: {e} (build it with `cargo build -p genfx-cublaslt-emu` or name it \
+                 in {CUBLASLT_LIB_ENV})",
+                cublaslt_path.display()
+            )
+        })?;
         Ok(EmulatedDevice {
             driver,
             _cublas: cublas,
+            _cublaslt: cublaslt,
             driver_path: driver_path.to_path_buf(),
             cublas_path: cublas_path.to_path_buf(),
+            cublaslt_path: cublaslt_path.to_path_buf(),
         })
     }
 
@@ -129,6 +154,8 @@ impl EmulatedDevice {
     /// (bytes), `driver_version` (12040), `dry_run` ("1"/"0"),
     /// `fail_alloc_at` (every allocation from the Nth from now fails),
     /// `fail_launch_at`, `nan_gemm_at` (the Nth from now), each also "off",
+    /// `cublaslt` ("0": `cublasLtCreate` fails, as where cuBLASLt cannot be
+    /// used),
     /// or `reset` (back to the `GENFX_EMU_*` settings, faults off,
     /// counters zero).
     pub fn set(&self, key: &str, value: &str) -> Result<(), String> {
@@ -178,6 +205,21 @@ impl EmulatedDevice {
             if let Ok(f) = self.driver.get::<ResetFn>(b"genfx_emu_reset_counters") {
                 f();
             }
+        }
+    }
+
+    /// Launches of the kernel called `name` since the counters were last
+    /// zeroed (which of two kernels for one op the backend chose).
+    pub fn kernel_launches(&self, name: &str) -> u64 {
+        let Ok(n) = CString::new(name) else { return 0 };
+        // SAFETY: the symbol has this signature (kernels/cuda-emu/src/control.rs).
+        match unsafe {
+            self.driver
+                .get::<KernelLaunchesFn>(b"genfx_emu_kernel_launches")
+        } {
+            // SAFETY: a NUL-terminated string alive for the call.
+            Ok(f) => unsafe { f(n.as_ptr()) },
+            Err(_) => 0,
         }
     }
 
@@ -248,8 +290,9 @@ fn lib_name(stem: &str) -> String {
     )
 }
 
-/// Builds both libraries with cargo in the profile of the running executable
-/// (a no-op when fresh) and returns their paths.
+/// Builds the driver and cuBLAS libraries (and cuBLASLt, found next to
+/// cuBLAS) with cargo in the profile of the running executable (a no-op when
+/// fresh) and returns the first two's paths.
 fn build() -> Result<(PathBuf, PathBuf), String> {
     let dir = profile_dir()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -260,6 +303,8 @@ fn build() -> Result<(PathBuf, PathBuf), String> {
         "genfx-cuda-emu",
         "-p",
         "genfx-cublas-emu",
+        "-p",
+        "genfx-cublaslt-emu",
     ]);
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
@@ -275,7 +320,9 @@ fn build() -> Result<(PathBuf, PathBuf), String> {
         .status()
         .map_err(|e| format!("running cargo to build the emulated CUDA driver: {e}"))?;
     if !status.success() {
-        return Err("cargo build -p genfx-cuda-emu -p genfx-cublas-emu failed".into());
+        return Err(
+            "cargo build -p genfx-cuda-emu -p genfx-cublas-emu -p genfx-cublaslt-emu failed".into(),
+        );
     }
     Ok((
         dir.join(lib_name("genfx_cuda_emu")),

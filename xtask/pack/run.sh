@@ -212,9 +212,10 @@ if [ "$EMULATED" = 1 ]; then
     export GENFX_CUDA_NO_CACHING=1
     export GENFX_CUDA_DRIVER_LIB="$PACK/lib/libgenfx_cuda_emu.so"
     export GENFX_CUBLAS_LIB="$PACK/lib/libgenfx_cublas_emu.so"
+    export GENFX_CUBLASLT_LIB="$PACK/lib/libgenfx_cublaslt_emu.so"
     echo "(emulated run: the tests open the emulated device and write no report)" >"$OUT/report.txt"
 else
-    unset GENFX_CUDA_DRIVER_LIB GENFX_CUBLAS_LIB
+    unset GENFX_CUDA_DRIVER_LIB GENFX_CUBLAS_LIB GENFX_CUBLASLT_LIB
     export GENFX_GPU_TEST_REPORT="$OUT/report.txt"
     : >"$GENFX_GPU_TEST_REPORT"
 fi
@@ -296,6 +297,7 @@ for bin in "${BENCHES[@]}"; do
         # a plan always runs on the packed emulated device, in its dry run
         (cd "$WORK" && GENFX_CUDA_DRIVER_LIB="$PACK/lib/libgenfx_cuda_emu.so" \
             GENFX_CUBLAS_LIB="$PACK/lib/libgenfx_cublas_emu.so" \
+            GENFX_CUBLASLT_LIB="$PACK/lib/libgenfx_cublaslt_emu.so" \
             timeout -k 10 "$limit" "$bin") >"$WORK/$name.out" 2>"$WORK/$name.err"
     elif [ "$EMULATED" = 1 ]; then
         (cd "$WORK" && GENFX_FORCE_NO_CUDA=1 timeout -k 10 "$limit" "$bin") >"$WORK/$name.out" 2>"$WORK/$name.err"

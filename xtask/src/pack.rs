@@ -8,7 +8,7 @@
 //! MANIFEST.txt        files, sizes, commit, how to run
 //! bin/tests/gpu_*     stripped release builds of the GPU test targets
 //! bin/benches/*       stripped builds of the GPU bench targets (`*_gpu`, `gpu_*`)
-//! lib/*.so            the emulated CUDA driver and cuBLAS, for --emulated
+//! lib/*.so            the emulated CUDA driver, cuBLAS and cuBLASLt, for --emulated
 //! fixtures/           tests/fixtures
 //! tools/bench/*.py    the PyTorch halves of the benchmarks, and requirements.txt
 //! wheels/*.whl        diffusers (as pinned in tools/requirements.txt) and what
@@ -238,7 +238,8 @@ fn artifact(
         .ok_or_else(|| format!("cargo built no file for target {name}"))
 }
 
-/// Release builds of the emulated driver and cuBLAS (shared libraries).
+/// Release builds of the emulated driver, cuBLAS and cuBLASLt (shared
+/// libraries).
 fn build_emulator(env: &[(&str, &str)]) -> Result<Vec<Binary>, String> {
     let mut build = cargo();
     build
@@ -249,6 +250,8 @@ fn build_emulator(env: &[(&str, &str)]) -> Result<Vec<Binary>, String> {
             "genfx-cuda-emu",
             "-p",
             "genfx-cublas-emu",
+            "-p",
+            "genfx-cublaslt-emu",
         ])
         .envs(env.iter().copied());
     let artifacts = cargo_artifacts(build)?;
@@ -257,7 +260,7 @@ fn build_emulator(env: &[(&str, &str)]) -> Result<Vec<Binary>, String> {
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.ends_with(std::env::consts::DLL_SUFFIX))
     };
-    ["genfx_cuda_emu", "genfx_cublas_emu"]
+    ["genfx_cuda_emu", "genfx_cublas_emu", "genfx_cublaslt_emu"]
         .iter()
         .map(|name| artifact(&artifacts, name, is_library))
         .collect()

@@ -82,13 +82,21 @@ pub fn ensure_nvrtc() -> Result<PathBuf, String> {
     })
 }
 
-/// Builds the emulated CUDA driver and cuBLAS (`kernels/cuda-emu`,
-/// `kernels/cublas-emu`) and names them for the GPU tests, which then run
+/// Builds the emulated CUDA driver, cuBLAS and cuBLASLt (`kernels/cuda-emu`,
+/// `kernels/cublas-emu`, `kernels/cublaslt-emu`) and names them for the GPU tests, which then run
 /// the CUDA backend on the CPU. Built here once, with the workspace's
 /// features, rather than by each test binary.
 pub fn emulated_device() -> Result<Vec<(String, String)>, String> {
     let mut build = cargo();
-    build.args(["build", "-p", "genfx-cuda-emu", "-p", "genfx-cublas-emu"]);
+    build.args([
+        "build",
+        "-p",
+        "genfx-cuda-emu",
+        "-p",
+        "genfx-cublas-emu",
+        "-p",
+        "genfx-cublaslt-emu",
+    ]);
     exec(build)?;
     let dir = root().join("target").join("debug");
     let lib = |stem: &str| {
@@ -103,6 +111,7 @@ pub fn emulated_device() -> Result<Vec<(String, String)>, String> {
     Ok(vec![
         ("GENFX_CUDA_DRIVER_LIB".into(), lib("genfx_cuda_emu")),
         ("GENFX_CUBLAS_LIB".into(), lib("genfx_cublas_emu")),
+        ("GENFX_CUBLASLT_LIB".into(), lib("genfx_cublaslt_emu")),
         // exact-size device buffers, so that the emulator's bounds checks
         // see an allocation that is short by a few bytes
         ("GENFX_CUDA_NO_CACHING".into(), "1".into()),

@@ -38,7 +38,7 @@ pub enum Elem {
 }
 
 impl Elem {
-    fn from_cuda(t: c_int) -> Option<Elem> {
+    pub(crate) fn from_cuda(t: c_int) -> Option<Elem> {
         match t {
             0 => Some(Elem::F32),   // CUDA_R_32F
             2 => Some(Elem::F16),   // CUDA_R_16F
@@ -64,6 +64,17 @@ pub struct Operand {
     pub transpose: bool,
 }
 
+/// A bias epilogue (cuBLASLt's `CUBLASLT_EPILOGUE_BIAS`): one value per
+/// row of C, added to every column before C is rounded.
+#[derive(Clone, Copy, Debug)]
+pub struct Bias {
+    pub ptr: u64,
+    pub elem: Elem,
+    /// Elements between the bias vectors of consecutive batches (0: one
+    /// vector for all).
+    pub batch_stride: i64,
+}
+
 #[derive(Clone, Debug)]
 pub struct GemmOp {
     pub m: i64,
@@ -75,6 +86,7 @@ pub struct GemmOp {
     pub a: Operand,
     pub b: Operand,
     pub c: Operand,
+    pub bias: Option<Bias>,
     /// Fault injection: write a NaN into C's first element afterwards.
     pub nan: bool,
 }
@@ -163,6 +175,17 @@ fn validate(g: &GemmOp) -> Result<(), String> {
             extent(o, rows, cols, g.batch),
         )?;
     }
+    if let Some(bias) = &g.bias {
+        if bias.batch_stride < 0 {
+            return Err(format!("negative bias batch stride {}", bias.batch_stride));
+        }
+        let elems = if g.m == 0 || g.batch == 0 {
+            0
+        } else {
+            (g.batch - 1) * bias.batch_stride + g.m
+        };
+        mem.check("GEMM bias", bias.ptr, elems as u64 * bias.elem.size())?;
+    }
     Ok(())
 }
 
@@ -198,7 +221,11 @@ pub fn run(g: &GemmOp) -> Result<(), String> {
                 } else {
                     g.beta * load(g.c.elem, g.c.ptr, ci)
                 };
-                store(g.c.elem, g.c.ptr, ci, g.alpha * acc + old);
+                let bias = match &g.bias {
+                    Some(bias) => load(bias.elem, bias.ptr, b * bias.batch_stride + i),
+                    None => 0.0,
+                };
+                store(g.c.elem, g.c.ptr, ci, g.alpha * acc + old + bias);
             }
         }
     });
@@ -356,8 +383,6 @@ unsafe fn gemm(
     if alpha.is_null() || beta.is_null() {
         return INVALID_VALUE;
     }
-    let e = emu();
-    let nth = e.counters.gemms.fetch_add(1, Ordering::Relaxed) + 1;
     let g = GemmOp {
         m: m.into(),
         n: n.into(),
@@ -389,10 +414,21 @@ unsafe fn gemm(
             stride: c.3,
             transpose: false,
         },
-        nan: config().nan_gemm_at == Some(nth),
+        bias: None,
+        nan: false,
     };
+    submit(stream, g, "cuBLAS GEMM")
+}
+
+/// Counts `g` as a GEMM (arming the NaN fault when its turn has come),
+/// validates it and queues it on `stream`; `what` names the API in a
+/// refusal.
+pub fn submit(stream: u64, mut g: GemmOp, what: &str) -> Status {
+    let e = emu();
+    let nth = e.counters.gemms.fetch_add(1, Ordering::Relaxed) + 1;
+    g.nan = config().nan_gemm_at == Some(nth);
     if let Err(why) = validate(&g) {
-        report(format!("cuBLAS GEMM refused: {why}"));
+        report(format!("{what} refused: {why}"));
         return if why.contains("ld") && !why.contains("allocation") {
             INVALID_VALUE
         } else {

@@ -10,6 +10,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("memory", "GENFX_EMU_MEMORY"),
     ("driver_version", "GENFX_EMU_DRIVER_VERSION"),
     ("dry_run", "GENFX_EMU_DRY_RUN"),
+    ("cublaslt", "GENFX_EMU_CUBLASLT"),
     ("fail_alloc_at", "GENFX_EMU_FAIL_ALLOC_AT"),
     ("fail_launch_at", "GENFX_EMU_FAIL_LAUNCH_AT"),
     ("nan_gemm_at", "GENFX_EMU_NAN_GEMM_AT"),
@@ -29,6 +30,9 @@ pub struct Config {
     pub driver_version: i32,
     /// Check and count everything, execute nothing, back no memory.
     pub dry_run: bool,
+    /// Whether cuBLASLt works; off, `cublasLtCreate` fails as on a machine
+    /// whose cuBLASLt cannot be used (default on).
+    pub cublaslt: bool,
     /// From the Nth allocation from now on, every allocation fails with
     /// `CUDA_ERROR_OUT_OF_MEMORY`, as on a card that has filled up (stored
     /// as the absolute allocation count it starts at).
@@ -48,6 +52,7 @@ impl Default for Config {
             total_memory: 80 << 30,
             driver_version: 13000,
             dry_run: false,
+            cublaslt: true,
             fail_alloc_at: None,
             fail_launch_at: None,
             nan_gemm_at: None,
@@ -116,6 +121,7 @@ impl Config {
                     .map_err(|_| format!("{value:?} is not a version like 12040"))?
             }
             "dry_run" => self.dry_run = matches!(value, "1" | "true" | "yes"),
+            "cublaslt" => self.cublaslt = !matches!(value, "0" | "false" | "no" | "off"),
             "fail_alloc_at" => self.fail_alloc_at = count(value)?.map(|n| now.allocs + n),
             "fail_launch_at" => self.fail_launch_at = count(value)?.map(|n| now.launches + n),
             "nan_gemm_at" => self.nan_gemm_at = count(value)?.map(|n| now.gemms + n),

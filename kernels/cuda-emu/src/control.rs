@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, CStr};
 
 use crate::config::Config;
-use crate::state::emu;
+use crate::state::{emu, reset_counters};
 
 /// Changes one setting (keys of `config::KEYS`; fault counts start from
 /// now). `reset` with any value restores the `GENFX_EMU_*` settings, clears
@@ -26,7 +26,7 @@ pub unsafe extern "C" fn genfx_emu_set(key: *const c_char, value: *const c_char)
     let e = emu();
     if key == "reset" {
         *e.config.lock() = Config::from_env();
-        e.counters.reset();
+        reset_counters();
         e.last_error.lock().clear();
         return 0;
     }
@@ -55,7 +55,24 @@ pub unsafe extern "C" fn genfx_emu_counters(out: *mut u64) -> c_int {
 /// Zeroes the counters (the peak restarts from the memory in use).
 #[no_mangle]
 pub extern "C" fn genfx_emu_reset_counters() {
-    emu().counters.reset();
+    reset_counters();
+}
+
+/// Launches of the kernel called `name` (any module) since the counters
+/// were last zeroed; 0 for a null name.
+#[no_mangle]
+pub unsafe extern "C" fn genfx_emu_kernel_launches(name: *const c_char) -> u64 {
+    if name.is_null() {
+        return 0;
+    }
+    // SAFETY: the caller's NUL-terminated string.
+    let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+    emu()
+        .kernel_launches
+        .lock()
+        .get(name.as_ref())
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Copies the last fault or refusal message (NUL-terminated, cut to fit)

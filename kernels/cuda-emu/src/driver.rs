@@ -918,6 +918,10 @@ pub unsafe extern "C" fn cuLaunchKernel(
         report(why);
         return R::CUDA_ERROR_INVALID_VALUE;
     }
+    *e.kernel_launches
+        .lock()
+        .entry(launch.kernel.clone())
+        .or_insert(0) += 1;
     enqueue(stream_id(stream), Op::Launch(launch))
 }
 

@@ -22,7 +22,8 @@
 //!   forgot to wait sees the poison pattern the driver wrote over its buffer,
 //!   not the data.
 //! - **cuBLAS** GEMMs compute on the CPU with f32 accumulation, rounding the
-//!   output to its type ([`blas`]).
+//!   output to its type ([`blas`]); so do **cuBLASLt** matmuls, with the bias
+//!   epilogue (through `genfx-cublaslt-emu`, [`blaslt`]).
 //! - **Counters** (allocations, peak bytes, copies, launches, syncs, GEMM
 //!   FLOPs), **fault injection** (out of memory at the Nth allocation, a
 //!   failed launch, a NaN from a GEMM, no device, an old card or driver) and
@@ -40,6 +41,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod blas;
+mod blaslt;
 mod config;
 mod control;
 mod driver;

@@ -92,6 +92,9 @@ pub struct Emu {
     pub exec: Mutex<()>,
     pub modules: Mutex<crate::driver::Modules>,
     pub counters: Counters,
+    /// Launches by kernel name since the counters were last zeroed, so a
+    /// test can tell which of two kernels for one op the backend chose.
+    pub kernel_launches: Mutex<std::collections::HashMap<String, u64>>,
     /// The last fault or refusal, in words (the driver API only returns
     /// codes); also printed on stderr.
     pub last_error: Mutex<String>,
@@ -106,6 +109,7 @@ pub fn emu() -> &'static Emu {
         exec: Mutex::new(()),
         modules: Mutex::new(Default::default()),
         counters: Counters::default(),
+        kernel_launches: Mutex::new(Default::default()),
         last_error: Mutex::new(String::new()),
     })
 }
@@ -117,6 +121,13 @@ pub fn report(message: String) {
     Counters::add(&e.counters.faults, 1);
     eprintln!("genfx-cuda-emu: {message}");
     *e.last_error.lock() = message;
+}
+
+/// Zeroes the counters and the launches by kernel name.
+pub fn reset_counters() {
+    let e = emu();
+    e.counters.reset();
+    e.kernel_launches.lock().clear();
 }
 
 pub fn config() -> Config {

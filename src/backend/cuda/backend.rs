@@ -1,10 +1,10 @@
 //! [`CudaBackend`]: the engine's [`Backend`] interface on one GPU stream.
 //!
 //! One backend value serves one job: its own stream (or the host's), its own
-//! caching allocator, its own cuBLAS handle. The device (context, modules)
-//! is shared by all jobs of the process.
+//! caching allocator, its own cuBLAS and cuBLASLt handles. The device
+//! (context, modules) is shared by all jobs of the process.
 
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::{result as drv, CudaStream, LaunchConfig, PushKernelArg};
@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use super::alloc::{AllocStats, CachingAllocator};
 use super::blas::{self, as_blas_operand, Gemm, MatView};
+use super::blaslt::{self, LtBlas};
 use super::device::{driver_err, DriverMemory, GpuDevice};
 use super::dtype::{first_non_finite, Half};
 use super::error::CudaError;
@@ -36,6 +37,28 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     alloc: Arc<CachingAllocator<DriverMemory>>,
     blas: Mutex<Option<CudaBlas>>,
+    lt: Mutex<LtSlot>,
+}
+
+/// cuBLASLt, for GEMMs with the bias in their epilogue: not tried yet,
+/// ready with its workspace, or not usable on this machine (the bias is
+/// then copied into the output before a cuBLAS GEMM).
+enum LtSlot {
+    Untried,
+    Ready(LtBlas, CudaStorage),
+    Unusable,
+}
+
+static LT_NOTICE: Once = Once::new();
+
+/// Says once per process why biases are not fused into the GEMM.
+fn note_no_lt(reason: &str) {
+    LT_NOTICE.call_once(|| {
+        log::info!(
+            "cuBLASLt is not used ({reason}): each Linear's bias is copied into its output \
+             before the cuBLAS GEMM instead of being added in the GEMM's epilogue"
+        );
+    });
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -229,6 +252,7 @@ impl CudaBackend {
             stream,
             alloc,
             blas: Mutex::new(None),
+            lt: Mutex::new(LtSlot::Untried),
         }
     }
 
@@ -358,6 +382,69 @@ impl CudaBackend {
             .alloc(len * dtype.size_in_bytes())
             .map_err(|e| self.err(e))?;
         Ok(CudaStorage::new(block, len, dtype))
+    }
+
+    /// Writes the first `n` values of `bias` into every one of the `rows`
+    /// rows of `out`.
+    fn broadcast_bias(
+        &self,
+        bias: &Arg<'_>,
+        out: &CudaStorage,
+        rows: usize,
+        n: usize,
+    ) -> Result<()> {
+        let sl = StridedArg::new(&[rows, n], &[0, 1], bias.layout.offset());
+        let dl = StridedArg::contiguous(&[rows, n], 0);
+        if let (Some(sl), Some(dl)) = (sl, dl) {
+            self.convert_into(bias.storage(), sl, out, dl, rows * n)?;
+        }
+        Ok(())
+    }
+
+    /// Queues `g` with `bias` (its `g.n` values at that device address)
+    /// added in the epilogue, through cuBLASLt. `false` when that cannot be
+    /// done here (no cuBLASLt, a bias address its vector loads cannot take,
+    /// no algorithm for the shape): nothing was queued.
+    fn gemm_bias_lt(&self, g: &Gemm, bias: u64) -> Result<bool> {
+        // The heuristic is told the alignment of A, B, C and D but not of
+        // the bias; a bias off a 16-byte boundary (a view into a larger
+        // tensor) takes the copy path rather than an epilogue kernel that
+        // may assume vector loads.
+        if bias % 16 != 0 {
+            return Ok(false);
+        }
+        let mut slot = self.lt.lock();
+        if matches!(*slot, LtSlot::Untried) {
+            *slot = self.open_lt();
+        }
+        let LtSlot::Ready(lt, workspace) = &*slot else {
+            return Ok(false);
+        };
+        let stream = self.stream.cu_stream().cast::<std::ffi::c_void>();
+        lt.gemm_bias(stream, g, bias, workspace.ptr(), workspace.bytes())
+            .map_err(|e| self.err(e))
+    }
+
+    fn open_lt(&self) -> LtSlot {
+        if !Libraries::detect().cublaslt {
+            note_no_lt("libcublasLt is not installed");
+            return LtSlot::Unusable;
+        }
+        let lt = match LtBlas::new() {
+            Ok(lt) => lt,
+            Err(e) => {
+                note_no_lt(&e.to_string());
+                return LtSlot::Unusable;
+            }
+        };
+        let bytes = blaslt::workspace_bytes(self.dev.compute_capability());
+        match self.alloc(bytes / 4, DType::F32) {
+            Ok(workspace) => LtSlot::Ready(lt, workspace),
+            Err(e) => {
+                note_no_lt(&format!("no memory for its workspace: {e}"));
+                LtSlot::Unusable
+            }
+        }
     }
 
     /// Launches `name` from the backend's own kernels with `args` in order.
@@ -793,6 +880,20 @@ impl CudaBackend {
             )?;
         }
         Ok(Box::new(out))
+    }
+}
+
+/// The tensor-core conv3d's storage type for `dtype` on a card of compute
+/// capability `cc`: 16-bit data from Ampere on; f32 data and older cards
+/// (Turing's f16) take the f32 FMA kernel of conv3d.cu.
+fn conv3d_mma_kind(dtype: DType, cc: (i32, i32)) -> Option<kernels::Half> {
+    if cc < kernels::CONV3D_MMA_MIN_COMPUTE_CAPABILITY {
+        return None;
+    }
+    match dtype {
+        DType::BF16 => Some(kernels::Half::Bf16),
+        DType::F16 => Some(kernels::Half::F16),
+        DType::F32 => None,
     }
 }
 
@@ -1256,53 +1357,55 @@ impl Backend for CudaBackend {
         if out.len() == 0 {
             return Ok(Box::new(out));
         }
-        let mut beta = 0.0;
-        if let Some(bias) = bias {
-            let bias = self.arg("matmul", bias, dtype, true)?;
-            if bias.layout.elem_count() < n {
-                return Err(TensorError::InvalidArgument {
-                    op: "matmul",
-                    msg: "bias shorter than n".into(),
-                });
-            }
-            let sl = StridedArg::new(&[batch * m, n], &[0, 1], bias.layout.offset());
-            let dl = StridedArg::contiguous(&[batch * m, n], 0);
-            if let (Some(sl), Some(dl)) = (sl, dl) {
-                self.convert_into(bias.storage(), sl, &out, dl, batch * m * n)?;
-            }
-            beta = 1.0;
+        let bias = bias
+            .map(|b| self.arg("matmul", b, dtype, true))
+            .transpose()?;
+        if bias.as_ref().is_some_and(|b| b.layout.elem_count() < n) {
+            return Err(TensorError::InvalidArgument {
+                op: "matmul",
+                msg: "bias shorter than n".into(),
+            });
         }
         if k == 0 {
-            if beta == 0.0 {
-                return self.zeros(batch * m * n, dtype);
-            }
-            return Ok(Box::new(out));
+            // no products: the output is the bias on every row, or zeros
+            return match &bias {
+                Some(b) => {
+                    self.broadcast_bias(b, &out, batch * m, n)?;
+                    Ok(Box::new(out))
+                }
+                None => self.zeros(batch * m * n, dtype),
+            };
         }
         let mut keep = Vec::new();
         let lv = self.mat_operand(l, batch, m, k, &spec.lhs, dtype, &mut keep)?;
         let rv = self.mat_operand(r, batch, k, n, &spec.rhs, dtype, &mut keep)?;
-        self.blas(|h| {
-            blas::gemm(
-                h,
-                &Gemm {
-                    batch,
-                    m,
-                    n,
-                    k,
-                    lhs: lv,
-                    rhs: rv,
-                    in_dtype: dtype,
-                    out: MatView {
-                        ptr: out.ptr(),
-                        row_stride: n,
-                        col_stride: 1,
-                        batch_stride: m * n,
-                    },
-                    out_dtype: dtype,
-                    beta,
-                },
-            )
-        })?;
+        let mut g = Gemm {
+            batch,
+            m,
+            n,
+            k,
+            lhs: lv,
+            rhs: rv,
+            in_dtype: dtype,
+            out: MatView {
+                ptr: out.ptr(),
+                row_stride: n,
+                col_stride: 1,
+                batch_stride: m * n,
+            },
+            out_dtype: dtype,
+            beta: 0.0,
+        };
+        if let Some(b) = &bias {
+            if self.gemm_bias_lt(&g, b.ptr())? {
+                return Ok(Box::new(out));
+            }
+            // without cuBLASLt: the bias goes into the output first and the
+            // GEMM accumulates onto it
+            self.broadcast_bias(b, &out, batch * m, n)?;
+            g.beta = 1.0;
+        }
+        self.blas(|h| blas::gemm(h, &g))?;
         Ok(Box::new(out))
     }
 
@@ -1591,7 +1694,11 @@ impl Backend for CudaBackend {
             TimePadding::Causal => kt - 1,
             TimePadding::Symmetric => (kt - 1) / 2,
         };
-        let launch = kernels::conv3d_ncdhw(value(dtype), voxels, co).map_err(|e| {
+        let launch = match conv3d_mma_kind(dtype, self.dev.compute_capability()) {
+            Some(half) => kernels::conv3d_mma_ncdhw(half, voxels, co),
+            None => kernels::conv3d_ncdhw(value(dtype), voxels, co),
+        }
+        .map_err(|e| {
             self.err(CudaError::Invalid {
                 op: OP,
                 detail: e.to_string(),

@@ -287,6 +287,7 @@ mod tests {
             driver: false,
             nvrtc: false,
             cublas: false,
+            cublaslt: false,
         };
         match GpuDevice::open(0, absent) {
             Err(CudaError::NoDriver(reason)) => assert!(reason.contains("driver")),

@@ -12,11 +12,13 @@
 //!   architecture, cached on disk.
 //! - [`dtype`]: bf16/f16 storage and host-side conversions.
 //! - [`CudaBackend`]: the engine's backend interface on one job's stream,
-//!   from cuBLAS ([`blas`]) and our kernels; [`CudaStorage`] its buffers.
+//!   from cuBLAS ([`blas`]), cuBLASLt for biased GEMMs ([`blaslt`]) and our
+//!   kernels; [`CudaStorage`] its buffers.
 
 pub mod alloc;
 mod backend;
 pub mod blas;
+pub mod blaslt;
 pub mod device;
 pub mod dtype;
 pub mod error;

@@ -24,6 +24,9 @@ pub struct Libraries {
     pub driver: bool,
     pub nvrtc: bool,
     pub cublas: bool,
+    /// cuBLASLt, for GEMMs with the bias in their epilogue; without it a
+    /// bias is copied into the output before a plain cuBLAS GEMM.
+    pub cublaslt: bool,
 }
 
 impl Libraries {
@@ -36,6 +39,7 @@ impl Libraries {
                     driver: false,
                     nvrtc: false,
                     cublas: false,
+                    cublaslt: false,
                 };
             }
             preload_nvrtc();
@@ -52,6 +56,10 @@ impl Libraries {
                 // SAFETY: as above.
                 cublas: probe("libcublas", || unsafe {
                     cudarc::cublas::sys::is_culib_present()
+                }),
+                // SAFETY: as above.
+                cublaslt: probe("libcublasLt", || unsafe {
+                    cudarc::cublaslt::sys::is_culib_present()
                 }),
             }
         })
@@ -167,6 +175,7 @@ mod tests {
             driver: false,
             nvrtc: true,
             cublas: true,
+            cublaslt: true,
         };
         assert!(matches!(
             absent.require_driver(),
