@@ -154,7 +154,11 @@ impl T5EncoderModel {
             .map(|&id| self.shared.narrow(0, id as usize, 1))
             .collect::<Result<Vec<_>, _>>()?;
         let rows: Vec<&Tensor> = rows.iter().collect();
-        let embeds = Tensor::cat(&rows, 0)?.reshape(&[batch, len, self.config.d_model])?;
+        // The rows come in the table's dtype: 16-bit on the CPU, which keeps
+        // weights as stored and computes in f32.
+        let embeds = Tensor::cat(&rows, 0)?
+            .reshape(&[batch, len, self.config.d_model])?
+            .to_dtype(self.shared.activation_dtype())?;
         self.encoder.forward(&embeds, attention_mask)
     }
 }
