@@ -80,7 +80,8 @@ impl T5EncoderModel {
     }
 
     /// Loads a transformers model folder (`config.json` and safetensors,
-    /// single or sharded), memory-mapped and converted to f32 on `device`.
+    /// single or sharded), memory-mapped, to compute in f32 on `device`
+    /// (the CPU keeps 16-bit weights as stored and widens them per op).
     /// Tensors the encoder does not use (a decoder, say) are an error, so a
     /// wrong folder is caught here, not as garbage embeddings.
     pub fn from_folder(dir: &Path, device: &Device) -> Result<Self, T5Error> {
