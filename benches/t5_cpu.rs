@@ -235,6 +235,21 @@ fn main() {
     let ours = median(times);
     let ours_peak = status_kib("VmHWM").map(|k| k as f64 / 1024.0);
     drop(model);
+    // The same encoder stored in bf16: the CPU keeps it so and widens per op.
+    let bf16_dir = dir.join("text_encoder-bf16");
+    common::bf16_model_copy(&dir.join("text_encoder"), &bf16_dir);
+    let half = T5EncoderModel::from_folder(&bf16_dir, &Device::cpu()).expect("load bf16");
+    half.forward(&ids, &mask, 1, TOKENS).expect("warm-up");
+    let ours_bf16 = median(
+        (0..RUNS)
+            .map(|_| {
+                let start = Instant::now();
+                std::hint::black_box(half.forward(&ids, &mask, 1, TOKENS).expect("encode"));
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    drop(half);
 
     println!("T5 v1.1-small shape, 1 x {TOKENS} tokens, {threads} threads, median of {RUNS}");
     println!(
@@ -261,11 +276,14 @@ fn main() {
     }
     let fmt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.6}"));
     let ratio = torch_s.map(|t| ours / t);
+    println!("ours : encode with bf16 weights {ours_bf16:.4} s");
     println!(
-        "{{\"ours_s\":{:.6},\"torch_s\":{},\"ratio\":{},\"ours_peak_rss_mb\":{}}}",
+        "{{\"ours_s\":{:.6},\"torch_s\":{},\"ratio\":{},\"ours_peak_rss_mb\":{},\"ours_bf16_s\":{:.6},\"ratio_bf16\":{}}}",
         ours,
         fmt(torch_s),
         fmt(ratio),
-        fmt(ours_peak)
+        fmt(ours_peak),
+        ours_bf16,
+        fmt(torch_s.map(|t| ours_bf16 / t))
     );
 }

@@ -200,6 +200,22 @@ fn main() {
     }
     let ours = median(times.clone());
     println!("ours:    median {ours:.3} s  {times:.3?}");
+    // The same model stored in bf16: the CPU keeps it so and widens per op.
+    let bf16_dir = dir.join("model-bf16");
+    common::bf16_model_copy(&model_dir, &bf16_dir);
+    let half =
+        LtxVideoTransformer3DModel::load(&bf16_dir, DType::F32, &device).expect("load bf16 model");
+    half.forward(&inputs).expect("forward");
+    let half_times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            std::hint::black_box(half.forward(&inputs).expect("forward"));
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    let ours_bf16 = median(half_times.clone());
+    println!("ours, bf16 weights: median {ours_bf16:.3} s  {half_times:.3?}");
+    drop(half);
 
     let check = dir.join("torch_output.safetensors");
     let args = cpu_torch_args(&model_dir, &inputs_path, threads, runs, &check);
@@ -219,10 +235,13 @@ fn main() {
             let diff = out.max_abs_diff(&reference).expect("compare");
             println!("max |ours - pytorch| = {diff:.2e}");
             println!(
-                "{{\"ours_s\":{ours:.4},\"torch_s\":{torch_s:.4},\"ratio\":{:.3}}}",
-                ours / torch_s
+                "{{\"ours_s\":{ours:.4},\"torch_s\":{torch_s:.4},\"ratio\":{:.3},\"ours_bf16_s\":{ours_bf16:.4},\"ratio_bf16\":{:.3}}}",
+                ours / torch_s,
+                ours_bf16 / torch_s
             );
         }
-        None => println!("{{\"ours_s\":{ours:.4},\"torch_s\":null,\"ratio\":null}}"),
+        None => println!(
+            "{{\"ours_s\":{ours:.4},\"torch_s\":null,\"ratio\":null,\"ours_bf16_s\":{ours_bf16:.4},\"ratio_bf16\":null}}"
+        ),
     }
 }

@@ -81,6 +81,7 @@ fn f32s(s: CpuStorage) -> Vec<f32> {
         CpuStorage::F32(v) => v,
         CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
         CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+        CpuStorage::Mapped(m) => m.view().widen(0, m.view().len()),
     }
 }
 

@@ -78,11 +78,8 @@ impl Case {
 }
 
 fn f32s(s: CpuStorage) -> Vec<f32> {
-    match s {
-        CpuStorage::F32(v) => v,
-        CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
-        CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
-    }
+    let view = s.view();
+    view.widen(0, view.len())
 }
 
 fn cpu_get(s: &dyn BackendStorage) -> Vec<f32> {

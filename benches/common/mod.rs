@@ -189,3 +189,47 @@ pub fn cpu_torch_args(
         check.into(),
     ]
 }
+
+/// Copies the model folder `src` to `dst` with every f32 tensor of its
+/// safetensors files rounded to bf16 and stored as bf16 (other files copied):
+/// the same model as a 16-bit checkpoint, to time the CPU with 16-bit
+/// weights in memory (kept as stored, widened per operation).
+pub fn bf16_model_copy(src: &Path, dst: &Path) {
+    use safetensors::tensor::{Dtype, TensorView};
+    use safetensors::SafeTensors;
+    std::fs::create_dir_all(dst).unwrap_or_else(|e| panic!("{}: {e}", dst.display()));
+    for entry in std::fs::read_dir(src).expect("model folder").flatten() {
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        if from.extension().map_or(true, |e| e != "safetensors") {
+            if from.is_file() {
+                std::fs::copy(&from, &to).expect("copy");
+            }
+            continue;
+        }
+        let bytes = std::fs::read(&from).expect("read weights");
+        let file = SafeTensors::deserialize(&bytes).expect("weights parse");
+        let halves: Vec<(String, Vec<usize>, Vec<u8>)> = file
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| {
+                let data = view
+                    .data()
+                    .chunks_exact(4)
+                    .flat_map(|c| {
+                        let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        half::bf16::from_f32(x).to_le_bytes()
+                    })
+                    .collect();
+                (name, view.shape().to_vec(), data)
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = halves
+            .iter()
+            .map(|(n, dims, b)| {
+                let view = TensorView::new(Dtype::BF16, dims.clone(), b).expect("bf16 view");
+                (n.clone(), view)
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &to).expect("write bf16 weights");
+    }
+}

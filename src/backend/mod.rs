@@ -23,7 +23,9 @@
 //! operands may be strided, including stride 0 for broadcast dims. Outputs
 //! have the input's dtype. Reductions and accumulations are done in f32 even
 //! when storage is bf16/f16. The CPU backend computes in f32 only and answers
-//! `Unsupported` for half-precision compute inputs.
+//! `Unsupported` for half-precision activations; its weights may be 16-bit
+//! (the `rhs` of a matmul, biases, norm weights, convolution kernels), which
+//! it widens as it reads them ([`Backend::weight_dtype`]).
 
 pub mod cpu;
 pub mod cuda;
@@ -34,7 +36,7 @@ use std::sync::Arc;
 
 use crate::tensor::{DType, Layout, Result, TensorError};
 
-pub use cpu::{CpuBackend, CpuStorage};
+pub use cpu::{CpuBackend, CpuStorage, HostSlice, MappedElems};
 
 /// A buffer of elements on some device.
 pub trait BackendStorage: Send + Sync + fmt::Debug + Any {
@@ -199,6 +201,21 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// reference, the card's 16-bit type on a GPU.
     fn compute_dtype(&self) -> DType {
         DType::F32
+    }
+
+    /// The dtype a weight stored in `stored` is kept in here when a model
+    /// asks for `requested`. A device keeps what the model asks for; the CPU
+    /// keeps 16-bit weights in 16 bits and widens them per operation.
+    fn weight_dtype(&self, stored: DType, requested: DType) -> DType {
+        let _ = stored;
+        requested
+    }
+
+    /// The dtype activations take where they meet a weight of `weight`'s
+    /// dtype: the weight's own on a device computing in it, f32 on the CPU
+    /// (which computes in f32 whatever its weights are stored in).
+    fn activation_dtype(&self, weight: DType) -> DType {
+        weight
     }
 
     /// Copies host data onto the device.

@@ -134,7 +134,7 @@ impl LtxTransformer {
         let coords = Tensor::from_slice(x.coords, &[x.batch, 3, x.tokens], device);
         // Latents and text in the weights' dtype, as diffusers casts them;
         // timesteps, mask and coordinates stay f32.
-        let dtype = self.model.proj_in.weight.dtype();
+        let dtype = self.model.proj_in.weight.activation_dtype();
         let (hidden, text, mask, timestep, coords) = (
             hidden.and_then(|t| t.to_dtype(dtype)).map_err(failed)?,
             text.and_then(|t| t.to_dtype(dtype)).map_err(failed)?,
@@ -186,7 +186,7 @@ impl<'a> LtxSession<'a> {
         let (text_tokens, dim) = (job.positive.tokens, owner.text_dim());
         // Text in the weights' dtype, as diffusers casts it; the mask f32.
         let text = Tensor::from_vec(text, &[batch, text_tokens, dim], device)?
-            .to_dtype(model.proj_in.weight.dtype())?;
+            .to_dtype(model.proj_in.weight.activation_dtype())?;
         let mask = Tensor::from_vec(mask, &[batch, text_tokens], device)?;
         let context = model.job_context(&text, Some(&mask), job.coords, 1)?;
         Ok(Self {
@@ -224,7 +224,7 @@ impl<'a> LtxSession<'a> {
             // timesteps stay f32, one row per sample: the timestep embedder
             // then multiplies as many rows as it always has, which keeps the
             // CPU's roundings those of the reference runs.
-            let hidden = hidden.to_dtype(model.proj_in.weight.dtype())?;
+            let hidden = hidden.to_dtype(model.proj_in.weight.activation_dtype())?;
             let row = timesteps.reshape(&[1, timesteps.elem_count()])?;
             let timestep = match pass.batch() {
                 1 => row,

@@ -21,7 +21,7 @@ pub use dtype::DType;
 pub use error::{Result, TensorError};
 pub use layout::{broadcast_shape, contiguous_strides, Layout};
 
-use crate::backend::{BackendStorage, CpuStorage, Device, Operand};
+use crate::backend::{BackendStorage, CpuStorage, Device, HostSlice, Operand};
 
 #[derive(Clone)]
 pub struct Tensor {
@@ -147,8 +147,8 @@ impl Tensor {
         let t = self.to_dtype(DType::F32)?.contiguous()?;
         let host = t.device.backend().download(t.storage.as_ref())?;
         let start = t.layout.offset();
-        match host {
-            CpuStorage::F32(v) => Ok(v[start..start + t.elem_count()].to_vec()),
+        match host.view() {
+            HostSlice::F32(v) => Ok(v[start..start + t.elem_count()].to_vec()),
             other => Err(TensorError::DTypeMismatch {
                 op: "to_vec_f32",
                 expected: DType::F32,
@@ -189,6 +189,14 @@ impl Tensor {
     }
 
     /// Converts the element type (a no-op when it already matches).
+    /// The dtype activations take where they meet this weight on its
+    /// device ([`Backend::activation_dtype`](crate::backend::Backend::activation_dtype)):
+    /// its own dtype on a GPU, f32 on the CPU, which keeps 16-bit weights
+    /// as stored and computes in f32.
+    pub fn activation_dtype(&self) -> DType {
+        self.device.backend().activation_dtype(self.dtype())
+    }
+
     pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
         if self.dtype() == dtype {
             return Ok(self.clone());

@@ -58,6 +58,17 @@ impl Tensor {
     }
 
     fn binary(&self, op: BinaryOp, name: &'static str, rhs: &Tensor) -> Result<Tensor> {
+        // A weight kept narrower than the activations it meets (a 16-bit
+        // table on the CPU) is widened for this op.
+        if self.dtype() != rhs.dtype() {
+            let backend = self.device.backend();
+            if backend.activation_dtype(rhs.dtype()) == self.dtype() {
+                return self.binary(op, name, &rhs.to_dtype(self.dtype())?);
+            }
+            if backend.activation_dtype(self.dtype()) == rhs.dtype() {
+                return self.to_dtype(rhs.dtype())?.binary(op, name, rhs);
+            }
+        }
         self.check_same(name, rhs)?;
         let dims = broadcast_shape(name, self.dims(), rhs.dims())?;
         let l = self.broadcast_as(&dims)?;
@@ -135,7 +146,7 @@ impl Tensor {
     /// PyTorch `Linear`: `[.., in] -> [.., out]` with `weight` `[out, in]`
     /// and an optional `bias` `[out]`.
     pub fn linear(&self, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-        self.check_same("linear", weight)?;
+        self.check_param("linear", weight)?;
         let mismatch = |w: &Tensor| TensorError::ShapeMismatch {
             op: "linear",
             lhs: self.dims().to_vec(),
@@ -147,7 +158,7 @@ impl Tensor {
         }
         let (n, k) = (weight.dims()[0], weight.dims()[1]);
         if let Some(b) = bias {
-            self.check_same("linear", b)?;
+            self.check_param("linear", b)?;
             if b.dims() != [n] {
                 return Err(mismatch(b));
             }
@@ -196,7 +207,7 @@ impl Tensor {
 
     fn check_norm_param(&self, op: &'static str, p: Option<&Tensor>) -> Result<Option<Tensor>> {
         let Some(p) = p else { return Ok(None) };
-        self.check_same(op, p)?;
+        self.check_param(op, p)?;
         let last = self.dims().last().copied().unwrap_or(0);
         if p.dims() != [last] {
             return Err(TensorError::ShapeMismatch {

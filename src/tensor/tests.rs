@@ -438,3 +438,81 @@ fn fused_modulate_residual_rope() {
         .modulate(&rand(&[3, 1, d], 0), &rand(&[3, 1, d], 1))
         .is_err());
 }
+
+/// `t` rounded to bf16 and held as bf16 on the CPU (a weight as stored).
+fn as_bf16(t: &Tensor) -> Tensor {
+    t.to_dtype(DType::BF16).unwrap()
+}
+
+#[test]
+fn cpu_widens_16_bit_weights_per_op() {
+    // More columns than one widened panel, so several panels are used.
+    let (m, k, n) = (5, 37, 1100);
+    let x = rand(&[m, k], 11);
+    let w = as_bf16(&rand(&[n, k], 12));
+    let b = as_bf16(&rand(&[n], 13));
+    let (w32, b32) = (
+        w.to_dtype(DType::F32).unwrap(),
+        b.to_dtype(DType::F32).unwrap(),
+    );
+    let want = x.linear(&w32, Some(&b32)).unwrap().to_vec_f32().unwrap();
+    let got = x.linear(&w, Some(&b)).unwrap();
+    assert_eq!(got.dtype(), DType::F32);
+    crate::testing::assert_close(
+        "linear, bf16 weight",
+        &got.to_vec_f32().unwrap(),
+        &want,
+        1e-5,
+    );
+
+    // A rhs that is not a transposed Linear weight (row-major panels).
+    let rhs = as_bf16(&rand(&[k, n], 14));
+    let spec = crate::backend::MatmulSpec {
+        batch: 1,
+        m,
+        n,
+        k,
+        lhs: crate::backend::MatStrides {
+            offset: 0,
+            batch: 0,
+            row: k,
+            col: 1,
+        },
+        rhs: crate::backend::MatStrides {
+            offset: 0,
+            batch: 0,
+            row: n,
+            col: 1,
+        },
+    };
+    let cpu = Device::cpu();
+    let got = cpu
+        .backend()
+        .matmul(x.storage(), rhs.storage(), None, &spec)
+        .unwrap();
+    let got = cpu.backend().download(got.as_ref()).unwrap();
+    let want = x.matmul(&rhs.to_dtype(DType::F32).unwrap()).unwrap();
+    crate::testing::assert_close(
+        "matmul, row-major bf16 rhs",
+        &got.view().widen(0, got.len()),
+        &want.to_vec_f32().unwrap(),
+        1e-5,
+    );
+
+    // Norm weights and elementwise tables are widened too; the result is f32.
+    let w = as_bf16(&rand(&[k], 15));
+    let normed = x.rms_norm(Some(&w), 1e-6).unwrap();
+    let want = x
+        .rms_norm(Some(&w.to_dtype(DType::F32).unwrap()), 1e-6)
+        .unwrap();
+    assert_eq!(normed.to_vec_f32().unwrap(), want.to_vec_f32().unwrap());
+    let sum = x.add(&w).unwrap();
+    assert_eq!(sum.dtype(), DType::F32);
+    let sum_rev = w.add(&x).unwrap();
+    assert_eq!(sum.to_vec_f32().unwrap(), sum_rev.to_vec_f32().unwrap());
+    // Activations stay f32: a 16-bit activation is still refused.
+    assert!(matches!(
+        as_bf16(&x).linear(&w32, None),
+        Err(TensorError::DTypeMismatch { .. })
+    ));
+}

@@ -148,6 +148,29 @@ impl Tensor {
         Tensor::from_output(out, &out_dims, &first.device)
     }
 
+    /// A weight `param` that may meet `self` in `op`: on the same device,
+    /// and of self's dtype or of one the device widens to it as it reads it
+    /// (a 16-bit weight meeting f32 activations on the CPU; see
+    /// [`Backend::activation_dtype`](crate::backend::Backend::activation_dtype)).
+    pub(crate) fn check_param(&self, op: &'static str, param: &Tensor) -> Result<()> {
+        if !self.device.same(&param.device) {
+            return Err(TensorError::DeviceMismatch {
+                op,
+                lhs: self.device.name(),
+                rhs: param.device.name(),
+            });
+        }
+        let widened = self.device.backend().activation_dtype(param.dtype());
+        if param.dtype() == self.dtype() || widened == self.dtype() {
+            return Ok(());
+        }
+        Err(TensorError::DTypeMismatch {
+            op,
+            expected: self.dtype(),
+            got: param.dtype(),
+        })
+    }
+
     /// Same device and dtype, or a typed error naming `op`.
     pub(crate) fn check_same(&self, op: &'static str, other: &Tensor) -> Result<()> {
         if !self.device.same(&other.device) {

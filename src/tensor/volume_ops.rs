@@ -30,7 +30,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         const OP: &str = "conv3d";
         let [batch, ci, frames, height, width] = self.volume_dims(OP)?;
-        self.check_same(OP, weight)?;
+        self.check_param(OP, weight)?;
         let mismatch = |t: &Tensor| TensorError::ShapeMismatch {
             op: OP,
             lhs: self.dims().to_vec(),
@@ -44,7 +44,7 @@ impl Tensor {
         }
         let out_dims = [batch, co, frames, height, width];
         if let Some(b) = bias {
-            self.check_same(OP, b)?;
+            self.check_param(OP, b)?;
             if b.dims() != [co] {
                 return Err(mismatch(b));
             }

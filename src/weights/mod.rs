@@ -1,6 +1,8 @@
 //! Weights from safetensors files (single or sharded with an index JSON),
-//! memory-mapped and converted to the dtype the model asks for, and model
-//! configs from `config.json`.
+//! memory-mapped and converted to the dtype the model asks for (or kept in
+//! the dtype they are stored in where the device widens them per operation,
+//! as the CPU does with 16-bit weights), and model configs from
+//! `config.json`.
 //!
 //! Model code loads through a [`VarBuilder`]: `vb.pp("transformer_blocks")
 //! .pp(0).pp("attn1").get(&[d, d], "to_q.weight")` reads
@@ -273,6 +275,11 @@ impl WeightFiles {
                 got: stored.to_vec(),
             });
         }
+        // The device may keep the weight in its stored dtype (the CPU keeps
+        // 16-bit weights as they are, read in place from the map).
+        let dtype = file
+            .stored_dtype(stored_name)
+            .map_or(dtype, |stored| device.backend().weight_dtype(stored, dtype));
         let data = file.read(stored_name, dtype)?;
         let tensor =
             Tensor::from_host(data, dims, device).map_err(|source| WeightError::Tensor {

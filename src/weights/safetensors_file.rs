@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use half::{bf16, f16};
 use memmap2::Mmap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorInfo};
 
 use super::WeightError;
-use crate::backend::CpuStorage;
+use crate::backend::{CpuStorage, MappedElems};
 use crate::tensor::DType;
 
 /// A safetensors file mapped into memory. Opening checks the whole header
@@ -17,7 +18,8 @@ use crate::tensor::DType;
 /// matching the header), so later reads never go out of bounds.
 pub struct SafetensorsFile {
     path: PathBuf,
-    mmap: Mmap,
+    /// Shared with the weight tensors that read it in place.
+    mmap: Arc<Mmap>,
     data_start: usize,
     tensors: HashMap<String, TensorInfo>,
     /// The header's `__metadata__` strings (single-file checkpoints keep
@@ -51,7 +53,7 @@ impl SafetensorsFile {
         let metadata = metadata.metadata().clone().unwrap_or_default();
         Ok(Self {
             path: path.to_path_buf(),
-            mmap,
+            mmap: Arc::new(mmap),
             data_start: 8 + header_len,
             tensors,
             metadata,
@@ -79,15 +81,46 @@ impl SafetensorsFile {
         self.tensors.get(name).map(|i| i.shape.as_slice())
     }
 
-    /// The tensor's values converted to `dtype`, in host memory.
-    pub fn read(&self, name: &str, dtype: DType) -> Result<CpuStorage, WeightError> {
-        let info = self
-            .tensors
+    /// The dtype `name` is stored in, where it is one a tensor can hold.
+    pub fn stored_dtype(&self, name: &str) -> Option<DType> {
+        match self.tensors.get(name)?.dtype {
+            Dtype::F32 => Some(DType::F32),
+            Dtype::BF16 => Some(DType::BF16),
+            Dtype::F16 => Some(DType::F16),
+            _ => None,
+        }
+    }
+
+    fn info(&self, name: &str) -> Result<&TensorInfo, WeightError> {
+        self.tensors
             .get(name)
             .ok_or_else(|| WeightError::MissingTensor {
                 name: name.to_string(),
                 location: self.path.display().to_string(),
-            })?;
+            })
+    }
+
+    /// The tensor's values converted to `dtype`. Stored in `dtype` already,
+    /// they are read in place from the memory map (file-backed pages, not a
+    /// copy in anonymous memory) where they are aligned for it; otherwise
+    /// they are copied into host memory.
+    pub fn read(&self, name: &str, dtype: DType) -> Result<CpuStorage, WeightError> {
+        let info = self.info(name)?;
+        if self.stored_dtype(name) == Some(dtype) {
+            let (start, end) = info.data_offsets;
+            let count = (end - start) / dtype.size_in_bytes();
+            if let Some(m) =
+                MappedElems::new(self.mmap.clone(), self.data_start + start, count, dtype)
+            {
+                return Ok(CpuStorage::Mapped(m));
+            }
+        }
+        self.read_copy(name, dtype)
+    }
+
+    /// The tensor's values converted to `dtype`, copied into host memory.
+    pub fn read_copy(&self, name: &str, dtype: DType) -> Result<CpuStorage, WeightError> {
+        let info = self.info(name)?;
         let (start, end) = info.data_offsets;
         let bytes = self
             .mmap

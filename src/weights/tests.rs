@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
+use crate::backend::CpuStorage;
 
 /// A fresh empty folder under the system temp dir.
 fn scratch(tag: &str) -> PathBuf {
@@ -321,4 +322,34 @@ fn configs() {
         read_config::<TinyConfig>(&dir.join("none.json")),
         Err(WeightError::Io { .. })
     ));
+}
+
+#[test]
+fn the_cpu_keeps_stored_weights_in_place() {
+    let dir = scratch("in-place");
+    let files = Arc::new(WeightFiles::open_file(&sample(&dir)).unwrap());
+    let cpu = Device::cpu();
+    let vb = VarBuilder::new(files.clone(), DType::F32, &cpu);
+    // A bf16 weight asked for in f32 stays bf16, read from the map.
+    let bias = vb.pp("a").get(&[2], "bias").unwrap();
+    assert_eq!(bias.dtype(), DType::BF16);
+    let host = cpu.backend().download(bias.storage()).unwrap();
+    assert!(matches!(host, CpuStorage::Mapped(_)), "{host:?}");
+    assert_eq!(bias.to_vec_f32().unwrap(), [1.5, -2.0]);
+    // So does an f32 one (the header of this file leaves it aligned).
+    let w = vb.pp("a").get(&[2, 3], "weight").unwrap();
+    let host = cpu.backend().download(w.storage()).unwrap();
+    let aligned = matches!(host, CpuStorage::Mapped(_));
+    assert_eq!(aligned, (8 + header_len(&dir)) % 4 == 0);
+    // Asked for in another 16-bit type, it is converted into memory.
+    let as_f16 = VarBuilder::new(files, DType::F16, &cpu);
+    let bias = as_f16.pp("a").get(&[2], "bias").unwrap();
+    assert_eq!(bias.dtype(), DType::F16);
+    let host = cpu.backend().download(bias.storage()).unwrap();
+    assert!(matches!(host, CpuStorage::F16(_)));
+}
+
+fn header_len(dir: &Path) -> usize {
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize
 }

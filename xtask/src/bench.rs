@@ -12,6 +12,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("t5-cpu", "t5_cpu"),
     ("gpu-plan", "gpu_plan"),
     ("shot-gpu", "shot_gpu"),
+    ("memory", "memory"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

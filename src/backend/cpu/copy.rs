@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::{cpu_storage, CpuStorage, PAR_MIN_ELEMS};
+use super::{cpu_storage, CpuStorage, HostSlice, PAR_MIN_ELEMS};
 use crate::backend::Operand;
 use crate::tensor::{Layout, Result, TensorError};
 
@@ -34,10 +34,10 @@ fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Result
 
 /// A contiguous copy of any view, same dtype.
 pub fn copy_strided(src: Operand<'_>) -> Result<CpuStorage> {
-    Ok(match cpu_storage("copy", src.storage)? {
-        CpuStorage::F32(v) => CpuStorage::F32(gather(v, src.layout)?),
-        CpuStorage::BF16(v) => CpuStorage::BF16(gather(v, src.layout)?),
-        CpuStorage::F16(v) => CpuStorage::F16(gather(v, src.layout)?),
+    Ok(match cpu_storage("copy", src.storage)?.view() {
+        HostSlice::F32(v) => CpuStorage::F32(gather(v, src.layout)?),
+        HostSlice::BF16(v) => CpuStorage::BF16(gather(v, src.layout)?),
+        HostSlice::F16(v) => CpuStorage::F16(gather(v, src.layout)?),
     })
 }
 
@@ -82,5 +82,9 @@ pub fn cat(parts: &[Operand<'_>], dim: usize, out_dims: &[usize]) -> Result<CpuS
         Some(CpuStorage::F32(_)) | None => join!(F32),
         Some(CpuStorage::BF16(_)) => join!(BF16),
         Some(CpuStorage::F16(_)) => join!(F16),
+        // copy_strided returns owned elements: this arm never matches
+        Some(CpuStorage::Mapped(_)) => {
+            return Err(TensorError::invalid("cat", "copies must be owned"))
+        }
     })
 }

@@ -1,9 +1,12 @@
 //! Matrix products through the `gemm` crate (cache-blocked, SIMD kernels
-//! chosen at run time for the CPU it runs on).
+//! chosen at run time for the CPU it runs on). A 16-bit `rhs` (a weight kept
+//! in the dtype it is stored in) is widened one panel of columns at a time,
+//! just before the product that reads it, so it never exists whole in f32.
 
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
+use super::HostSlice;
 use crate::backend::{MatStrides, MatmulSpec};
 use crate::tensor::{Result, TensorError};
 
@@ -18,7 +21,126 @@ fn extent(s: &MatStrides, batch: usize, rows: usize, cols: usize) -> usize {
     s.offset + (batch - 1) * s.batch + (rows - 1) * s.row + (cols - 1) * s.col + 1
 }
 
+/// Columns of a 16-bit rhs widened per product: a panel of 4096×512 is
+/// 8 MB of f32, which stays in the last-level cache while gemm packs it.
+const PANEL_COLS: usize = 512;
+
 pub fn matmul(
+    lhs: &[f32],
+    rhs: HostSlice<'_>,
+    bias: Option<&[f32]>,
+    spec: &MatmulSpec,
+) -> Result<Vec<f32>> {
+    match rhs {
+        HostSlice::F32(rhs) => matmul_f32(lhs, rhs, bias, spec),
+        half => matmul_half_rhs(lhs, half, bias, spec),
+    }
+}
+
+/// `matmul` with a 16-bit `rhs`: for each panel of at most [`PANEL_COLS`]
+/// output columns, the panel's `k × cols` block is widened into a
+/// contiguous buffer (column-major when the rhs is a transposed `Linear`
+/// weight, so each column is one contiguous run of the stored tensor) and
+/// multiplied into that panel of every batch's output.
+fn matmul_half_rhs(
+    lhs: &[f32],
+    rhs: HostSlice<'_>,
+    bias: Option<&[f32]>,
+    spec: &MatmulSpec,
+) -> Result<Vec<f32>> {
+    let MatmulSpec { batch, m, n, k, .. } = *spec;
+    if extent(&spec.lhs, batch, m, k) > lhs.len() || extent(&spec.rhs, batch, k, n) > rhs.len() {
+        return Err(TensorError::invalid(
+            "matmul",
+            "operand strides exceed storage",
+        ));
+    }
+    if bias.is_some_and(|b| b.len() < n) {
+        return Err(TensorError::invalid("matmul", "bias shorter than n"));
+    }
+    let mut out = vec![0.0f32; batch * m * n];
+    if let Some(b) = bias {
+        for row in out.chunks_mut(n.max(1)) {
+            row.copy_from_slice(&b[..row.len()]);
+        }
+    }
+    if out.is_empty() || k == 0 {
+        return Ok(out);
+    }
+    let threads = rayon::current_num_threads();
+    let r = spec.rhs;
+    // Column-major panels when each column of the rhs is contiguous.
+    let col_major = r.row == 1;
+    let mut panel = vec![0.0f32; k * PANEL_COLS.min(n)];
+    for b in 0..batch {
+        let base = r.offset + b * r.batch;
+        let l = &lhs[spec.lhs.offset + b * spec.lhs.batch..];
+        for j0 in (0..n).step_by(PANEL_COLS) {
+            let cols = PANEL_COLS.min(n - j0);
+            let buf = &mut panel[..k * cols];
+            if col_major {
+                buf.par_chunks_mut(k).enumerate().for_each(|(j, dst)| {
+                    rhs.widen_into(base + (j0 + j) * r.col, dst);
+                });
+            } else {
+                buf.par_chunks_mut(cols).enumerate().for_each(|(kk, dst)| {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = widen_one(rhs, base + kk * r.row + (j0 + j) * r.col);
+                    }
+                });
+            }
+            let (rs, cs) = if col_major {
+                (1, k as isize)
+            } else {
+                (cols as isize, 1)
+            };
+            let par = if m * cols * k >= PAR_MIN_FLOPS && threads > 1 {
+                Parallelism::Rayon(threads)
+            } else {
+                Parallelism::None
+            };
+            let dst = &mut out[b * m * n + j0..];
+            // SAFETY: `extent` checked every (row, col) of lhs; `buf` is
+            // exactly k × cols with the strides given; the destination is
+            // the m × cols block at column j0 of batch b's m × n output
+            // (row stride n), inside `out` and exclusively borrowed.
+            unsafe {
+                gemm(
+                    m,
+                    cols,
+                    k,
+                    dst.as_mut_ptr(),
+                    1,
+                    n as isize,
+                    bias.is_some(),
+                    l.as_ptr(),
+                    spec.lhs.col as isize,
+                    spec.lhs.row as isize,
+                    buf.as_ptr(),
+                    cs,
+                    rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn widen_one(rhs: HostSlice<'_>, i: usize) -> f32 {
+    match rhs {
+        HostSlice::F32(v) => v[i],
+        HostSlice::BF16(v) => v[i].to_f32(),
+        HostSlice::F16(v) => v[i].to_f32(),
+    }
+}
+
+fn matmul_f32(
     lhs: &[f32],
     rhs: &[f32],
     bias: Option<&[f32]>,

@@ -1,6 +1,13 @@
 //! The CPU reference backend: f32 compute, rayon across cores, `gemm` for
 //! matrix products. One file per op family; ops that only one model needs
 //! (e.g. the VAE's convolutions) get their own file here.
+//!
+//! Activations are f32. Weights stay in the dtype they are stored in
+//! (bf16/f16 files read in place from the memory map, see
+//! [`Backend::weight_dtype`]) and are widened per operation: the matmul by
+//! column panels of the weight, the smaller parameters (biases, norm
+//! weights, convolution kernels, which conv3d repacks on every call anyway)
+//! whole.
 
 pub mod channel_norm;
 pub mod conv3d;
@@ -16,7 +23,9 @@ mod sampler;
 mod simd;
 mod storage;
 
-pub use storage::CpuStorage;
+pub use storage::{CpuStorage, HostSlice, MappedElems};
+
+use std::borrow::Cow;
 
 use super::{
     AttentionSpec, Backend, BackendStorage, BinaryOp, Conv3dSpec, GuidanceSpec, MatmulSpec,
@@ -44,14 +53,40 @@ pub(crate) fn cpu_storage<'a>(
 
 /// The f32 data behind a CPU operand (the CPU computes in f32 only).
 pub(crate) fn f32_data<'a>(op: &'static str, s: &'a dyn BackendStorage) -> Result<&'a [f32]> {
-    match cpu_storage(op, s)? {
-        CpuStorage::F32(v) => Ok(v),
+    match cpu_storage(op, s)?.view() {
+        HostSlice::F32(v) => Ok(v),
         other => Err(TensorError::Unsupported {
             op,
             device: "cpu".into(),
             dtype: other.dtype(),
         }),
     }
+}
+
+/// The elements of a contiguous operand, from its offset on, any dtype.
+fn contiguous_view<'a>(op: &'static str, o: &Operand<'a>) -> Result<HostSlice<'a>> {
+    if !o.layout.is_contiguous() {
+        return Err(TensorError::invalid(op, "operand must be contiguous"));
+    }
+    let view = cpu_storage(op, o.storage)?.view();
+    let (start, count) = (o.layout.offset(), o.layout.elem_count());
+    if start + count > view.len() {
+        return Err(TensorError::invalid(op, "layout exceeds storage"));
+    }
+    Ok(match view {
+        HostSlice::F32(v) => HostSlice::F32(&v[start..start + count]),
+        HostSlice::BF16(v) => HostSlice::BF16(&v[start..start + count]),
+        HostSlice::F16(v) => HostSlice::F16(&v[start..start + count]),
+    })
+}
+
+/// A contiguous weight operand (bias, norm weight, kernel) as f32: borrowed
+/// when stored in f32, widened into a temporary when stored in 16 bits.
+pub(crate) fn param_f32<'a>(op: &'static str, o: &Operand<'a>) -> Result<Cow<'a, [f32]>> {
+    Ok(match contiguous_view(op, o)? {
+        HostSlice::F32(v) => Cow::Borrowed(v),
+        half => Cow::Owned(half.widen(0, half.len())),
+    })
 }
 
 /// The f32 data of a contiguous operand, from its offset on.
@@ -76,6 +111,20 @@ impl Backend for CpuBackend {
 
     fn upload(&self, data: CpuStorage) -> Out {
         Ok(Box::new(data))
+    }
+
+    /// Weights stored in 16 bits stay in 16 bits (read in place from the
+    /// memory map) when the model asks for f32: every op widens them as it
+    /// reads them, so a model costs the bytes it is stored in.
+    fn weight_dtype(&self, stored: DType, requested: DType) -> DType {
+        match (stored, requested) {
+            (DType::BF16 | DType::F16, DType::F32) => stored,
+            _ => requested,
+        }
+    }
+
+    fn activation_dtype(&self, _weight: DType) -> DType {
+        DType::F32
     }
 
     fn download(&self, src: &dyn BackendStorage) -> Result<CpuStorage> {
@@ -151,11 +200,11 @@ impl Backend for CpuBackend {
         bias: Option<Operand<'_>>,
         spec: &MatmulSpec,
     ) -> Out {
-        let bias = bias.map(|b| contiguous_f32("matmul", &b)).transpose()?;
+        let bias = bias.map(|b| param_f32("matmul", &b)).transpose()?;
         boxed(matmul::matmul(
             f32_data("matmul", lhs)?,
-            f32_data("matmul", rhs)?,
-            bias,
+            cpu_storage("matmul", rhs)?.view(),
+            bias.as_deref(),
             spec,
         )?)
     }
@@ -167,11 +216,11 @@ impl Backend for CpuBackend {
 
     fn rms_norm(&self, src: Operand<'_>, weight: Option<Operand<'_>>, eps: f32) -> Out {
         let dim = src.layout.dims().last().copied().unwrap_or(1);
-        let w = weight.map(|w| contiguous_f32("rms_norm", &w)).transpose()?;
+        let w = weight.map(|w| param_f32("rms_norm", &w)).transpose()?;
         boxed(norm::rms_norm(
             contiguous_f32("rms_norm", &src)?,
             dim,
-            w,
+            w.as_deref(),
             eps,
         ))
     }
@@ -184,15 +233,13 @@ impl Backend for CpuBackend {
         eps: f32,
     ) -> Out {
         let dim = src.layout.dims().last().copied().unwrap_or(1);
-        let w = weight
-            .map(|w| contiguous_f32("layer_norm", &w))
-            .transpose()?;
-        let b = bias.map(|b| contiguous_f32("layer_norm", &b)).transpose()?;
+        let w = weight.map(|w| param_f32("layer_norm", &w)).transpose()?;
+        let b = bias.map(|b| param_f32("layer_norm", &b)).transpose()?;
         boxed(norm::layer_norm(
             contiguous_f32("layer_norm", &src)?,
             dim,
-            w,
-            b,
+            w.as_deref(),
+            b.as_deref(),
             eps,
         ))
     }
@@ -249,8 +296,8 @@ impl Backend for CpuBackend {
             time_padding,
         } = spec;
         let input = contiguous_f32(OP, &x)?;
-        let w = contiguous_f32(OP, &weight)?;
-        let b = bias.map(|b| contiguous_f32(OP, &b)).transpose()?;
+        let w = param_f32(OP, &weight)?;
+        let b = bias.map(|b| param_f32(OP, &b)).transpose()?;
         let r = residual.map(|r| contiguous_f32(OP, &r)).transpose()?;
         let voxels = batch * frames * height * width;
         if input.len() != voxels * ci || r.is_some_and(|r| r.len() != voxels * co) {
@@ -260,7 +307,7 @@ impl Backend for CpuBackend {
         // spatial tap. Repacking on every call keeps one weight layout for
         // every backend; it moves Co*Ci*27 values, nothing beside the
         // conv's Co*Ci*27 multiply-adds per output voxel.
-        let packed = conv3d::Conv3dWeights::new(w, b.unwrap_or(&[]), co, ci, kernel)
+        let packed = conv3d::Conv3dWeights::new(&w, b.as_deref().unwrap_or(&[]), co, ci, kernel)
             .map_err(|e| TensorError::invalid(OP, e.to_string()))?;
         let dims = [batch, ci, frames, height, width];
         boxed(conv3d::conv3d(input, dims, &packed, time_padding, r))

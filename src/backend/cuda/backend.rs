@@ -22,7 +22,7 @@ use super::storage::CudaStorage;
 use super::tensor_ops::{StridedArg, TENSOR_OPS};
 use crate::backend::{
     AttentionSpec, Backend, BackendStorage, BinaryOp, Conv3dSpec, CpuStorage, GuidanceSpec,
-    MatmulSpec, Operand, QueueMark, SubOrder, TimePadding, UnaryOp,
+    HostSlice, MatmulSpec, Operand, QueueMark, SubOrder, TimePadding, UnaryOp,
 };
 use crate::kernels;
 use crate::tensor::{contiguous_strides, DType, Layout, Result, TensorError};
@@ -288,20 +288,18 @@ impl CudaBackend {
             return Ok(w.clone());
         }
         let half = self.dev.half();
-        let bits: Vec<u16> = match data {
-            CpuStorage::F32(v) => half.encode_vec(v),
-            CpuStorage::BF16(v) if half == super::Half::Bf16 => {
+        let bits: Vec<u16> = match data.view() {
+            HostSlice::F32(v) => half.encode_vec(v),
+            HostSlice::BF16(v) if half == super::Half::Bf16 => {
                 v.iter().map(|x| x.to_bits()).collect()
             }
-            CpuStorage::F16(v) if half == super::Half::F16 => {
+            HostSlice::F16(v) if half == super::Half::F16 => {
                 v.iter().map(|x| x.to_bits()).collect()
             }
-            CpuStorage::BF16(v) => {
+            HostSlice::BF16(v) => {
                 half.encode_vec(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>())
             }
-            CpuStorage::F16(v) => {
-                half.encode_vec(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>())
-            }
+            HostSlice::F16(v) => half.encode_vec(&v.iter().map(|x| x.to_f32()).collect::<Vec<_>>()),
         };
         let dtype = match half {
             super::Half::Bf16 => DType::BF16,
@@ -348,8 +346,7 @@ impl CudaBackend {
         let host = self.download(src)?;
         let values: Vec<f32> = match host {
             CpuStorage::F32(v) => v,
-            CpuStorage::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
-            CpuStorage::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
+            other => other.view().widen(0, other.len()),
         };
         match first_non_finite(&values) {
             None => Ok(()),
@@ -1004,13 +1001,14 @@ impl Backend for CudaBackend {
                 .bind_to_thread()
                 .map_err(|e| driver_err("cuCtxSetCurrent", e))?;
             // SAFETY: `out` holds exactly `data.len()` elements of the same
-            // size; from pageable host memory the call returns only after
-            // the source has been staged, so `data` may be dropped after.
+            // size; from pageable host memory (a memory map included) the
+            // call returns only after the source has been staged, so `data`
+            // may be dropped after.
             unsafe {
-                match &data {
-                    CpuStorage::F32(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
-                    CpuStorage::BF16(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
-                    CpuStorage::F16(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
+                match data.view() {
+                    HostSlice::F32(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
+                    HostSlice::BF16(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
+                    HostSlice::F16(v) => drv::memcpy_htod_async(out.ptr(), v, stream),
                 }
             }
             .map_err(|e| driver_err("cuMemcpyHtoDAsync", e))
@@ -1035,6 +1033,10 @@ impl Backend for CudaBackend {
                     CpuStorage::F32(v) => drv::memcpy_dtoh_async(v, src.ptr(), stream),
                     CpuStorage::BF16(v) => drv::memcpy_dtoh_async(v, src.ptr(), stream),
                     CpuStorage::F16(v) => drv::memcpy_dtoh_async(v, src.ptr(), stream),
+                    // `zeros` makes owned vectors: this arm never matches
+                    CpuStorage::Mapped(_) => Err(cudarc::driver::DriverError(
+                        cudarc::driver::sys::cudaError_enum::CUDA_ERROR_INVALID_VALUE,
+                    )),
                 }
             }
             .map_err(|e| driver_err("cuMemcpyDtoHAsync", e))

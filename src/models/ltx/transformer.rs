@@ -248,7 +248,7 @@ impl LtxVideoTransformer3DModel {
                 Some(Tensor::from_vec(bias, mask.dims(), &self.device)?)
             }
         };
-        let dtype = self.proj_in.weight.dtype();
+        let dtype = self.proj_in.weight.activation_dtype();
         let (rope_cos, rope_sin) = self.rope.cos_sin_of(coords, rope_batch, &self.device)?;
         Ok(JobContext {
             encoder_hidden_states: self.caption_projection.forward(encoder_hidden_states)?,

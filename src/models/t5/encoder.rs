@@ -100,7 +100,8 @@ impl T5EncoderModel {
     }
 
     /// Loads a transformers model folder (`config.json` and safetensors,
-    /// single or sharded), memory-mapped and converted to f32 on `device`.
+    /// single or sharded), memory-mapped, to compute in f32 on `device`
+    /// (the CPU keeps 16-bit weights as stored and widens them per op).
     /// Tensors the encoder does not use (a decoder, say) are an error, so a
     /// wrong folder is caught here, not as garbage embeddings.
     pub fn from_folder(dir: &Path, device: &Device) -> Result<Self, T5Error> {
@@ -223,7 +224,11 @@ impl T5EncoderModel {
             .map(|&id| self.shared.narrow(0, id as usize, 1))
             .collect::<Result<Vec<_>, _>>()?;
         let rows: Vec<&Tensor> = rows.iter().collect();
-        let embeds = Tensor::cat(&rows, 0)?.reshape(&[batch, len, self.config.d_model])?;
+        // The rows come in the table's dtype: 16-bit on the CPU, which keeps
+        // weights as stored and computes in f32.
+        let embeds = Tensor::cat(&rows, 0)?
+            .reshape(&[batch, len, self.config.d_model])?
+            .to_dtype(self.shared.activation_dtype())?;
         self.encoder.forward(&embeds, attention_mask)
     }
 }

@@ -97,7 +97,8 @@ impl AdaLayerNormSingle {
         // The sinusoids are made in f32 and enter the embedder in the
         // weights' type, as diffusers casts `timesteps_proj` to the hidden
         // dtype: a bf16 model on the GPU takes bf16 features.
-        let features = features.to_dtype(self.timestep_embedder.linear_1.weight.dtype())?;
+        let features =
+            features.to_dtype(self.timestep_embedder.linear_1.weight.activation_dtype())?;
         let embedded = self.timestep_embedder.forward(&features)?;
         let temb = self.linear.forward(&embedded.silu()?)?;
         Ok((temb, embedded))

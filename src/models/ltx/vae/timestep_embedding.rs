@@ -39,7 +39,7 @@ impl TimestepEmbedder {
         // as the reference makes it, then placed beside the weights.
         let proj: Vec<f32> = timesteps.iter().flat_map(|&t| sinusoid(t)).collect();
         let proj = Tensor::from_vec(proj, &[timesteps.len(), PROJECTION], w.device())?
-            .to_dtype(w.dtype())?;
+            .to_dtype(w.activation_dtype())?;
         let hidden = proj
             .linear(&self.linear_1.0, Some(&self.linear_1.1))?
             .silu()?;

@@ -1,4 +1,4 @@
-//! Named f32 weights, looked up by diffusers' state-dict names with their
+//! Named weights, looked up by diffusers' state-dict names with their
 //! expected shapes checked.
 
 use std::collections::HashMap;
@@ -22,6 +22,36 @@ pub trait TensorSource {
     fn fetch_as(&self, name: &str, _expected: &[usize]) -> Result<Option<ShapedTensor>> {
         self.fetch(name)
     }
+
+    /// The tensor `name`, which must have shape `expected`, on `device` in
+    /// `dtype`, or `None` if absent. By default through
+    /// [`fetch_as`](Self::fetch_as)'s f32 values.
+    fn load_tensor(
+        &self,
+        name: &str,
+        expected: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
+        let Some((got, data)) = self.fetch_as(name, expected)? else {
+            return Ok(None);
+        };
+        check_shape(name, &got, expected)?;
+        Ok(Some(
+            Tensor::from_vec(data, expected, device)?.to_dtype(dtype)?,
+        ))
+    }
+}
+
+fn check_shape(name: &str, got: &[usize], expected: &[usize]) -> Result<()> {
+    if got != expected {
+        return Err(VaeError::WeightShape {
+            name: name.to_string(),
+            got: got.to_vec(),
+            expected: expected.to_vec(),
+        });
+    }
+    Ok(())
 }
 
 /// Core's memory-mapped weight files: tensors are converted to f32 one at a
@@ -49,6 +79,33 @@ impl TensorSource for WeightFiles {
             )));
         }
         self.fetch(name)
+    }
+
+    /// Straight from the file to the device: a 16-bit weight is never
+    /// widened to f32 on the host (and stays 16-bit, read in place from the
+    /// memory map, on the CPU, which widens it per operation).
+    fn load_tensor(
+        &self,
+        name: &str,
+        expected: &[usize],
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Option<Tensor>> {
+        if self.is_synthetic() {
+            let Some((_, data)) = self.fetch_as(name, expected)? else {
+                return Ok(None);
+            };
+            return Ok(Some(
+                Tensor::from_vec(data, expected, device)?.to_dtype(dtype)?,
+            ));
+        }
+        let Some(got) = self.shape(name) else {
+            return Ok(None);
+        };
+        check_shape(name, got, expected)?;
+        Ok(Some(WeightFiles::load(
+            self, name, expected, dtype, device,
+        )?))
     }
 }
 
@@ -92,8 +149,10 @@ impl<'a> Weights<'a> {
     /// The tensor `name`, which must have exactly `shape`, on the model's
     /// device in its dtype.
     pub fn tensor(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let data = self.get(name, shape)?;
-        Ok(Tensor::from_vec(data, shape, &self.device)?.to_dtype(self.dtype)?)
+        let full = self.full(name);
+        self.source
+            .load_tensor(&full, shape, self.dtype, &self.device)?
+            .ok_or(VaeError::MissingWeight(full))
     }
 
     /// The same source, one module deeper (`prefix.name`).
