@@ -1,0 +1,128 @@
+//! Serving a generated frame: the shot from the cache (or its job), scaled
+//! back to the canvas and written into the output.
+
+use crate::actions::Ctx;
+use crate::effects::Layout;
+use crate::framing::{self, Edge, Plane};
+use crate::geometry::RectI;
+use crate::ofx::{threads, Image};
+use crate::paint::clear;
+use crate::pixels::{write_row, Premult};
+use crate::problem::Problem;
+use crate::settings::Settings;
+use crate::shot::job::{cache_dir, run_job};
+use crate::shot::request::{gather, geometry, request, shot_key, Geometry};
+use crate::shot::{cache, notes, ShotKey};
+use genfx::engine::{EngineError, Frame};
+use ofx_sys as sys;
+use parking_lot::Mutex;
+
+pub(crate) fn generated(
+    ctx: &Ctx,
+    s: &Settings,
+    layout: &Layout,
+    index: u32,
+    scale: [f64; 2],
+    output: &mut Image,
+    window: RectI,
+) -> Result<ShotKey, Problem> {
+    let g = geometry(ctx, s, scale);
+    let gathered = gather(ctx, layout, &g, s)?;
+    let request = request(ctx, layout, s, &g, gathered.inputs)?;
+    let key = shot_key(&request);
+    for note in &gathered.notes {
+        notes::global().record(key, note);
+    }
+    let dir = cache_dir(s);
+    let effect = ctx.effect.clone();
+    let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, dir), &|| {
+        effect.abort_requested()
+    });
+    let shot = match shot {
+        Ok(shot) => shot,
+        Err(EngineError::Aborted) => {
+            clear(ctx, output, window);
+            return Err(Problem::Quiet("aborted".into(), sys::kOfxStatFailed));
+        }
+        Err(e) => {
+            clear(ctx, output, window);
+            let text = match &e {
+                EngineError::NoModel(_) => format!(
+                    "GenFX: {e}. Set the Model folder to an LTX-Video model (see the README)."
+                ),
+                _ => format!("GenFX: {e}"),
+            };
+            let status = if matches!(e, EngineError::OutOfMemory(_)) {
+                sys::kOfxStatErrMemory
+            } else {
+                sys::kOfxStatFailed
+            };
+            return Err(Problem::Tell(text, status));
+        }
+    };
+    let frame = shot
+        .frames
+        .get(index as usize)
+        .ok_or_else(|| Problem::Quiet(format!("shot has no frame {index}"), sys::kOfxStatFailed))?;
+    write_generated(ctx, frame, &g, output, window)?;
+    Ok(key)
+}
+
+/// Scales a model frame back to the canvas and writes it, opaque, into the
+/// render window.
+pub(crate) fn write_generated(
+    ctx: &Ctx,
+    frame: &Frame,
+    g: &Geometry,
+    output: &mut Image,
+    window: RectI,
+) -> Result<(), Problem> {
+    let mut plane = Plane {
+        width: frame.width as usize,
+        height: frame.height as usize,
+        channels: 3,
+        data: frame.rgb.clone(),
+    };
+    for v in &mut plane.data {
+        *v = g.encoding.from_model(*v);
+    }
+    let (ax, ay) = g.fit.working_to_canvas();
+    let (cw, ch) = (g.canvas.width(), g.canvas.height());
+    let canvas = framing::resample(&plane, cw, ch, ax, ay, Edge::Clamp);
+    clear(ctx, output, window);
+    let out_bounds = output.bounds;
+    let (out_layout, out_premult) = (output.layout, output.premult);
+    let area = window.intersect(&out_bounds).intersect(&g.canvas);
+    let encoding = g.encoding;
+    let cells: Vec<Mutex<&mut [u8]>> = output.rows_mut().into_iter().map(Mutex::new).collect();
+    let ok = threads::for_each(&ctx.effect.host, area.height(), &|i| {
+        let y = area.y1 + i as i32;
+        let top = (g.canvas.y2 - 1 - y) as usize;
+        let mut rgba = Vec::with_capacity(area.width() * 4);
+        for x in area.x1..area.x2 {
+            let s = (top * cw + (x - g.canvas.x1) as usize) * 3;
+            rgba.extend_from_slice(&[
+                encoding.encode(canvas.data[s]),
+                encoding.encode(canvas.data[s + 1]),
+                encoding.encode(canvas.data[s + 2]),
+                1.0,
+            ]);
+        }
+        let mut dst = cells[(y - out_bounds.y1) as usize].lock();
+        let d = (area.x1 - out_bounds.x1) as usize * out_layout.bytes_per_pixel();
+        let premult = if out_premult == Premult::Opaque {
+            Premult::Unpremultiplied
+        } else {
+            out_premult
+        };
+        write_row(&rgba, out_layout, premult, &mut dst[d..]);
+    });
+    let _ = (ch, g.pixel_aspect);
+    if !ok {
+        return Err(Problem::Quiet(
+            "writing a frame panicked".into(),
+            sys::kOfxStatFailed,
+        ));
+    }
+    Ok(())
+}
