@@ -5,22 +5,38 @@ use crate::actions::{layout, Ctx};
 use crate::effects::{FrameRole, OUTPUT};
 use crate::geometry::RectI;
 use crate::ofx::message::{self, MessageKind};
+use crate::ofx::PropSet;
 use crate::ofx::{OfxError, OfxResult, Status};
 use crate::paint::{clear, pass_through};
 use crate::problem::Problem;
-use crate::shot::{notes, serve};
+use crate::settings::Settings;
+use crate::shot::notes;
+use crate::shot::serve::{self, Served, Start};
 use ofx_sys as sys;
+use std::ffi::CStr;
+
+/// What a frame that rendered means for the message area.
+enum Outcome {
+    /// All is well: a message left from an earlier problem goes.
+    Clean,
+    /// Something the user should know about the shot.
+    Note(String),
+    /// A stand-in for a shot that is not cached: what the message area says
+    /// (a failed Generate, say) stays.
+    Keep,
+}
 
 pub fn render(ctx: &Ctx) -> OfxResult<Status> {
     match render_frame(ctx) {
-        Ok(None) => {
+        Ok(Outcome::Keep) => Ok(sys::kOfxStatOK),
+        Ok(Outcome::Clean) => {
             let mut shown = ctx.instance.shown.lock();
             if shown.take().is_some() {
                 message::clear_persistent(&ctx.effect);
             }
             Ok(sys::kOfxStatOK)
         }
-        Ok(Some(note)) => {
+        Ok(Outcome::Note(note)) => {
             warn(ctx, &note);
             Ok(sys::kOfxStatOK)
         }
@@ -62,8 +78,8 @@ fn warn(ctx: &Ctx, text: &str) {
     *shown = Some(text.to_string());
 }
 
-/// Renders one frame; `Some` carries a note about the shot it came from.
-fn render_frame(ctx: &Ctx) -> Result<Option<String>, Problem> {
+/// Renders one frame.
+fn render_frame(ctx: &Ctx) -> Result<Outcome, Problem> {
     let args = ctx.in_args.ok_or(OfxError::BadHandle("render arguments"))?;
     let time = args.get_double(sys::kOfxPropTime, 0)?;
     if !time.is_finite() {
@@ -118,7 +134,7 @@ fn render_frame(ctx: &Ctx) -> Result<Option<String>, Problem> {
     match layout.role_at(time) {
         FrameRole::Empty => {
             clear(ctx, &mut output, window);
-            Ok(None)
+            Ok(Outcome::Clean)
         }
         FrameRole::Real {
             clip,
@@ -133,11 +149,65 @@ fn render_frame(ctx: &Ctx) -> Result<Option<String>, Problem> {
                 ));
             };
             pass_through(ctx, &source, &mut output, window)?;
-            Ok(None)
+            Ok(Outcome::Clean)
         }
         FrameRole::Generated { index } => {
-            let key = serve::generated(ctx, &settings, &layout, index, scale, &mut output, window)?;
-            Ok(notes::global().message(key))
+            let start = may_start(ctx, &args, &settings);
+            match serve::generated(
+                ctx,
+                &settings,
+                &layout,
+                index,
+                scale,
+                start,
+                &mut output,
+                window,
+            )? {
+                Served::Shot(key) => Ok(notes::global()
+                    .message(key)
+                    .map_or(Outcome::Clean, Outcome::Note)),
+                Served::StandIn => Ok(Outcome::Keep),
+            }
         }
+    }
+}
+
+/// Resolve's clip-instance property marking a render as a thumbnail (its
+/// `ofxImageEffectExt.h` spells the name with a leading "k"). The OpenFX
+/// standard itself has no thumbnail property.
+const RESOLVE_THUMBNAIL: &CStr = c"kOfxImageClipPropThumbnail";
+
+/// Whether this render may start the shot's job. Thumbnails (Resolve) and
+/// draft renders (Natron while scrubbing) never do. A background renderer
+/// (render farm, NatronRenderer, `genfx render`) always does, as does an
+/// interactive host whose "When to generate" is "On first render";
+/// otherwise only the Generate button starts a job. A host that does not
+/// say whether it is a background renderer counts as interactive: an
+/// editor never gets a surprise ten-minute job.
+fn may_start(ctx: &Ctx, args: &PropSet, s: &Settings) -> Start {
+    let draft = args
+        .get_int(sys::kOfxImageEffectPropRenderQualityDraft, 0)
+        .is_ok_and(|v| v != 0);
+    let thumbnail = std::iter::once(OUTPUT)
+        .chain(ctx.def.clips(ctx.instance.context).iter().map(|c| c.name))
+        .filter_map(|name| ctx.effect.clip(name).ok())
+        .any(|clip| {
+            clip.props
+                .get_int(RESOLVE_THUMBNAIL, 0)
+                .is_ok_and(|v| v != 0)
+        });
+    if draft || thumbnail {
+        return Start::No;
+    }
+    let background = ctx
+        .effect
+        .host
+        .props
+        .get_int(sys::kOfxImageEffectHostPropIsBackground, 0)
+        .is_ok_and(|v| v != 0);
+    if background || s.generate_on_render {
+        Start::Yes
+    } else {
+        Start::No
     }
 }

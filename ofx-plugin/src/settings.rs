@@ -25,6 +25,9 @@ pub struct Settings {
     pub colour: ColourMode,
     pub model: PathBuf,
     pub cache: CacheSetting,
+    /// In an interactive host, start a job on the first render of a shot
+    /// that is not cached ("When to generate" = "On first render").
+    pub generate_on_render: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -134,6 +137,7 @@ pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
         colour: ColourMode::from_index(int(values, kind, params::COLOUR)?),
         model: PathBuf::from(text(values, params::MODEL)?.trim()),
         cache,
+        generate_on_render: int(values, kind, params::WHEN)? == 1,
     })
 }
 
@@ -174,6 +178,7 @@ mod tests {
                 Kind::Double { default, .. } => (0, default, vec![]),
                 Kind::Choice { default, .. } => (default as i32, 0.0, vec![]),
                 Kind::Text { default, .. } => (0, 0.0, default.as_bytes().to_vec()),
+                Kind::Button | Kind::Status | Kind::Trigger => continue,
             };
             m.insert(p.name, v);
         }
@@ -189,6 +194,7 @@ mod tests {
             assert_eq!(s.colour, ColourMode::Auto);
             assert_eq!(s.cache, CacheSetting::Default);
             assert_eq!(s.strength, 1.0);
+            assert!(!s.generate_on_render);
         }
     }
 

@@ -1,24 +1,129 @@
 //! Running one shot job: the disk cache first, then the engine, reporting
-//! progress to the host and keeping the result on disk.
+//! progress to the host and keeping the result on disk. A job runs either
+//! inside a render (the host's render thread, its abort and progress) or
+//! on its own thread after the Generate button (outside any action: every
+//! host call goes through the instance's link, which DestroyInstance cuts).
 
-use crate::actions::Ctx;
+use crate::instance::Instance;
+use crate::ofx::message::{self, MessageKind};
 use crate::ofx::progress::Progress;
 use crate::ofx::Effect;
 use crate::settings::{CacheSetting, Settings};
-use crate::shot::{disk, notes, ShotKey};
+use crate::shot::{cache, disk, notes, status, ShotKey};
 use genfx::engine::{self, EngineError, JobObserver, Shot, ShotRequest, Stage};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
 
-/// Reports job progress to the host's progress bar and answers its abort.
-pub(crate) struct HostObserver {
-    effect: Effect,
+/// Where a job's progress goes and where its stop request comes from.
+pub(crate) trait Reporter: Sync {
+    /// Starts the host's progress bar.
+    fn start(&self, label: &str);
+    /// `fraction` of the job is done; false when the user asked to stop.
+    fn progress(&self, fraction: f64) -> bool;
+    /// Whether the host (or the instance's end) asks the job to stop.
+    fn aborted(&self) -> bool;
+    /// Ends the host's progress bar.
+    fn end(&self);
+}
+
+/// A job inside the render action: the host's progress bar and abort.
+pub(crate) struct InRender {
+    pub effect: Effect,
+    progress: parking_lot::Mutex<Option<Progress>>,
+}
+
+impl InRender {
+    pub fn new(effect: Effect) -> Self {
+        Self {
+            effect,
+            progress: parking_lot::Mutex::new(None),
+        }
+    }
+}
+
+impl Reporter for InRender {
+    fn start(&self, label: &str) {
+        *self.progress.lock() = Progress::start(&self.effect, label);
+    }
+    fn progress(&self, fraction: f64) -> bool {
+        self.progress
+            .lock()
+            .as_ref()
+            .is_none_or(|p| p.update(fraction))
+    }
+    fn aborted(&self) -> bool {
+        self.effect.abort_requested()
+    }
+    fn end(&self) {
+        self.progress.lock().take();
+    }
+}
+
+/// A job the Generate button started, on its own thread: progress goes to
+/// the instance's progress bar and status line while the instance lives;
+/// the job stops when the user cancels the bar or deletes the instance.
+pub(crate) struct Detached {
+    pub instance: Arc<Instance>,
+    progress: parking_lot::Mutex<Option<Progress>>,
+    /// The last whole percent shown on the status line.
+    percent: AtomicU32,
+}
+
+impl Detached {
+    pub fn new(instance: Arc<Instance>) -> Self {
+        Self {
+            instance,
+            progress: parking_lot::Mutex::new(None),
+            percent: AtomicU32::new(u32::MAX),
+        }
+    }
+}
+
+impl Reporter for Detached {
+    fn start(&self, label: &str) {
+        let bar = self
+            .instance
+            .with_effect(|effect| Progress::start(effect, label))
+            .flatten();
+        *self.progress.lock() = bar;
+    }
+    fn progress(&self, fraction: f64) -> bool {
+        let percent = (fraction * 100.0).floor() as u32;
+        if self.percent.swap(percent, Ordering::Relaxed) != percent {
+            status::post(&self.instance, status::generating_text(fraction));
+        }
+        let bar = self.progress.lock();
+        let Some(bar) = bar.as_ref() else {
+            return true;
+        };
+        self.instance
+            .with_effect(|_| bar.update(fraction))
+            .unwrap_or(false)
+    }
+    fn aborted(&self) -> bool {
+        !self.instance.alive()
+    }
+    fn end(&self) {
+        if let Some(bar) = self.progress.lock().take() {
+            // Ending the bar calls the host with the instance handle: only
+            // while the instance lives; otherwise there is nothing to end.
+            if self.instance.with_effect(|_| drop(bar)).is_none() {
+                log::debug!("instance gone; its progress bar is not ended");
+            }
+        }
+    }
+}
+
+/// Turns the engine's stage progress into one fraction for the host's bar
+/// and the status line, and answers the engine's abort polls.
+pub(crate) struct HostObserver<'a> {
     key: ShotKey,
-    progress: Option<Progress>,
+    reporter: &'a dyn Reporter,
     stopped: AtomicBool,
 }
 
-impl JobObserver for HostObserver {
+impl JobObserver for HostObserver<'_> {
     fn progress(&self, stage: Stage, done: u32, total: u32) {
         let within = if total == 0 {
             0.0
@@ -32,15 +137,15 @@ impl JobObserver for HostObserver {
             Stage::Denoising => (0.15, 0.9),
             Stage::Decoding => (0.9, 1.0),
         };
-        if let Some(p) = &self.progress {
-            if !p.update(from + (to - from) * within) {
-                self.stopped.store(true, Ordering::SeqCst);
-            }
+        let fraction = from + (to - from) * within;
+        status::generating(self.key, fraction);
+        if !self.reporter.progress(fraction) {
+            self.stopped.store(true, Ordering::SeqCst);
         }
     }
 
     fn should_abort(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst) || self.effect.abort_requested()
+        self.stopped.load(Ordering::SeqCst) || self.reporter.aborted()
     }
 
     fn notice(&self, message: &str) {
@@ -57,38 +162,46 @@ pub(crate) fn cache_dir(s: &Settings) -> Option<PathBuf> {
     }
 }
 
+/// Runs the job for `key` (the caller holds the cache's slot): the disk
+/// cache first, then the engine. `effect` names the effect in logs and on
+/// the progress bar.
 pub(crate) fn run_job(
-    ctx: &Ctx,
+    effect: &str,
     key: ShotKey,
     request: &ShotRequest,
     dir: Option<PathBuf>,
+    reporter: &dyn Reporter,
+) -> Result<Shot, EngineError> {
+    let result = run_job_inner(effect, key, request, dir, reporter);
+    status::ended(key);
+    result
+}
+
+fn run_job_inner(
+    effect: &str,
+    key: ShotKey,
+    request: &ShotRequest,
+    dir: Option<PathBuf>,
+    reporter: &dyn Reporter,
 ) -> Result<Shot, EngineError> {
     if let Some(dir) = &dir {
         if let Some(shot) = disk::load(dir, key) {
             if valid(&shot, request) {
-                log::info!(
-                    "{}: shot {key} read from {}",
-                    ctx.def.label(),
-                    dir.display()
-                );
+                log::info!("{}: shot {key} read from {}", effect, dir.display());
                 return Ok(shot);
             }
         }
     }
-    let label = format!(
-        "{}: generating {} frames",
-        ctx.def.label(),
-        request.num_frames
-    );
+    let label = format!("{}: generating {} frames", effect, request.num_frames);
+    reporter.start(&label);
     let observer = HostObserver {
-        effect: ctx.effect.clone(),
         key,
-        progress: Progress::start(&ctx.effect, &label),
+        reporter,
         stopped: AtomicBool::new(false),
     };
     log::info!(
         "{}: shot {key}: {}x{}, {} frames, job {:?}",
-        ctx.def.label(),
+        effect,
         request.width,
         request.height,
         request.num_frames,
@@ -99,7 +212,9 @@ pub(crate) fn run_job(
     // serves the command line) would store every shot a second time.
     static ENGINE_DISK_CACHE_OFF: std::sync::Once = std::sync::Once::new();
     ENGINE_DISK_CACHE_OFF.call_once(|| genfx::pipeline::disk_cache::set_cache_folder(None));
-    let shot = engine::default_engine().generate(request, &observer)?;
+    let shot = engine::default_engine().generate(request, &observer);
+    reporter.end();
+    let shot = shot?;
     if !valid(&shot, request) {
         return Err(EngineError::Failed(format!(
             "the engine returned {} frames, expected {} of {}x{}",
@@ -120,6 +235,76 @@ pub(crate) fn run_job(
         }
     }
     Ok(shot)
+}
+
+/// The shot for `key` if it is finished: in memory, or in the disk cache
+/// (then kept in memory). Never starts or waits for a job.
+pub(crate) fn cached(
+    key: ShotKey,
+    request: &ShotRequest,
+    dir: Option<&PathBuf>,
+) -> Option<Arc<Shot>> {
+    if let cache::Peek::Done(shot) = cache::global().peek(key) {
+        return Some(shot);
+    }
+    let shot = disk::load(dir?, key).filter(|s| valid(s, request))?;
+    let shot = Arc::new(shot);
+    cache::global().insert(key, shot.clone());
+    Some(shot)
+}
+
+/// The Generate button: runs the job for `key` on its own thread. Its
+/// progress goes to the instance's bar and status line; when it ends the
+/// status says how, a failure is shown in the message area, and the host
+/// is asked to render the frames again.
+pub(crate) fn start_detached(
+    effect: &'static str,
+    instance: Arc<Instance>,
+    key: ShotKey,
+    request: ShotRequest,
+    dir: Option<PathBuf>,
+) {
+    status::queued(key);
+    status::post_shot(&instance, key);
+    let spawned = std::thread::Builder::new()
+        .name(format!("genfx-shot-{key}"))
+        .spawn({
+            let instance = instance.clone();
+            move || {
+                let reporter = Detached::new(instance.clone());
+                let result = cache::global().get_or_run(
+                    key,
+                    || run_job(effect, key, &request, dir, &reporter),
+                    &|| !instance.alive(),
+                );
+                // Another thread's job for the same key reports through
+                // its own instance; this one only says where it ended.
+                status::ended(key);
+                match &result {
+                    Ok(_) => log::info!("{effect}: shot {key} ready"),
+                    Err(EngineError::Aborted) => log::info!("{effect}: shot {key} stopped"),
+                    Err(e) => {
+                        log::error!("{effect}: shot {key}: {e}");
+                        let text = format!("GenFX: {e}");
+                        instance.with_effect(|fx| {
+                            if !message::set_persistent(fx, MessageKind::Error, &text) {
+                                message::show(fx, MessageKind::Error, &text);
+                            }
+                        });
+                        *instance.shown.lock() = Some(text);
+                    }
+                }
+                status::post_shot(&instance, key);
+                status::post_ready(&instance);
+            }
+        });
+    if let Err(e) = spawned {
+        status::ended(key);
+        status::post(
+            &instance,
+            status::failed_text(&format!("no thread for the job ({e})")),
+        );
+    }
 }
 
 pub(crate) fn valid(shot: &Shot, r: &ShotRequest) -> bool {

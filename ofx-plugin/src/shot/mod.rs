@@ -8,6 +8,8 @@ pub mod key;
 pub mod notes;
 pub(crate) mod request;
 pub(crate) mod serve;
+mod stand_in;
+pub(crate) mod status;
 
 pub use key::{KeyHasher, ShotKey};
 pub use request::shot_key;

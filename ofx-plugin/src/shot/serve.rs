@@ -5,59 +5,131 @@ use crate::actions::Ctx;
 use crate::effects::Layout;
 use crate::framing::{self, Edge, Plane};
 use crate::geometry::RectI;
+use crate::ofx::Status;
 use crate::ofx::{threads, Image};
 use crate::paint::clear;
 use crate::pixels::{write_row, Premult};
 use crate::problem::Problem;
 use crate::settings::Settings;
-use crate::shot::job::{cache_dir, run_job};
+use crate::shot::job::{self, cache_dir, InRender, Reporter};
 use crate::shot::request::{gather, geometry, request, shot_key, Geometry};
-use crate::shot::{cache, notes, ShotKey};
-use genfx::engine::{EngineError, Frame};
+use crate::shot::{cache, notes, stand_in, status, ShotKey};
+use genfx::engine::{EngineError, Frame, ShotRequest};
 use ofx_sys as sys;
 use parking_lot::Mutex;
 
+/// Whether a render may start the shot's job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Generate the shot if it is not cached (background renderers, or
+    /// "When to generate" = "On first render"); wait for it.
+    Yes,
+    /// Serve the shot only if it is cached; otherwise a stand-in
+    /// (thumbnails, draft renders, interactive renders before Generate).
+    No,
+}
+
+/// What a generated frame's render showed.
+pub(crate) enum Served {
+    /// The shot's frame.
+    Shot(ShotKey),
+    /// A stand-in: the shot is not cached and this render may not start it.
+    StandIn,
+}
+
+/// A shot request for the instance's settings, with its geometry and key.
+pub(crate) struct Prepared {
+    pub geometry: Geometry,
+    pub request: ShotRequest,
+    pub key: ShotKey,
+}
+
+pub(crate) fn prepare(
+    ctx: &Ctx,
+    s: &Settings,
+    layout: &Layout,
+    scale: [f64; 2],
+) -> Result<Prepared, Problem> {
+    let geometry = geometry(ctx, s, scale);
+    let gathered = gather(ctx, layout, &geometry, s)?;
+    let request = request(ctx, layout, s, &geometry, gathered.inputs)?;
+    let key = shot_key(&request);
+    for note in &gathered.notes {
+        notes::global().record(key, note);
+    }
+    *ctx.instance.shot.lock() = Some(key);
+    Ok(Prepared {
+        geometry,
+        request,
+        key,
+    })
+}
+
+/// What the user is told about a failed job, and the status it answers.
+pub(crate) fn explain(e: &EngineError) -> (String, Status) {
+    let text = match e {
+        EngineError::NoModel(_) => {
+            format!("GenFX: {e}. Set the Model folder to an LTX-Video model (see the README).")
+        }
+        _ => format!("GenFX: {e}"),
+    };
+    let status = if matches!(e, EngineError::OutOfMemory(_)) {
+        sys::kOfxStatErrMemory
+    } else {
+        sys::kOfxStatFailed
+    };
+    (text, status)
+}
+
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn generated(
     ctx: &Ctx,
     s: &Settings,
     layout: &Layout,
     index: u32,
     scale: [f64; 2],
+    start: Start,
     output: &mut Image,
     window: RectI,
-) -> Result<ShotKey, Problem> {
-    let g = geometry(ctx, s, scale);
-    let gathered = gather(ctx, layout, &g, s)?;
-    let request = request(ctx, layout, s, &g, gathered.inputs)?;
-    let key = shot_key(&request);
-    for note in &gathered.notes {
-        notes::global().record(key, note);
-    }
+) -> Result<Served, Problem> {
+    let Prepared {
+        geometry: g,
+        request,
+        key,
+    } = prepare(ctx, s, layout, scale)?;
     let dir = cache_dir(s);
-    let effect = ctx.effect.clone();
-    let shot = cache::global().get_or_run(key, || run_job(ctx, key, &request, dir), &|| {
-        effect.abort_requested()
-    });
-    let shot = match shot {
-        Ok(shot) => shot,
-        Err(EngineError::Aborted) => {
-            clear(ctx, output, window);
-            return Err(Problem::Quiet("aborted".into(), sys::kOfxStatFailed));
-        }
-        Err(e) => {
-            clear(ctx, output, window);
-            let text = match &e {
-                EngineError::NoModel(_) => format!(
-                    "GenFX: {e}. Set the Model folder to an LTX-Video model (see the README)."
-                ),
-                _ => format!("GenFX: {e}"),
-            };
-            let status = if matches!(e, EngineError::OutOfMemory(_)) {
-                sys::kOfxStatErrMemory
-            } else {
-                sys::kOfxStatFailed
-            };
-            return Err(Problem::Tell(text, status));
+    let shot = match start {
+        Start::No => match job::cached(key, &request, dir.as_ref()) {
+            Some(shot) => {
+                status::post_shot(&ctx.instance, key);
+                shot
+            }
+            None => {
+                status::post_shot(&ctx.instance, key);
+                stand_in::draw(ctx, layout, index, &g, scale[0], output, window)?;
+                return Ok(Served::StandIn);
+            }
+        },
+        Start::Yes => {
+            let reporter = InRender::new(ctx.effect.clone());
+            let shot = cache::global().get_or_run(
+                key,
+                || job::run_job(ctx.def.label(), key, &request, dir, &reporter),
+                &|| reporter.aborted(),
+            );
+            status::post_shot(&ctx.instance, key);
+            match shot {
+                Ok(shot) => shot,
+                Err(EngineError::Aborted) => {
+                    clear(ctx, output, window);
+                    return Err(Problem::Quiet("aborted".into(), sys::kOfxStatFailed));
+                }
+                Err(e) => {
+                    clear(ctx, output, window);
+                    let (text, status) = explain(&e);
+                    return Err(Problem::Tell(text, status));
+                }
+            }
         }
     };
     let frame = shot
@@ -65,7 +137,7 @@ pub(crate) fn generated(
         .get(index as usize)
         .ok_or_else(|| Problem::Quiet(format!("shot has no frame {index}"), sys::kOfxStatFailed))?;
     write_generated(ctx, frame, &g, output, window)?;
-    Ok(key)
+    Ok(Served::Shot(key))
 }
 
 /// Scales a model frame back to the canvas and writes it, opaque, into the
