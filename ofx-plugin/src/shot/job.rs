@@ -50,7 +50,7 @@ impl Reporter for InRender {
         self.progress
             .lock()
             .as_ref()
-            .is_none_or(|p| p.update(fraction))
+            .map_or(true, |p| p.update(fraction))
     }
     fn aborted(&self) -> bool {
         self.effect.abort_requested()
