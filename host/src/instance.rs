@@ -721,6 +721,11 @@ impl Instance {
         changed.map(drop)
     }
 
+    /// PurgeCaches: the plugin should free what it keeps in memory.
+    pub fn purge_caches(&self) -> Result<(), HostError> {
+        self.run(kOfxActionPurgeCaches, None, None).map(drop)
+    }
+
     /// The user presses a push button: InstanceChanged for it, as edited by
     /// the user.
     pub fn press(&self, button: &str, time: f64) -> Result<(), HostError> {

@@ -361,3 +361,85 @@ fn a_failed_generate_says_why_on_the_status_line_and_in_the_message_area() {
     assert_eq!(generate.persistent_message(), Some(message));
     generate.destroy().expect("destroy");
 }
+
+#[test]
+fn extend_holds_the_seam_until_generate_then_shows_the_shot() {
+    let (_mode, bundle) = host(false);
+    let source = clip(9, W, H, 108);
+    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+    sources.insert("Source".into(), source.clone());
+    let extend = create(&bundle, EXTEND, GENERAL, sources, 108);
+    let seam = source.frame(8).unwrap().unwrap();
+    assert!(
+        extend.render(10.0).unwrap() == *seam,
+        "not the held seam frame"
+    );
+    assert!(extend.progress().is_empty(), "a render started a job");
+    // The button reads the real frames itself (InstanceChanged may fetch
+    // images), so the shot is the one a render would ask for.
+    extend.press("generate", 10.0).expect("press Generate");
+    wait_status(&extend, |s| s == "cached");
+    let new = extend.render(10.0).unwrap();
+    assert_generated("Extend after Generate", &new);
+    assert!(new != *seam);
+    assert!(extend.render(3.0).unwrap() == *source.frame(3).unwrap().unwrap());
+    extend.destroy().expect("destroy");
+}
+
+#[test]
+fn a_shot_on_disk_is_served_without_a_job_after_memory_is_purged() {
+    let (_mode, bundle) = host(true);
+    let folder = std::env::temp_dir().join(format!("genfx-thumbs-disk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&folder);
+    let make = || {
+        let generate = generator(&bundle, 109);
+        generate
+            .set_param("cacheFolder", folder.to_str().unwrap())
+            .unwrap();
+        generate
+    };
+    let farm = make();
+    let rendered = farm.render(2.0).expect("background render");
+    assert_generated("background render", &rendered);
+    farm.purge_caches().expect("purge caches");
+    farm.destroy().expect("destroy");
+
+    bundle.set_background(false);
+    let editor = make();
+    let p = editor.render(2.0).expect("interactive render");
+    assert!(p == rendered, "the shot on disk was not served");
+    assert!(editor.render_as(2.0, THUMBNAIL).unwrap() == rendered);
+    assert!(editor.progress().is_empty(), "a job ran");
+    assert_eq!(
+        wait_status(&editor, |s| s == "cached").last().unwrap(),
+        "cached"
+    );
+    editor.destroy().expect("destroy");
+    let _ = std::fs::remove_dir_all(&folder);
+}
+
+#[test]
+fn a_destroyed_instance_is_not_called_by_its_job() {
+    let (_mode, bundle) = host(false);
+    let generate = generator(&bundle, 110);
+    generate.press("generate", 0.0).expect("press Generate");
+    wait_status(&generate, |s| s.starts_with("generating ") || s == "cached");
+    generate.destroy().expect("destroy while the job runs");
+    let calls = (
+        generate.progress(),
+        status(&generate),
+        generate.render_requests(),
+    );
+    // Long enough for the tiny model's job to have finished or stopped.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        (
+            generate.progress(),
+            status(&generate),
+            generate.render_requests()
+        ),
+        calls,
+        "the job called the host about a destroyed instance"
+    );
+    still_healthy(&bundle);
+}

@@ -108,10 +108,19 @@ impl Reporter for Detached {
         if let Some(bar) = self.progress.lock().take() {
             // Ending the bar calls the host with the instance handle: only
             // while the instance lives; otherwise there is nothing to end.
-            if self.instance.with_effect(|_| drop(bar)).is_none() {
-                log::debug!("instance gone; its progress bar is not ended");
+            let mut bar = Some(bar);
+            self.instance.with_effect(|_| drop(bar.take()));
+            if let Some(bar) = bar {
+                bar.abandon();
             }
         }
+    }
+}
+
+impl Drop for Detached {
+    /// A job that panicked never ended its bar: end it now, the same way.
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
