@@ -281,7 +281,18 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
         match spec.kind {
             Kind::Button => {}
             Kind::Status => {
-                p.set_cstr(sys::kOfxParamPropStringMode, 0, sys::kOfxParamStringIsLabel)?;
+                // A single line the user cannot edit, rather than a label
+                // string: some hosts (Nuke) never redraw a label after the
+                // instance is created.
+                p.set_cstr(
+                    sys::kOfxParamPropStringMode,
+                    0,
+                    sys::kOfxParamStringIsSingleLine,
+                )?;
+                soft(
+                    p.set_int(sys::kOfxParamPropEnabled, 0, 0),
+                    "read-only status",
+                );
                 p.set_string(sys::kOfxParamPropDefault, 0, crate::shot::status::IDLE)?;
                 // The status changes with every percent of a job; only the
                 // trigger below asks for frames again.
