@@ -2,7 +2,6 @@
 
 use crate::effects::Context;
 use crate::ofx::Effect;
-use crate::shot::ShotKey;
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -18,9 +17,6 @@ pub struct Instance {
     link: RwLock<Option<Effect>>,
     /// Set first at DestroyInstance, before waiting for the write lock.
     gone: AtomicBool,
-    /// The shot the instance last rendered or generated: the one its status
-    /// line describes.
-    pub shot: Mutex<Option<ShotKey>>,
     /// The status text last written, so it is written only when it changes.
     pub status: Mutex<String>,
 }
@@ -38,7 +34,6 @@ impl Instance {
             shown: Mutex::new(None),
             link: RwLock::new(Some(effect)),
             gone: AtomicBool::new(false),
-            shot: Mutex::new(None),
             status: Mutex::new(String::new()),
         }
     }

@@ -247,6 +247,18 @@ impl ShotCache {
         self.evict(key);
     }
 
+    /// Forgets a failure remembered for `key`, so the next request runs the
+    /// job again at once (an explicit retry).
+    pub fn forget_failure(&self, key: ShotKey) {
+        let mut slots = self.slots.lock();
+        let failed = slots
+            .get(&key)
+            .is_some_and(|s| matches!(*s.state.lock(), State::Failed(..)));
+        if failed {
+            slots.remove(&key);
+        }
+    }
+
     /// Forgets every finished or failed shot (running jobs carry on).
     pub fn purge(&self) {
         self.slots

@@ -27,17 +27,23 @@ pub(crate) trait Reporter: Sync {
     fn end(&self);
 }
 
-/// A job inside the render action: the host's progress bar and abort.
+/// A job inside the render action: the host's progress bar and abort, and
+/// the instance's status line.
 pub(crate) struct InRender {
     pub effect: Effect,
+    instance: Arc<Instance>,
     progress: parking_lot::Mutex<Option<Progress>>,
+    /// The last whole percent shown on the status line.
+    percent: AtomicU32,
 }
 
 impl InRender {
-    pub fn new(effect: Effect) -> Self {
+    pub fn new(effect: Effect, instance: Arc<Instance>) -> Self {
         Self {
             effect,
+            instance,
             progress: parking_lot::Mutex::new(None),
+            percent: AtomicU32::new(u32::MAX),
         }
     }
 }
@@ -47,6 +53,7 @@ impl Reporter for InRender {
         *self.progress.lock() = Progress::start(&self.effect, label);
     }
     fn progress(&self, fraction: f64) -> bool {
+        post_percent(&self.instance, &self.percent, fraction);
         self.progress
             .lock()
             .as_ref()
@@ -57,6 +64,14 @@ impl Reporter for InRender {
     }
     fn end(&self) {
         self.progress.lock().take();
+    }
+}
+
+/// Posts "generating N %" when the whole percent changed.
+fn post_percent(instance: &Arc<Instance>, last: &AtomicU32, fraction: f64) {
+    let percent = (fraction * 100.0).floor() as u32;
+    if last.swap(percent, Ordering::Relaxed) != percent {
+        status::post(instance, status::generating_text(fraction));
     }
 }
 
@@ -89,10 +104,7 @@ impl Reporter for Detached {
         *self.progress.lock() = bar;
     }
     fn progress(&self, fraction: f64) -> bool {
-        let percent = (fraction * 100.0).floor() as u32;
-        if self.percent.swap(percent, Ordering::Relaxed) != percent {
-            status::post(&self.instance, status::generating_text(fraction));
-        }
+        post_percent(&self.instance, &self.percent, fraction);
         let bar = self.progress.lock();
         let Some(bar) = bar.as_ref() else {
             return true;
@@ -273,6 +285,9 @@ pub(crate) fn start_detached(
     request: ShotRequest,
     dir: Option<PathBuf>,
 ) {
+    // Pressing Generate is an explicit retry: a failure the cache still
+    // remembers for this shot does not answer it.
+    cache::global().forget_failure(key);
     status::queued(key);
     status::post_shot(&instance, key);
     let spawned = std::thread::Builder::new()

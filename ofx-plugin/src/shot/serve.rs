@@ -57,7 +57,6 @@ pub(crate) fn prepare(
     for note in &gathered.notes {
         notes::global().record(key, note);
     }
-    *ctx.instance.shot.lock() = Some(key);
     Ok(Prepared {
         geometry,
         request,
@@ -111,7 +110,7 @@ pub(crate) fn generated(
             }
         },
         Start::Yes => {
-            let reporter = InRender::new(ctx.effect.clone());
+            let reporter = InRender::new(ctx.effect.clone(), ctx.instance.clone());
             let shot = cache::global().get_or_run(
                 key,
                 || job::run_job(ctx.def.label(), key, &request, dir, &reporter),
