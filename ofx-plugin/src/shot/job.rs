@@ -7,10 +7,11 @@
 use crate::instance::Instance;
 use crate::ofx::message::{self, MessageKind};
 use crate::ofx::progress::Progress;
-use crate::ofx::Effect;
+use crate::ofx::{Effect, Status};
 use crate::settings::{CacheSetting, Settings};
 use crate::shot::{cache, disk, notes, status, ShotKey};
 use genfx::engine::{self, EngineError, JobObserver, Shot, ShotRequest, Stage};
+use ofx_sys as sys;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -258,6 +259,22 @@ fn run_job_inner(
     Ok(shot)
 }
 
+/// What the user is told about a failed job, and the status it answers.
+pub(crate) fn explain(e: &EngineError) -> (String, Status) {
+    let text = match e {
+        EngineError::NoModel(_) => {
+            format!("GenFX: {e}. Set the Model folder to an LTX-Video model (see the README).")
+        }
+        _ => format!("GenFX: {e}"),
+    };
+    let status = if matches!(e, EngineError::OutOfMemory(_)) {
+        sys::kOfxStatErrMemory
+    } else {
+        sys::kOfxStatFailed
+    };
+    (text, status)
+}
+
 /// The shot for `key` if it is finished: in memory, or in the disk cache
 /// (then kept in memory). Never starts or waits for a job.
 pub(crate) fn cached(
@@ -309,7 +326,7 @@ pub(crate) fn start_detached(
                     Err(EngineError::Aborted) => log::info!("{effect}: shot {key} stopped"),
                     Err(e) => {
                         log::error!("{effect}: shot {key}: {e}");
-                        let text = format!("GenFX: {e}");
+                        let (text, _) = explain(e);
                         instance.with_effect(|fx| {
                             if !message::set_persistent(fx, MessageKind::Error, &text) {
                                 message::show(fx, MessageKind::Error, &text);

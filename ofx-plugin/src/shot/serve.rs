@@ -5,13 +5,12 @@ use crate::actions::Ctx;
 use crate::effects::Layout;
 use crate::framing::{self, Edge, Plane};
 use crate::geometry::RectI;
-use crate::ofx::Status;
 use crate::ofx::{threads, Image};
 use crate::paint::clear;
 use crate::pixels::{write_row, Premult};
 use crate::problem::Problem;
 use crate::settings::Settings;
-use crate::shot::job::{self, cache_dir, InRender, Reporter};
+use crate::shot::job::{self, cache_dir, explain, InRender, Reporter};
 use crate::shot::request::{gather, geometry, request, shot_key, Geometry};
 use crate::shot::{cache, notes, stand_in, status, ShotKey};
 use genfx::engine::{EngineError, Frame, ShotRequest};
@@ -62,22 +61,6 @@ pub(crate) fn prepare(
         request,
         key,
     })
-}
-
-/// What the user is told about a failed job, and the status it answers.
-pub(crate) fn explain(e: &EngineError) -> (String, Status) {
-    let text = match e {
-        EngineError::NoModel(_) => {
-            format!("GenFX: {e}. Set the Model folder to an LTX-Video model (see the README).")
-        }
-        _ => format!("GenFX: {e}"),
-    };
-    let status = if matches!(e, EngineError::OutOfMemory(_)) {
-        sys::kOfxStatErrMemory
-    } else {
-        sys::kOfxStatFailed
-    };
-    (text, status)
 }
 
 #[allow(clippy::too_many_arguments)]
