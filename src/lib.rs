@@ -9,6 +9,7 @@ pub mod engine;
 pub mod kernels;
 pub mod models;
 pub mod pipeline;
+pub mod provenance;
 pub mod sampler;
 pub mod tensor;
 pub mod testing;

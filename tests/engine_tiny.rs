@@ -327,3 +327,47 @@ fn absurd_sizes_and_lengths_are_refused_and_long_contexts_are_cut() {
         "{notes}"
     );
 }
+
+#[test]
+fn every_generated_frame_carries_the_mark_and_real_frames_do_not() {
+    use genfx::provenance::watermark::{key_from_env, payload_for, Detector};
+    // The tiny model's random weights make blotchy noise; at 512x256 the
+    // mark's cells are 4 pixels wide, enough to average it down.
+    let (w, h) = (512u32, 256u32);
+    let context = Clip {
+        frames: (0..9)
+            .map(|i| {
+                let rgb = (0..(w * h * 3) as usize)
+                    .map(|p| ((p as f32 * 0.001 + i as f32 * 0.1).sin() + 1.0) / 2.0)
+                    .collect();
+                Frame::new(w, h, rgb).unwrap()
+            })
+            .collect(),
+    };
+    let req = ShotRequest {
+        width: w,
+        height: h,
+        num_frames: 16,
+        ..request(Job::ExtendForward { context })
+    };
+    let shot = engine().generate(&req, &Watch::default()).unwrap();
+    let mut det = Detector::new(key_from_env());
+    for f in &shot.frames {
+        det.add_frame(&f.rgb, 3, f.width as usize, f.height as usize)
+            .unwrap();
+    }
+    let d = det.result();
+    assert!(d.marked, "{d:?}");
+    assert_eq!(
+        d.payload,
+        Some(payload_for(genfx::provenance::shot_key(&req)))
+    );
+    let Job::ExtendForward { context } = &req.job else {
+        unreachable!()
+    };
+    let mut real = Detector::new(key_from_env());
+    for f in &context.frames {
+        real.add_frame(&f.rgb, 3, w as usize, h as usize).unwrap();
+    }
+    assert!(!real.result().marked);
+}

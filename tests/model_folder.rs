@@ -91,7 +91,9 @@ fn absent_empty_and_file_models_say_so() {
         ModelFolder::open(missing),
         Err(ModelFolderError::NotFound(_))
     ));
-    let file = fixture_model().join("model_index.json");
+    // A file that is neither a checkpoint nor a folder's model_index.json
+    // (which stands for its folder: tests/single_file.rs).
+    let file = fixture_model().join("transformer").join("config.json");
     assert!(matches!(
         ModelFolder::open(&file),
         Err(ModelFolderError::NotAFolder(_))

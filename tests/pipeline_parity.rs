@@ -16,6 +16,7 @@ use genfx::pipeline::components::{
     EncodedPrompt, PromptEncoder, VelocityInputs, VelocityModel, VideoCodec,
 };
 use genfx::pipeline::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance};
+use genfx::pipeline::single_file::Checkpoint;
 use genfx::sampler::noise::{NoisePurpose, NoiseSource, PhiloxNoise};
 use genfx::sampler::schedule::{
     linear_quadratic_timesteps, Schedule, ScheduleSource, SchedulerConfig,
@@ -211,10 +212,23 @@ fn noise_purpose(key: &str) -> NoisePurpose {
 const FRAME_TOL: f32 = 1e-4;
 
 fn run_job(name: &str) {
-    run_job_with(name, false);
+    run_job_with(name, false, Layout::Folder);
 }
 
-fn run_job_with(name: &str, real_components: bool) {
+/// Where the transformer and VAE are read from: the diffusers folder, or the
+/// single-file checkpoint tools/fixtures/single_file.py wrote from the same
+/// weights (so the same reference outputs apply).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    Folder,
+    SingleFile,
+}
+
+fn checkpoint() -> Checkpoint {
+    Checkpoint::open(&fixtures_dir().join("single_file/ltxv-tiny.safetensors")).unwrap()
+}
+
+fn run_job_with(name: &str, real_components: bool, layout: Layout) {
     let meta: Value =
         serde_json::from_str(&std::fs::read_to_string(dir().join("jobs.json")).unwrap()).unwrap();
     let job = meta["jobs"]
@@ -235,8 +249,15 @@ fn run_job_with(name: &str, real_components: bool) {
 
     let model = dir().join("model");
     let transformer = FirstCall {
-        inner: LtxTransformer::load(&model.join("transformer"), &Device::cpu(), DType::F32)
-            .unwrap(),
+        inner: match layout {
+            Layout::Folder => {
+                LtxTransformer::load(&model.join("transformer"), &Device::cpu(), DType::F32)
+            }
+            Layout::SingleFile => {
+                LtxTransformer::load_checkpoint(&checkpoint(), &Device::cpu(), DType::F32)
+            }
+        }
+        .unwrap(),
         first: Mutex::new(None),
     };
     let transformer = Arc::new(transformer);
@@ -338,7 +359,15 @@ fn run_job_with(name: &str, real_components: bool) {
         );
         let pipeline = LtxPipeline {
             transformer: transformer.clone(),
-            vae: Arc::new(LtxVae::load(&model.join("vae")).unwrap()),
+            vae: Arc::new(
+                match layout {
+                    Layout::Folder => LtxVae::load(&model.join("vae")),
+                    Layout::SingleFile => {
+                        LtxVae::load_checkpoint(&checkpoint(), &Device::cpu(), DType::F32)
+                    }
+                }
+                .unwrap(),
+            ),
         };
         let out = pipeline
             .run(&pos, guided.then_some(&neg), &params, &noise, &Quiet)
@@ -502,6 +531,21 @@ fn all_jobs_end_to_end_with_our_tokenizer_t5_and_vae() {
         "fill",
         "extend_forward_stg",
     ] {
-        run_job_with(job, true);
+        run_job_with(job, true, Layout::Folder);
+    }
+}
+
+/// The same five jobs with the transformer and VAE read from the
+/// single-file checkpoint: the reference's outputs, to the same tolerances.
+#[test]
+fn all_jobs_end_to_end_from_the_single_file_checkpoint() {
+    for job in [
+        "text",
+        "extend_forward",
+        "extend_backward",
+        "fill",
+        "extend_forward_stg",
+    ] {
+        run_job_with(job, true, Layout::SingleFile);
     }
 }

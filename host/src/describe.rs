@@ -35,6 +35,8 @@ pub struct ParamInfo {
     pub display_max: Option<Value>,
     pub options: Vec<String>,
     pub page: Option<String>,
+    /// A string parameter's mode (`OfxParamStringIsFilePath`, ...).
+    pub string_mode: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -137,6 +139,7 @@ fn params_of(effect: &Effect) -> Vec<ParamInfo> {
                     .strings(n(kOfxParamPropChoiceOption))
                     .unwrap_or_default(),
                 page: page_of.get(&p.name).cloned(),
+                string_mode: p.props.string(n(kOfxParamPropStringMode), 0),
             }
         })
         .collect()

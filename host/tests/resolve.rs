@@ -85,7 +85,7 @@ fn resolve_pages_hold_the_seam_until_generate() {
     assert!(instance.persistent_message().is_none());
     let told = instance.messages();
     assert!(
-        told.iter().any(|m| m.text.contains("Model folder")),
+        told.iter().any(|m| m.text.contains("Set Model")),
         "{told:?}"
     );
     instance.destroy().expect("DestroyInstance answers OK");

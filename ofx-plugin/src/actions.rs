@@ -307,11 +307,19 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
                 p.set_int(sys::kOfxParamPropEvaluateOnChange, 0, 1)?;
             }
             Kind::Text { mode, default } => {
-                let mode = match mode {
+                let mode_name = match mode {
                     TextMode::MultiLine => sys::kOfxParamStringIsMultiLine,
                     TextMode::Directory => sys::kOfxParamStringIsDirectoryPath,
+                    TextMode::ExistingFile => sys::kOfxParamStringIsFilePath,
                 };
-                p.set_cstr(sys::kOfxParamPropStringMode, 0, mode)?;
+                p.set_cstr(sys::kOfxParamPropStringMode, 0, mode_name)?;
+                if mode == TextMode::ExistingFile {
+                    // An open dialog, not a save dialog.
+                    soft(
+                        p.set_int(sys::kOfxParamPropStringFilePathExists, 0, 1),
+                        "file path must exist",
+                    );
+                }
                 p.set_string(sys::kOfxParamPropDefault, 0, default)?;
             }
             Kind::Int {

@@ -34,6 +34,11 @@ impl Page {
 pub enum TextMode {
     MultiLine,
     Directory,
+    /// An existing file, picked with the host's file browser. OpenFX has no
+    /// "file or folder" mode, so a parameter that takes both is a file path:
+    /// the browser then picks a file, and the field still accepts a typed
+    /// folder.
+    ExistingFile,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -287,12 +292,13 @@ pub const PARAMS: &[ParamSpec] = &[
     },
     ParamSpec {
         name: MODEL,
-        label: "Model folder",
-        hint: "Folder of LTX-Video weights in the diffusers layout (model_index.json, transformer/, vae/, \
-               text_encoder/, tokenizer/, scheduler/).",
+        label: "Model",
+        hint: "An LTX-Video checkpoint file (e.g. ltxv-2b-0.9.8-distilled.safetensors, with the T5 \
+               text_encoder/ and tokenizer/ folders beside it), or a folder in the diffusers layout: \
+               pick its model_index.json, or type the folder.",
         page: Page::Files,
         uses: Uses::All,
-        kind: Kind::Text { mode: TextMode::Directory, default: "" },
+        kind: Kind::Text { mode: TextMode::ExistingFile, default: "" },
     },
     ParamSpec {
         name: CACHE_FOLDER,

@@ -7,6 +7,7 @@ use super::components::{
     EncodedPrompt, Pass, PromptEncoder, VelocityInputs, VelocityJob, VelocityModel,
     VelocitySession, VideoCodec,
 };
+use super::single_file::Checkpoint;
 use crate::backend::Device;
 use crate::engine::EngineError;
 use crate::models::ltx::transformer::JobContext;
@@ -54,6 +55,18 @@ impl LtxTransformer {
     /// compute dtype: f32 on the CPU, the card's 16-bit type on a GPU).
     pub fn load(dir: &Path, device: &Device, dtype: DType) -> Result<Self, EngineError> {
         let model = LtxVideoTransformer3DModel::load(dir, dtype, device)
+            .map_err(|e| load_failed("transformer", e))?;
+        Ok(Self { model })
+    }
+
+    /// The transformer of a single-file checkpoint.
+    pub fn load_checkpoint(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, EngineError> {
+        let model = checkpoint
+            .load_transformer(dtype, device)
             .map_err(|e| load_failed("transformer", e))?;
         Ok(Self { model })
     }
@@ -232,6 +245,18 @@ impl VelocitySession for LtxSession<'_> {
     }
 }
 
+/// A VAE that did not load: the device's fault or the files'.
+fn vae_load_failed(e: crate::models::ltx::vae::VaeError) -> EngineError {
+    use crate::models::ltx::vae::VaeError;
+    match e {
+        VaeError::Weights(w) => load_failed("VAE", w),
+        VaeError::Tensor(t @ (TensorError::OutOfMemory { .. } | TensorError::Backend { .. })) => {
+            device_failed("VAE", t)
+        }
+        e => EngineError::NoModel(format!("VAE: {e}")),
+    }
+}
+
 fn vae_failed(e: crate::models::ltx::vae::VaeError) -> EngineError {
     EngineError::Failed(format!("VAE: {e}"))
 }
@@ -256,14 +281,19 @@ impl LtxVae {
 
     /// The VAE on `device` with weights and activations in `dtype`.
     pub fn load_on(dir: &Path, device: &Device, dtype: DType) -> Result<Self, EngineError> {
-        use crate::models::ltx::vae::VaeError;
-        let model = AutoencoderKLLTXVideo::load_on(dir, device, dtype).map_err(|e| match e {
-            VaeError::Weights(w) => load_failed("VAE", w),
-            VaeError::Tensor(
-                t @ (TensorError::OutOfMemory { .. } | TensorError::Backend { .. }),
-            ) => device_failed("VAE", t),
-            e => EngineError::NoModel(format!("VAE: {e}")),
-        })?;
+        let model = AutoencoderKLLTXVideo::load_on(dir, device, dtype).map_err(vae_load_failed)?;
+        Ok(Self::new(model))
+    }
+
+    /// The VAE of a single-file checkpoint.
+    pub fn load_checkpoint(
+        checkpoint: &Checkpoint,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<Self, EngineError> {
+        let model = checkpoint
+            .load_vae(device, dtype)
+            .map_err(vae_load_failed)?;
         Ok(Self::new(model))
     }
 

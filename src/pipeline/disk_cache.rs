@@ -123,9 +123,25 @@ const IDENTITY_SAMPLE_BYTES: usize = 4096;
 /// holding the same files: the configs, and for every weight file its name,
 /// size, safetensors header and bytes sampled across it. (Paths and dates
 /// differ between farm nodes and are left out.)
-pub fn model_identity(folder: &Path) -> io::Result<String> {
+pub fn model_identity(model: &Path) -> io::Result<String> {
     let mut files = Vec::new();
-    collect_files(folder, folder, &mut files)?;
+    // A single-file checkpoint: the file and the text encoder beside it
+    // (super::single_file::text_encoder_root), not the rest of its folder.
+    let folder = if model.is_file() {
+        let folder = model.parent().unwrap_or(Path::new("."));
+        if let Some(name) = model.file_name() {
+            files.push(PathBuf::from(name));
+        }
+        for sub in ["text_encoder", "tokenizer"] {
+            if folder.join(sub).is_dir() {
+                collect_files(folder, &folder.join(sub), &mut files)?;
+            }
+        }
+        folder
+    } else {
+        collect_files(model, model, &mut files)?;
+        model
+    };
     files.sort();
     let mut h = Sha256::new();
     for rel in files {

@@ -53,15 +53,22 @@ impl LoadedModel {
             return Ok(pipeline.clone());
         }
         let root = &self.folder.root;
-        let transformer =
-            LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?;
         // The VAE decodes beside the transformer; an f16 card keeps it
         // in f32, as nothing bounds its activations to f16's range.
         let vae_dtype = match self.dtype {
             DType::F16 => DType::F32,
             other => other,
         };
-        let vae = LtxVae::load_on(&root.join("vae"), &self.device, vae_dtype)?;
+        let (transformer, vae) = match &self.folder.checkpoint {
+            Some(checkpoint) => (
+                LtxTransformer::load_checkpoint(checkpoint, &self.device, self.dtype)?,
+                LtxVae::load_checkpoint(checkpoint, &self.device, vae_dtype)?,
+            ),
+            None => (
+                LtxTransformer::load(&root.join("transformer"), &self.device, self.dtype)?,
+                LtxVae::load_on(&root.join("vae"), &self.device, vae_dtype)?,
+            ),
+        };
         let pipeline = Arc::new(LtxPipeline {
             transformer: Arc::new(transformer),
             vae: Arc::new(vae),
@@ -188,16 +195,25 @@ impl LtxEngine {
         // One copy of the weights per device they live on.
         let variant = format!("{} {}", self.device.name(), self.dtype);
         registry::shared_as(&root, &variant, || {
-            let config = root.join("transformer").join("config.json");
-            let transformer_layers = TransformerConfig::load(&config)
-                .map_err(|e| EngineError::NoModel(format!("transformer: {e}")))?
-                .num_layers;
+            let transformer_layers = match &folder.checkpoint {
+                Some(checkpoint) => checkpoint.transformer.num_layers,
+                None => {
+                    let config = root.join("transformer").join("config.json");
+                    TransformerConfig::load(&config)
+                        .map_err(|e| EngineError::NoModel(format!("transformer: {e}")))?
+                        .num_layers
+                }
+            };
             // The text encoder runs on the transformer's device, in its
             // dtype (on the CPU in f32 for an f16 card: T5 overflows f16);
             // its weights are read for a job's new prompts and released
             // once they are encoded.
-            let prompts =
-                T5Prompts::load_as(&root, &self.device, self.dtype, LTX_MAX_SEQUENCE_LENGTH)?;
+            let prompts = T5Prompts::load_as(
+                &folder.text_encoder_root,
+                &self.device,
+                self.dtype,
+                LTX_MAX_SEQUENCE_LENGTH,
+            )?;
             log::info!(
                 "the T5 text encoder runs on {} in {}",
                 prompts.encoder().device().name(),
@@ -583,7 +599,7 @@ impl ShotEngine for LtxEngine {
         let out = pipeline.run(&positive, negative.as_ref(), &params, &noise, observer)?;
         let plane = (width * height) as usize;
         let per_channel = plane * num_frames as usize;
-        let frames = plan
+        let mut frames = plan
             .shown
             .iter()
             .map(|&f| {
@@ -595,7 +611,9 @@ impl ShotEngine for LtxEngine {
                 }
                 Frame { width, height, rgb }
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // Every generated frame carries the invisible GenFX mark.
+        crate::provenance::mark_shot(&mut frames, &request);
         Ok(Shot { frames })
     }
 }

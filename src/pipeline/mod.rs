@@ -11,3 +11,4 @@ pub mod ltx;
 pub mod model_folder;
 pub mod plan;
 pub mod registry;
+pub mod single_file;

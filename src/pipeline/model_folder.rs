@@ -1,25 +1,30 @@
-//! Finding and checking an LTX-Video model folder in the diffusers layout:
-//! `model_index.json`, `transformer/`, `vae/`, `text_encoder/`, `tokenizer/`,
-//! `scheduler/`. A request may also name a Hugging Face repository
-//! (`Lightricks/LTX-Video-0.9.7-distilled`); its newest cached snapshot is used.
+//! Finding and checking an LTX-Video model: a folder in the diffusers layout
+//! (`model_index.json`, `transformer/`, `vae/`, `text_encoder/`, `tokenizer/`,
+//! `scheduler/`) or a single-file checkpoint (see [`super::single_file`]) with
+//! the text encoder beside it. A request may also name a Hugging Face
+//! repository (`Lightricks/LTX-Video-0.9.5`); its newest cached snapshot is used.
 //!
 //! Everything that is wrong is reported at once, so a user fixes a folder in
 //! one go rather than one error per attempt.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::single_file::{self, Checkpoint, CheckpointError};
 use crate::sampler::schedule::SchedulerConfig;
 
 /// Why a folder cannot be used as an LTX-Video model.
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum ModelFolderError {
-    #[error("no model given: set the Model parameter to a folder of LTX-Video weights (diffusers layout) or a Hugging Face repository name")]
+    #[error("no model given: set the Model parameter to an LTX-Video checkpoint (.safetensors), a folder of LTX-Video weights (diffusers layout) or a Hugging Face repository name")]
     Empty,
-    #[error("model folder {0} does not exist")]
+    #[error("model {0} does not exist")]
     NotFound(PathBuf),
-    #[error("{0} is not a folder")]
+    #[error("{0} is neither a model folder nor a .safetensors checkpoint")]
     NotAFolder(PathBuf),
+    #[error("{0}")]
+    Checkpoint(#[from] CheckpointError),
     #[error("no Hugging Face cache snapshot of {repo} found (looked in {searched}); download it with `huggingface-cli download {repo}` or give the folder itself")]
     NoSnapshot { repo: String, searched: String },
     #[error("{folder} is not a usable LTX-Video model:\n{problems}")]
@@ -40,6 +45,8 @@ pub enum Problem {
     BadConfig { path: PathBuf, reason: String },
     /// A component of another family or an older architecture.
     Unsupported { component: String, reason: String },
+    /// What to do about the problems above.
+    Help(String),
 }
 
 impl fmt::Display for Problem {
@@ -57,6 +64,7 @@ impl fmt::Display for Problem {
             Problem::Unsupported { component, reason } => {
                 write!(f, "unsupported {component}: {reason}")
             }
+            Problem::Help(text) => f.write_str(text),
         }
     }
 }
@@ -92,11 +100,19 @@ pub struct WeightFiles {
     pub files: Vec<PathBuf>,
 }
 
-/// A checked model folder: every file the pipeline opens exists and every
-/// config says LTX-Video 0.9.5 or later.
+/// A checked model: every file the pipeline opens exists and every config
+/// says LTX-Video 0.9.5 or later. For a single-file checkpoint, `root` and
+/// the transformer and VAE paths are the file, and [`ModelFolder::checkpoint`]
+/// holds what its metadata says.
 #[derive(Clone, Debug)]
 pub struct ModelFolder {
     pub root: PathBuf,
+    /// The single-file checkpoint the transformer and VAE come from, if the
+    /// model is one.
+    pub checkpoint: Option<Arc<Checkpoint>>,
+    /// The folder holding `text_encoder/` and `tokenizer/`
+    /// ([`locate_text_encoder`]).
+    pub text_encoder_root: PathBuf,
     pub variant: Variant,
     pub transformer_config: PathBuf,
     pub transformer_weights: WeightFiles,
@@ -108,18 +124,26 @@ pub struct ModelFolder {
     pub scheduler: SchedulerConfig,
 }
 
-/// Turns the request's model field into a folder: an existing path as is,
-/// otherwise an `owner/name` looked up in the Hugging Face cache.
+/// Turns the request's model field into a folder or checkpoint file: an
+/// existing folder or `.safetensors` file as is, a folder's
+/// `model_index.json` as its folder (what a host's file browser picks in a
+/// diffusers folder), otherwise an `owner/name` looked up in the Hugging
+/// Face cache.
 pub fn resolve(spec: &Path) -> Result<PathBuf, ModelFolderError> {
     let text = spec.to_string_lossy();
     if text.trim().is_empty() {
         return Err(ModelFolderError::Empty);
     }
     if spec.exists() {
-        if !spec.is_dir() {
-            return Err(ModelFolderError::NotAFolder(spec.to_path_buf()));
+        if spec.is_dir() || single_file::is_checkpoint_path(spec) {
+            return Ok(spec.to_path_buf());
         }
-        return Ok(spec.to_path_buf());
+        if spec.file_name().is_some_and(|n| n == "model_index.json") {
+            if let Some(folder) = spec.parent() {
+                return Ok(folder.to_path_buf());
+            }
+        }
+        return Err(ModelFolderError::NotAFolder(spec.to_path_buf()));
     }
     if let Some(repo) = as_repo_name(&text) {
         return find_snapshot(&repo, &hub_cache_dirs());
@@ -374,7 +398,47 @@ impl ModelFolder {
     /// Resolves `spec` (folder or repository name) and checks the folder.
     pub fn open(spec: &Path) -> Result<Self, ModelFolderError> {
         let root = resolve(spec)?;
+        if root.is_file() {
+            return Self::check_checkpoint(&root);
+        }
         Self::check(&root, spec)
+    }
+
+    /// A single-file checkpoint: its header checked, the text encoder
+    /// found beside it.
+    fn check_checkpoint(path: &Path) -> Result<Self, ModelFolderError> {
+        let checkpoint = Checkpoint::open(path)?;
+        let mut problems = Vec::new();
+        let TextEncoderLocation {
+            root: text_encoder_root,
+            config: text_encoder_config,
+            weights: text_encoder_weights,
+            tokenizer: tokenizer_model,
+        } = locate_text_encoder(path, &mut problems);
+        if !problems.is_empty() {
+            problems.push(Problem::Help(single_file::missing_text_encoder_help(path)));
+            return Err(ModelFolderError::Problems {
+                folder: path.to_path_buf(),
+                problems: ProblemList(problems),
+            });
+        }
+        let one_file = WeightFiles {
+            files: vec![path.to_path_buf()],
+        };
+        Ok(Self {
+            root: path.to_path_buf(),
+            variant: checkpoint.variant,
+            scheduler: checkpoint.scheduler.clone(),
+            transformer_config: path.to_path_buf(),
+            transformer_weights: one_file.clone(),
+            vae_config: path.to_path_buf(),
+            vae_weights: one_file,
+            text_encoder_root,
+            text_encoder_config,
+            text_encoder_weights,
+            tokenizer_model,
+            checkpoint: Some(Arc::new(checkpoint)),
+        })
     }
 
     fn check(root: &Path, spec: &Path) -> Result<Self, ModelFolderError> {
@@ -420,24 +484,12 @@ impl ModelFolder {
         check_vae_version(v_cfg.as_ref(), &mut problems);
         let vae_weights = weight_files(&vae_dir, "diffusion_pytorch_model", "VAE", &mut problems);
 
-        let te_dir = root.join("text_encoder");
-        let text_encoder_config = te_dir.join("config.json");
-        let te_cfg = read_json(&text_encoder_config, &mut problems);
-        expect_class(
-            te_cfg.as_ref(),
-            "text encoder",
-            &["T5EncoderModel"],
-            &mut problems,
-        );
-        let text_encoder_weights = weight_files(&te_dir, "model", "text encoder", &mut problems);
-
-        let tokenizer_model = root.join("tokenizer").join("spiece.model");
-        if !tokenizer_model.is_file() {
-            problems.push(Problem::Missing {
-                what: "T5 SentencePiece tokenizer".into(),
-                path: tokenizer_model.clone(),
-            });
-        }
+        let TextEncoderLocation {
+            root: text_encoder_root,
+            config: text_encoder_config,
+            weights: text_encoder_weights,
+            tokenizer: tokenizer_model,
+        } = locate_text_encoder(root, &mut problems);
 
         let sched_dir = root.join("scheduler");
         let sched_path = ["scheduler_config.json", "config.json"]
@@ -468,6 +520,8 @@ impl ModelFolder {
         match scheduler {
             Some(scheduler) if problems.is_empty() => Ok(Self {
                 root: root.to_path_buf(),
+                checkpoint: None,
+                text_encoder_root,
                 variant,
                 transformer_config,
                 transformer_weights,
@@ -483,6 +537,51 @@ impl ModelFolder {
                 problems: ProblemList(problems),
             }),
         }
+    }
+}
+
+/// Where a model's T5 text encoder and tokenizer are.
+#[derive(Clone, Debug)]
+pub struct TextEncoderLocation {
+    /// The folder holding `text_encoder/` and `tokenizer/`.
+    pub root: PathBuf,
+    /// The encoder's `config.json`.
+    pub config: PathBuf,
+    /// The encoder's weight files.
+    pub weights: WeightFiles,
+    /// The SentencePiece model of its tokenizer.
+    pub tokenizer: PathBuf,
+}
+
+/// The one place that decides where the text encoder of the model at
+/// `model` (a diffusers folder or a single-file checkpoint) is: the folder
+/// itself, or the folder the checkpoint is in
+/// ([`single_file::text_encoder_root`]). What is missing or wrong there is
+/// added to `problems`.
+pub fn locate_text_encoder(model: &Path, problems: &mut Vec<Problem>) -> TextEncoderLocation {
+    let root = single_file::text_encoder_root(model);
+    let te_dir = root.join("text_encoder");
+    let config = te_dir.join("config.json");
+    let te_cfg = read_json(&config, problems);
+    expect_class(
+        te_cfg.as_ref(),
+        "text encoder",
+        &["T5EncoderModel"],
+        problems,
+    );
+    let weights = weight_files(&te_dir, "model", "text encoder", problems);
+    let tokenizer = root.join("tokenizer").join("spiece.model");
+    if !tokenizer.is_file() {
+        problems.push(Problem::Missing {
+            what: "T5 SentencePiece tokenizer".into(),
+            path: tokenizer.clone(),
+        });
+    }
+    TextEncoderLocation {
+        root,
+        config,
+        weights,
+        tokenizer,
     }
 }
 

@@ -35,6 +35,10 @@ pub struct WeightFiles {
     location: PathBuf,
     files: Vec<SafetensorsFile>,
     which: HashMap<String, usize>,
+    /// Our name -> the name stored in the file, for files written under
+    /// other names ([`WeightFiles::open_renamed`]); absent names are stored
+    /// as they are.
+    stored: HashMap<String, String>,
     used: Mutex<BTreeSet<String>>,
     /// No files: every tensor asked for exists, with the shape asked for,
     /// and holds zeros ([`WeightFiles::synthetic`]).
@@ -55,9 +59,46 @@ impl WeightFiles {
             location: path.to_path_buf(),
             files: vec![file],
             which,
+            stored: HashMap::new(),
             used: Mutex::new(BTreeSet::new()),
             synthetic: false,
         })
+    }
+
+    /// The tensors of one file that `rename` gives a name of ours, under
+    /// that name; the others are not part of these weights. For single-file
+    /// checkpoints, which keep several models under their original names.
+    /// Two stored names that map to one of ours are an error.
+    pub fn open_renamed(
+        path: &Path,
+        rename: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, WeightError> {
+        let file = SafetensorsFile::open(path)?;
+        let mut which = HashMap::new();
+        let mut stored = HashMap::new();
+        for name in file.names() {
+            let Some(ours) = rename(name) else { continue };
+            if let Some(other) = stored.insert(ours.clone(), name.to_string()) {
+                return Err(WeightError::Corrupt {
+                    path: path.to_path_buf(),
+                    reason: format!("tensors {other} and {name} both stand for {ours}"),
+                });
+            }
+            which.insert(ours, 0);
+        }
+        Ok(Self {
+            location: path.to_path_buf(),
+            files: vec![file],
+            which,
+            stored,
+            used: Mutex::new(BTreeSet::new()),
+            synthetic: false,
+        })
+    }
+
+    /// The name `name` (ours) has in its file.
+    fn stored_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.stored.get(name).map_or(name, String::as_str)
     }
 
     /// Sharded weights described by an index JSON
@@ -114,6 +155,7 @@ impl WeightFiles {
             location: index.to_path_buf(),
             files,
             which,
+            stored: HashMap::new(),
             used: Mutex::new(BTreeSet::new()),
             synthetic: false,
         })
@@ -129,6 +171,7 @@ impl WeightFiles {
             location: PathBuf::from(label),
             files: Vec::new(),
             which: HashMap::new(),
+            stored: HashMap::new(),
             used: Mutex::new(BTreeSet::new()),
             synthetic: true,
         }
@@ -191,7 +234,7 @@ impl WeightFiles {
     pub fn shape(&self, name: &str) -> Option<&[usize]> {
         self.which
             .get(name)
-            .and_then(|&i| self.files[i].shape(name))
+            .and_then(|&i| self.files[i].shape(self.stored_name(name)))
     }
 
     /// Loads `name`, checking its shape, converted to `dtype` on `device`.
@@ -219,16 +262,17 @@ impl WeightFiles {
                 location: self.location.display().to_string(),
             })?;
         let file = &self.files[i];
-        let stored = file.shape(name).unwrap_or(&[]);
+        let stored_name = self.stored_name(name);
+        let stored = file.shape(stored_name).unwrap_or(&[]);
         if stored != dims {
             return Err(WeightError::WrongShape {
                 path: file.path().to_path_buf(),
-                name: name.to_string(),
+                name: stored_name.to_string(),
                 expected: dims.to_vec(),
                 got: stored.to_vec(),
             });
         }
-        let data = file.read(name, dtype)?;
+        let data = file.read(stored_name, dtype)?;
         let tensor =
             Tensor::from_host(data, dims, device).map_err(|source| WeightError::Tensor {
                 name: name.to_string(),

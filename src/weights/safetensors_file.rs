@@ -20,6 +20,9 @@ pub struct SafetensorsFile {
     mmap: Mmap,
     data_start: usize,
     tensors: HashMap<String, TensorInfo>,
+    /// The header's `__metadata__` strings (single-file checkpoints keep
+    /// their configs there).
+    metadata: HashMap<String, String>,
 }
 
 impl SafetensorsFile {
@@ -45,16 +48,23 @@ impl SafetensorsFile {
             .into_iter()
             .map(|(name, info)| (name, info.clone()))
             .collect();
+        let metadata = metadata.metadata().clone().unwrap_or_default();
         Ok(Self {
             path: path.to_path_buf(),
             mmap,
             data_start: 8 + header_len,
             tensors,
+            metadata,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The header's metadata entries (empty when it has none).
+    pub fn metadata(&self) -> &HashMap<String, String> {
+        &self.metadata
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

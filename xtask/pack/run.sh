@@ -201,6 +201,8 @@ export GENFX_KERNEL_CACHE="$WORK/kernel-cache"
 export GENFX_CACHE_DIR="$WORK/shots"
 export GENFX_LOG="$WORK/genfx.log"
 export GENFX_BENCH_LTX_DIR="$WORK/bench-ltx-2b-random"
+# the whole-shot bench's full-size random model (about 16 GB, written once)
+export GENFX_BENCH_SHOT_DIR="$WORK/bench-ltx-2b-shot"
 export HF_HUB_OFFLINE=1
 export RUST_BACKTRACE=1
 unset GENFX_FORCE_NO_CUDA GENFX_DEVICE

@@ -11,6 +11,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("transformer-gpu", "transformer_gpu"),
     ("t5-cpu", "t5_cpu"),
     ("gpu-plan", "gpu_plan"),
+    ("shot-gpu", "shot_gpu"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

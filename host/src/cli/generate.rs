@@ -148,10 +148,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if !args.positional.is_empty() {
         return Err(usage("generate takes no positional arguments"));
     }
-    let model = PathBuf::from(
-        args.one("model")
-            .ok_or(usage("generate needs --model DIR"))?,
-    );
+    let model = PathBuf::from(args.one("model").ok_or(usage(
+        "generate needs --model PATH (an LTX-Video checkpoint or model folder)",
+    ))?);
     let prompt = args
         .one("prompt")
         .ok_or(usage("generate needs --prompt TEXT"))?;

@@ -19,11 +19,14 @@ usage:
       folders (the Nth file in name order is frame N + --source-first, default 0);
       any frame the plugin asks for is answered. PNG output is 16-bit.
 
-  genfx generate --model DIR --prompt TEXT --out DIR [--negative TEXT] [--seed N]
+  genfx generate --model PATH --prompt TEXT --out DIR [--negative TEXT] [--seed N]
                [--frames N] [--width W] [--height H] [--fps F] [--steps N | --quality Q]
                [--guidance G] [--strength S] [--format png|exr] [--context N]
                [--extend-forward DIR | --extend-backward DIR | --fill BEFORE_DIR AFTER_DIR]
-      Runs a GenFX job directly on the engine, without an OpenFX host. --frames
+      Runs a GenFX job directly on the engine, without an OpenFX host. --model is
+      an LTX-Video checkpoint (.safetensors, T5 text_encoder/ and tokenizer/
+      beside it), a diffusers model folder or a Hugging Face repository name.
+      --frames
       counts new frames only; --context (default 9) is how many real frames
       next to the seam condition an extend or fill.
 

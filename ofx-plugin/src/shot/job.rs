@@ -263,7 +263,7 @@ fn run_job_inner(
 pub(crate) fn explain(e: &EngineError) -> (String, Status) {
     let text = match e {
         EngineError::NoModel(_) => {
-            format!("GenFX: {e}. Set the Model folder to an LTX-Video model (see the README).")
+            format!("GenFX: {e}. Set Model to an LTX-Video checkpoint or model folder (see the README).")
         }
         _ => format!("GenFX: {e}"),
     };

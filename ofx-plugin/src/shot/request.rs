@@ -225,8 +225,8 @@ pub(crate) fn request(
 
 /// The key of a request: every field, every input pixel, and the model
 /// folder's identity (the time stamps of its model_index.json and
-/// genfx.json, so replaced weights or a new variant in the same folder make
-/// a new key).
+/// genfx.json, or of a single-file checkpoint, so replaced weights or a new
+/// variant in the same place make a new key).
 pub fn shot_key(r: &ShotRequest) -> ShotKey {
     let mut h = KeyHasher::default();
     // v2: shots hold only new frames and dev models use STG.
@@ -239,7 +239,18 @@ pub fn shot_key(r: &ShotRequest) -> ShotKey {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     };
+    // A single-file checkpoint is its own stamp.
+    let own_stamp = if r.model.is_file() {
+        std::fs::metadata(&r.model)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as u64)
+    } else {
+        0
+    };
     h.u64(stamp("model_index.json"))
+        .u64(own_stamp)
         .u64(stamp(genfx::pipeline::model_folder::VARIANT_FILE))
         .str(&r.prompt)
         .str(&r.negative_prompt)
