@@ -443,3 +443,39 @@ fn a_destroyed_instance_is_not_called_by_its_job() {
     );
     still_healthy(&bundle);
 }
+
+/// What hosts are told about the new parameters: a push button, a status
+/// line the user cannot edit that is not saved and asks for no render, a
+/// hidden saved trigger that does, and the choice defaulting to the button.
+#[test]
+fn the_button_status_and_trigger_are_described_for_hosts() {
+    let (_mode, bundle) = host(true);
+    let generate = generator(&bundle, 111);
+    let prop = |param: &str, name: &str| generate.param(param).unwrap().props.int(name, 0);
+    assert_eq!(
+        generate.param("generate").unwrap().type_name,
+        "OfxParamTypePushButton"
+    );
+    assert_eq!(
+        generate
+            .param("status")
+            .unwrap()
+            .props
+            .string("OfxParamPropStringMode", 0)
+            .as_deref(),
+        Some("OfxParamStringIsSingleLine")
+    );
+    assert_eq!(prop("status", "OfxParamPropEnabled"), Some(0));
+    assert_eq!(prop("status", "OfxParamPropEvaluateOnChange"), Some(0));
+    assert_eq!(prop("status", "OfxParamPropPersistant"), Some(0));
+    assert_eq!(prop("status", "OfxParamPropCanUndo"), Some(0));
+    assert_eq!(prop("shotsReady", "OfxParamPropSecret"), Some(1));
+    assert_eq!(prop("shotsReady", "OfxParamPropEvaluateOnChange"), Some(1));
+    assert_eq!(prop("shotsReady", "OfxParamPropPersistant"), Some(1));
+    assert_eq!(prop("shotsReady", "OfxParamPropCanUndo"), Some(0));
+    assert_eq!(
+        generate.param_value("whenToGenerate").unwrap(),
+        ParamValue::Ints(vec![0])
+    );
+    generate.destroy().expect("destroy");
+}

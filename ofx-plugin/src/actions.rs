@@ -273,10 +273,15 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
             );
         }
         if matches!(spec.kind, Kind::Status | Kind::Trigger) {
-            // Written by the plugin: not part of the project, not an undo
-            // step.
-            soft(p.set_int(sys::kOfxParamPropPersistant, 0, 0), "persistence");
+            // Written by the plugin: never an undo step.
             soft(p.set_int(sys::kOfxParamPropCanUndo, 0, 0), "undo");
+        }
+        if spec.kind == Kind::Status {
+            // Describes this session's jobs: not part of the project. (The
+            // trigger is saved: a host whose frame cache is keyed by
+            // parameter values, as Natron's is, must not find frames drawn
+            // before the shot was ready under a reloaded project's values.)
+            soft(p.set_int(sys::kOfxParamPropPersistant, 0, 0), "persistence");
         }
         match spec.kind {
             Kind::Button => {}

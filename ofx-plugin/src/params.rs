@@ -69,11 +69,12 @@ pub enum Kind {
     /// A push button: no value, only InstanceChanged when pressed.
     Button,
     /// A read-only line of text the plugin writes (what the shot is doing);
-    /// never saved, never undone, and changing it renders nothing.
+    /// never saved, never undone, and changing it asks for no render.
     Status,
     /// A hidden integer the plugin bumps when a shot it started has
     /// finished: it evaluates on change, so the host renders the frames
     /// again (the spec gives a plug-in no other way to invalidate them).
+    /// Saved with the project, never an undo step.
     Trigger,
 }
 
