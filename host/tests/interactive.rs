@@ -202,6 +202,7 @@ fn an_interactive_host_shows_a_placeholder_until_generate_then_the_shot() {
     let press_took = pressed.elapsed();
     let seen = wait_status(&generate, |s| s == "cached");
     let job_took = pressed.elapsed();
+    eprintln!("Generate returned after {press_took:?}; the shot was cached after {job_took:?}");
     // The button returns to the host at once; the job runs on.
     assert!(
         press_took * 4 < job_took,
