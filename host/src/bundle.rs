@@ -206,6 +206,23 @@ impl Bundle {
         }))
     }
 
+    /// Acts as a background renderer (the default: a render farm, as
+    /// `genfx render` is) or as an interactive application
+    /// (`kOfxImageEffectHostPropIsBackground` = 0, viewer renders marked
+    /// interactive).
+    pub fn set_background(&self, background: bool) {
+        self.host_props.put(
+            kOfxImageEffectHostPropIsBackground.name(),
+            Value::Int(vec![background as i32]),
+        );
+    }
+
+    pub fn is_background(&self) -> bool {
+        self.host_props
+            .int(kOfxImageEffectHostPropIsBackground.name(), 0)
+            != Some(0)
+    }
+
     pub fn plugin_index(&self, id: &str) -> Result<usize, HostError> {
         self.plugins.iter().position(|p| p.id == id).ok_or_else(|| {
             let known: Vec<&str> = self.plugins.iter().map(|p| p.id.as_str()).collect();

@@ -32,6 +32,21 @@ pub struct Rect {
     pub y2: f64,
 }
 
+/// Why a host renders a frame, as the render action's arguments and clips
+/// tell the plugin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenderKind {
+    /// Natron's draft quality while scrubbing
+    /// (`kOfxImageEffectPropRenderQualityDraft` = 1).
+    pub draft: bool,
+    /// A Resolve thumbnail (its clip property `kOfxImageClipPropThumbnail`
+    /// = 1 on every clip of the instance during the render).
+    pub thumbnail: bool,
+}
+
+/// Resolve's thumbnail clip property, spelled as its header spells it.
+pub const RESOLVE_THUMBNAIL: &str = "kOfxImageClipPropThumbnail";
+
 /// What the plugin asked for in GetClipPreferences, per clip.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClipPreference {
@@ -541,6 +556,10 @@ impl Instance {
     }
 
     fn render_args(&self, what: &str, time: f64) -> Arc<PropertySet> {
+        self.render_args_as(what, time, RenderKind::default())
+    }
+
+    fn render_args_as(&self, what: &str, time: f64, kind: RenderKind) -> Arc<PropertySet> {
         let args = self.time_args(what, time);
         let w = self.project_rect();
         args.define(
@@ -552,6 +571,20 @@ impl Instance {
             Value::Int(vec![w.x1 as i32, w.y1 as i32, w.x2 as i32, w.y2 as i32]),
         );
         define_render_status(&args);
+        // An interactive host's renders answer the user (the viewer); a
+        // background renderer's do not.
+        if !self.bundle.is_background() {
+            args.put(
+                n(kOfxImageEffectPropInteractiveRenderStatus),
+                Value::Int(vec![1]),
+            );
+        }
+        if kind.draft {
+            args.put(
+                n(kOfxImageEffectPropRenderQualityDraft),
+                Value::Int(vec![1]),
+            );
+        }
         args
     }
 
@@ -573,6 +606,27 @@ impl Instance {
 
     /// The Render action into a fresh output buffer.
     pub fn render(&self, time: f64) -> Result<Picture, HostError> {
+        self.render_as(time, RenderKind::default())
+    }
+
+    /// The Render action for a draft or thumbnail render.
+    pub fn render_as(&self, time: f64, kind: RenderKind) -> Result<Picture, HostError> {
+        let clips = self.effect.clips.lock().clone();
+        if kind.thumbnail {
+            for clip in &clips {
+                clip.props.put(RESOLVE_THUMBNAIL, Value::Int(vec![1]));
+            }
+        }
+        let result = self.render_into(time, kind);
+        if kind.thumbnail {
+            for clip in &clips {
+                clip.props.remove(RESOLVE_THUMBNAIL);
+            }
+        }
+        result
+    }
+
+    fn render_into(&self, time: f64, kind: RenderKind) -> Result<Picture, HostError> {
         let output = self
             .clip(n(kOfxImageEffectOutputClipName))
             .ok_or_else(|| HostError::Plugin(format!("{} defined no Output clip", self.id())))?;
@@ -595,7 +649,7 @@ impl Instance {
             negative,
         ));
         output.outputs.lock().insert(time.to_bits(), buffer.clone());
-        let args = self.render_args("Render inArgs", time);
+        let args = self.render_args_as("Render inArgs", time, kind);
         let result = self.run(kOfxImageEffectActionRender, Some(&args), None);
         output.outputs.lock().remove(&time.to_bits());
         result?;
@@ -665,6 +719,29 @@ impl Instance {
         let changed = self.run(kOfxActionInstanceChanged, Some(&args), None);
         self.run(kOfxActionEndInstanceChanged, Some(&args), None)?;
         changed.map(drop)
+    }
+
+    /// PurgeCaches: the plugin should free what it keeps in memory.
+    pub fn purge_caches(&self) -> Result<(), HostError> {
+        self.run(kOfxActionPurgeCaches, None, None).map(drop)
+    }
+
+    /// The user presses a push button: InstanceChanged for it, as edited by
+    /// the user.
+    pub fn press(&self, button: &str, time: f64) -> Result<(), HostError> {
+        self.instance_changed(button, time)
+    }
+
+    /// How many times the plugin asked for a new render by setting a
+    /// parameter that evaluates on change.
+    pub fn render_requests(&self) -> usize {
+        self.effect
+            .params
+            .params
+            .lock()
+            .iter()
+            .map(|p| p.evaluations.load(Ordering::SeqCst))
+            .sum()
     }
 
     /// DestroyInstance. Later actions on this instance are refused by the host.

@@ -24,7 +24,7 @@ pub mod values;
 pub use bundle::Bundle;
 pub use defaults::{HostKind, Project};
 pub use image::Picture;
-pub use instance::{Instance, InstanceSpec};
+pub use instance::{Instance, InstanceSpec, RenderKind};
 pub use objects::{Message, Misbehave, Progress};
 
 use abi::{status_name, OfxStatus};

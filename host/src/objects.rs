@@ -251,6 +251,9 @@ pub struct Param {
     /// Set for a parameter the host animates itself, as a transition's
     /// `Transition`: 0 at the first time, 1 at the last, linear between.
     pub driven: Mutex<Option<(f64, f64)>>,
+    /// Values the plugin set on a parameter that evaluates on change: each
+    /// asks the host to render the effect again (tests count them).
+    pub evaluations: AtomicUsize,
 }
 
 pub static PARAMS: Registry<Param> = Registry::new();
@@ -264,6 +267,7 @@ impl Param {
             props,
             value: Mutex::new(ParamValue::None),
             driven: Mutex::new(None),
+            evaluations: AtomicUsize::new(0),
         });
         PARAMS.add(&param);
         param

@@ -7,8 +7,9 @@ use crate::instance::Instance;
 use crate::ofx::effect::is;
 use crate::ofx::{host, message, Action, Effect, OfxError, OfxResult, PropSet, Status};
 use crate::params::{self, Kind, TextMode};
+use crate::problem::Problem;
 use crate::settings::{self, HostValues, Settings};
-use crate::shot::cache;
+use crate::shot::{cache, job, serve, status};
 use ofx_sys as sys;
 use std::ffi::{c_void, CStr};
 use std::sync::Arc;
@@ -70,11 +71,14 @@ fn with_effect(def: &'static dyn EffectDef, call: &Call) -> OfxResult<Status> {
         Action::CreateInstance => return create_instance(def, &effect),
         Action::DestroyInstance => {
             // Resolve expects OK here, never ReplyDefault.
-            if effect.take_instance_data::<Instance>()?.is_none() {
-                log::warn!(
+            match effect.take_instance_data::<Instance>()? {
+                // A Generate job still running carries on for the shot
+                // cache, but no longer calls the host about this instance.
+                Some(instance) => instance.unlink(),
+                None => log::warn!(
                     "{}: DestroyInstance on an instance without state",
                     def.label()
-                );
+                ),
             }
             return Ok(sys::kOfxStatOK);
         }
@@ -252,6 +256,9 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
             Kind::Int { .. } => sys::kOfxParamTypeInteger,
             Kind::Double { .. } => sys::kOfxParamTypeDouble,
             Kind::Choice { .. } => sys::kOfxParamTypeChoice,
+            Kind::Button => sys::kOfxParamTypePushButton,
+            Kind::Status => sys::kOfxParamTypeString,
+            Kind::Trigger => sys::kOfxParamTypeInteger,
         };
         let p = set.define(kind_name, spec.name)?;
         p.set_string(sys::kOfxPropLabel, 0, spec.label)?;
@@ -259,11 +266,51 @@ fn define_params(kind: EffectKind, context: Context, effect: &Effect) -> OfxResu
         p.set_string(sys::kOfxParamPropScriptName, 0, spec.name)?;
         // A shot is one generation: a parameter that changed over time would
         // make every frame a different shot.
-        soft(
-            p.set_int(sys::kOfxParamPropAnimates, 0, 0),
-            "parameter animation",
-        );
+        if spec.kind != Kind::Button {
+            soft(
+                p.set_int(sys::kOfxParamPropAnimates, 0, 0),
+                "parameter animation",
+            );
+        }
+        if matches!(spec.kind, Kind::Status | Kind::Trigger) {
+            // Written by the plugin: never an undo step.
+            soft(p.set_int(sys::kOfxParamPropCanUndo, 0, 0), "undo");
+        }
+        if spec.kind == Kind::Status {
+            // Describes this session's jobs: not part of the project. (The
+            // trigger is saved: a host whose frame cache is keyed by
+            // parameter values, as Natron's is, must not find frames drawn
+            // before the shot was ready under a reloaded project's values.)
+            soft(p.set_int(sys::kOfxParamPropPersistant, 0, 0), "persistence");
+        }
         match spec.kind {
+            Kind::Button => {}
+            Kind::Status => {
+                // A single line the user cannot edit, rather than a label
+                // string: some hosts (Nuke) never redraw a label after the
+                // instance is created.
+                p.set_cstr(
+                    sys::kOfxParamPropStringMode,
+                    0,
+                    sys::kOfxParamStringIsSingleLine,
+                )?;
+                soft(
+                    p.set_int(sys::kOfxParamPropEnabled, 0, 0),
+                    "read-only status",
+                );
+                p.set_string(sys::kOfxParamPropDefault, 0, crate::shot::status::IDLE)?;
+                // The status changes with every percent of a job; only the
+                // trigger below asks for frames again.
+                soft(
+                    p.set_int(sys::kOfxParamPropEvaluateOnChange, 0, 0),
+                    "status evaluation",
+                );
+            }
+            Kind::Trigger => {
+                p.set_int(sys::kOfxParamPropDefault, 0, 0)?;
+                p.set_int(sys::kOfxParamPropSecret, 0, 1)?;
+                p.set_int(sys::kOfxParamPropEvaluateOnChange, 0, 1)?;
+            }
             Kind::Text { mode, default } => {
                 let mode_name = match mode {
                     TextMode::MultiLine => sys::kOfxParamStringIsMultiLine,
@@ -373,7 +420,7 @@ fn create_instance(def: &'static dyn EffectDef, effect: &Effect) -> OfxResult<St
                 String::from_utf8_lossy(&name)
             ))
         })?;
-    effect.set_instance_data(Arc::new(Instance::new(context)))?;
+    effect.set_instance_data(Arc::new(Instance::new(context, effect.clone())))?;
     log::info!("{}: instance created in {context:?}", def.label());
     // Resolve expects OK here, never ReplyDefault.
     Ok(sys::kOfxStatOK)
@@ -620,10 +667,18 @@ fn instance_changed(ctx: &Ctx) -> OfxResult<Status> {
         ctx.def.label(),
         String::from_utf8_lossy(&reason)
     );
+    // The status line and the trigger are GenFX's own writes.
+    if changed == params::STATUS || changed == params::SHOTS_READY {
+        return Ok(sys::kOfxStatOK);
+    }
     if is(&reason, sys::kOfxChangeUserEdited) || params::spec(&changed).is_some() {
         // A new value may fix the last problem: show the next one afresh.
         *ctx.instance.shown.lock() = None;
         message::clear_persistent(&ctx.effect);
+    }
+    if changed == params::GENERATE {
+        generate_pressed(ctx);
+        return Ok(sys::kOfxStatOK);
     }
     if changed == params::QUALITY {
         if let Ok(set) = ctx.effect.params() {
@@ -638,4 +693,56 @@ fn instance_changed(ctx: &Ctx) -> OfxResult<Status> {
         }
     }
     Ok(sys::kOfxStatOK)
+}
+
+/// The Generate button: the shot for the current settings and inputs,
+/// started on its own thread so the host's UI thread returns at once. A
+/// cached shot only asks the host to render its frames again.
+fn generate_pressed(ctx: &Ctx) {
+    let time = time_arg(ctx).unwrap_or(0.0);
+    let scale = ctx
+        .in_args
+        .and_then(|a| a.get_doubles::<2>(sys::kOfxImageEffectPropRenderScale).ok())
+        .filter(|s| s.iter().all(|v| v.is_finite() && *v > 0.0))
+        .unwrap_or([1.0, 1.0]);
+    let refuse = |text: String| {
+        log::error!("{}: Generate: {text}", ctx.def.label());
+        status::post(
+            &ctx.instance,
+            status::failed_text(text.trim_start_matches("GenFX: ")),
+        );
+        if !message::set_persistent(&ctx.effect, message::MessageKind::Error, &text) {
+            message::show(&ctx.effect, message::MessageKind::Error, &text);
+        }
+        *ctx.instance.shown.lock() = Some(text);
+    };
+    let (s, layout) = match layout(ctx, time) {
+        Ok(v) => v,
+        Err(e) => return refuse(format!("GenFX: {e}")),
+    };
+    if layout.generated.is_none() {
+        return refuse("GenFX: these settings leave no frames to generate".into());
+    }
+    let prepared = match serve::prepare(ctx, &s, &layout, scale) {
+        Ok(p) => p,
+        Err(Problem::Tell(text, _)) | Err(Problem::Quiet(text, _)) => return refuse(text),
+    };
+    let dir = job::cache_dir(&s);
+    if job::cached(prepared.key, &prepared.request, dir.as_ref()).is_some() {
+        status::post_shot(&ctx.instance, prepared.key);
+        status::post_ready(&ctx.instance);
+        return;
+    }
+    log::info!(
+        "{}: Generate pressed; shot {} starts",
+        ctx.def.label(),
+        prepared.key
+    );
+    job::start_detached(
+        ctx.def.label(),
+        ctx.instance.clone(),
+        prepared.key,
+        prepared.request,
+        dir,
+    );
 }

@@ -18,11 +18,13 @@ pub mod geometry;
 mod instance;
 pub mod logging;
 pub mod ofx;
+mod paint;
 pub mod params;
 pub mod pixels;
+mod problem;
 mod render;
 pub mod settings;
 pub mod shot;
 
 pub use ofx::exports::{OfxGetNumberOfPlugins, OfxGetPlugin, OfxSetHost};
-pub use render::shot_key;
+pub use shot::shot_key;

@@ -66,6 +66,24 @@ pub enum Kind {
         options: &'static [&'static str],
         default: usize,
     },
+    /// A push button: no value, only InstanceChanged when pressed.
+    Button,
+    /// A read-only line of text the plugin writes (what the shot is doing);
+    /// never saved, never undone, and changing it asks for no render.
+    Status,
+    /// A hidden integer the plugin bumps when a shot it started has
+    /// finished: it evaluates on change, so the host renders the frames
+    /// again (the spec gives a plug-in no other way to invalidate them).
+    /// Saved with the project, never an undo step.
+    Trigger,
+}
+
+impl Kind {
+    /// Whether the user sets this parameter (as opposed to the plugin
+    /// writing it, or a button).
+    pub fn is_setting(self) -> bool {
+        !matches!(self, Kind::Button | Kind::Status | Kind::Trigger)
+    }
 }
 
 /// Which effects show a parameter.
@@ -114,11 +132,16 @@ pub const MODEL: &str = "model";
 pub const TEXT_ENCODER: &str = "textEncoder";
 pub const CACHE_FOLDER: &str = "cacheFolder";
 pub const CACHE_SIZE: &str = "cacheSizeGB";
+pub const GENERATE: &str = "generate";
+pub const STATUS: &str = "status";
+pub const WHEN: &str = "whenToGenerate";
+pub const SHOTS_READY: &str = "shotsReady";
 
 pub const QUALITY_OPTIONS: &[&str] = &["Draft", "Standard", "High", "Custom steps"];
 pub const DIRECTION_OPTIONS: &[&str] = &["Forward (after the clip)", "Backward (before the clip)"];
 pub const FRAMING_OPTIONS: &[&str] = &["Crop to fill", "Pad to fit"];
 pub const COLOUR_OPTIONS: &[&str] = &["Auto", "Linear", "sRGB", "Rec.709", "None"];
+pub const WHEN_OPTIONS: &[&str] = &["On Generate button", "On first render"];
 
 pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -182,6 +205,43 @@ pub const PARAMS: &[ParamSpec] = &[
         page: Page::Shot,
         uses: Uses::ExtendOnly,
         kind: Kind::Choice { options: DIRECTION_OPTIONS, default: 0 },
+    },
+    ParamSpec {
+        name: GENERATE,
+        label: "Generate",
+        hint: "Generate the shot for the current settings, in the background. Until then, \
+               interactive renders show the real frames next to the seam (Extend, Fill) or a \
+               striped placeholder (Generate).",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Button,
+    },
+    ParamSpec {
+        name: STATUS,
+        label: "Status",
+        hint: "What the shot for the current settings is doing: idle, queued, generating, cached or failed.",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Status,
+    },
+    ParamSpec {
+        name: WHEN,
+        label: "When to generate",
+        hint: "In an interactive host: only when Generate is pressed, or as soon as a frame of a \
+               shot that is not cached is rendered. Background renderers (render farms, \
+               NatronRenderer, genfx render) always generate on the first render; thumbnails \
+               and draft renders never do.",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Choice { options: WHEN_OPTIONS, default: 0 },
+    },
+    ParamSpec {
+        name: SHOTS_READY,
+        label: "Shots ready",
+        hint: "Counts finished shots so the host renders their frames again.",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Trigger,
     },
     ParamSpec {
         name: QUALITY,
@@ -349,7 +409,7 @@ mod tests {
                     assert!(increment > 0.0);
                 }
                 Kind::Choice { options, default } => assert!(default < options.len(), "{}", p.name),
-                Kind::Text { .. } => {}
+                Kind::Text { .. } | Kind::Button | Kind::Status | Kind::Trigger => {}
             }
         }
     }
@@ -371,6 +431,10 @@ mod tests {
             COLOUR,
             FRAMING,
             CACHE_FOLDER,
+            GENERATE,
+            STATUS,
+            WHEN,
+            SHOTS_READY,
         ];
         for kind in [EffectKind::Generate, EffectKind::Extend, EffectKind::Fill] {
             let got = names(kind);

@@ -29,6 +29,9 @@ pub struct Settings {
     pub cache: CacheSetting,
     /// Size limit of the cache folder in bytes (`None`: no limit).
     pub cache_limit: Option<u64>,
+    /// In an interactive host, start a job on the first render of a shot
+    /// that is not cached ("When to generate" = "On first render").
+    pub generate_on_render: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -145,6 +148,7 @@ pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
             let gb = double(values, kind, params::CACHE_SIZE)?;
             (gb > 0.0).then_some((gb * (1u64 << 30) as f64) as u64)
         },
+        generate_on_render: int(values, kind, params::WHEN)? == 1,
     })
 }
 
@@ -185,6 +189,7 @@ mod tests {
                 Kind::Double { default, .. } => (0, default, vec![]),
                 Kind::Choice { default, .. } => (default as i32, 0.0, vec![]),
                 Kind::Text { default, .. } => (0, 0.0, default.as_bytes().to_vec()),
+                Kind::Button | Kind::Status | Kind::Trigger => continue,
             };
             m.insert(p.name, v);
         }
@@ -202,6 +207,7 @@ mod tests {
             assert_eq!(s.cache_limit, Some(20 << 30));
             assert_eq!(s.strength, 1.0);
             assert_eq!(s.text_encoder, None);
+            assert!(!s.generate_on_render);
         }
     }
 

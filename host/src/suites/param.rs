@@ -308,7 +308,16 @@ pub unsafe extern "C" fn genfx_host_param_set(
             }
         };
         match set_value(&p, value) {
-            Ok(()) => stat::OK,
+            Ok(()) => {
+                // A plugin's write to a parameter that evaluates on change
+                // is its request for a new render (what an interactive host
+                // does next); this host counts it.
+                if p.props.int(kOfxParamPropEvaluateOnChange.name(), 0) == Some(1) {
+                    p.evaluations
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                stat::OK
+            }
             Err(s) => s,
         }
     })

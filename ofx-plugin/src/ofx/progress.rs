@@ -69,6 +69,14 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// Drops the guard without ending the bar: for an instance the host has
+    /// destroyed, whose handle must not be used again.
+    pub fn abandon(mut self) {
+        self.end = None;
+    }
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(f) = self.end {

@@ -46,6 +46,14 @@ fn shot_bytes(shot: &Shot) -> u64 {
     shot.frames.iter().map(|f| f.rgb.len() as u64 * 4).sum()
 }
 
+/// What [`ShotCache::peek`] found.
+pub enum Peek {
+    Absent,
+    Running,
+    Done(Arc<Shot>),
+    Failed(EngineError),
+}
+
 enum Role {
     Ready(Arc<Shot>),
     Runner(Arc<Slot>),
@@ -197,6 +205,57 @@ impl ShotCache {
                 }
                 None => return,
             }
+        }
+    }
+
+    /// What the cache holds for `key`, without starting or waiting for
+    /// anything (renders that must not start a job, the status line).
+    pub fn peek(&self, key: ShotKey) -> Peek {
+        let slot = self.slots.lock().get(&key).cloned();
+        let Some(slot) = slot else {
+            return Peek::Absent;
+        };
+        let state = slot.state.lock();
+        match &*state {
+            State::Done(shot) => {
+                slot.last_used.store(self.tick(), Ordering::Relaxed);
+                Peek::Done(shot.clone())
+            }
+            State::Running => Peek::Running,
+            State::Failed(e, _) => Peek::Failed(e.clone()),
+        }
+    }
+
+    /// Keeps a shot read from the disk cache, unless the key already has a
+    /// slot (a job running for it, or its result).
+    pub fn insert(&self, key: ShotKey, shot: Arc<Shot>) {
+        {
+            let mut slots = self.slots.lock();
+            if slots.contains_key(&key) {
+                return;
+            }
+            slots.insert(
+                key,
+                Arc::new(Slot {
+                    bytes: AtomicU64::new(shot_bytes(&shot)),
+                    state: Mutex::new(State::Done(shot)),
+                    ready: Condvar::new(),
+                    last_used: AtomicU64::new(self.tick()),
+                }),
+            );
+        }
+        self.evict(key);
+    }
+
+    /// Forgets a failure remembered for `key`, so the next request runs the
+    /// job again at once (an explicit retry).
+    pub fn forget_failure(&self, key: ShotKey) {
+        let mut slots = self.slots.lock();
+        let failed = slots
+            .get(&key)
+            .is_some_and(|s| matches!(*s.state.lock(), State::Failed(..)));
+        if failed {
+            slots.remove(&key);
         }
     }
 
@@ -352,6 +411,24 @@ mod tests {
         let cache = ShotCache::new(u64::MAX);
         let r = cache.get_or_run(key(6), || panic!("boom"), &|| false);
         assert!(matches!(r, Err(EngineError::Failed(_))));
+    }
+
+    #[test]
+    fn peek_reports_each_state_and_insert_never_replaces() {
+        let cache = ShotCache::new(u64::MAX);
+        assert!(matches!(cache.peek(key(20)), Peek::Absent));
+        cache.insert(key(20), Arc::new(shot(0.3)));
+        match cache.peek(key(20)) {
+            Peek::Done(s) => assert_eq!(s.frames[0].rgb[0], 0.3),
+            _ => panic!("an inserted shot is done"),
+        }
+        cache.insert(key(20), Arc::new(shot(0.9)));
+        assert!(matches!(cache.peek(key(20)), Peek::Done(s) if s.frames[0].rgb[0] == 0.3));
+        let _ = cache.get_or_run(key(21), || Err(EngineError::Failed("x".into())), &|| false);
+        assert!(matches!(
+            cache.peek(key(21)),
+            Peek::Failed(EngineError::Failed(_))
+        ));
     }
 
     #[test]
