@@ -617,6 +617,9 @@ fn instance_changed(ctx: &Ctx) -> OfxResult<Status> {
         *ctx.instance.shown.lock() = None;
         message::clear_persistent(&ctx.effect);
     }
+    if changed == params::MODEL {
+        crate::early_checks::model_changed(ctx);
+    }
     if changed == params::QUALITY {
         if let Ok(set) = ctx.effect.params() {
             let custom = set
