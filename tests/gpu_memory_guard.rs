@@ -16,8 +16,18 @@ use std::sync::Arc;
 use genfx::backend::Device;
 use genfx::engine::EngineError;
 use genfx::models::ltx::vae::VaeConfig;
-use genfx::pipeline::memory_guard::{self, human, HostAvailable, JobShape, ModelSizes, Resident};
+use genfx::pipeline::memory_guard::{
+    self, human, Available, HostAvailable, JobShape, ModelSizes, Resident,
+};
 use genfx::tensor::DType;
+
+fn avail(device_free: Option<u64>, host: &HostAvailable) -> Available {
+    Available {
+        device_free,
+        host: Some(host.clone()),
+        enforce: true,
+    }
+}
 
 fn full_size() -> ModelSizes {
     ModelSizes::from_configs(
@@ -71,8 +81,7 @@ fn a_full_size_shot_is_refused_on_a_4_gb_card_and_fits_a_10_gb_one() {
             &device,
             dtype,
             Resident::default(),
-            Some(free as u64),
-            Some(&plenty),
+            &avail(Some(free as u64), &plenty),
         )
         .unwrap_err();
         println!("{err}");
@@ -130,8 +139,7 @@ fn a_full_size_shot_is_refused_on_a_4_gb_card_and_fits_a_10_gb_one() {
         &device,
         dtype,
         Resident::default(),
-        Some(free as u64),
-        Some(&small_host),
+        &avail(Some(free as u64), &small_host),
     )
     .unwrap_err();
     println!("{err}");
@@ -147,8 +155,7 @@ fn a_full_size_shot_is_refused_on_a_4_gb_card_and_fits_a_10_gb_one() {
         &device,
         dtype,
         Resident::default(),
-        Some(free as u64),
-        Some(&plenty),
+        &avail(Some(free as u64), &plenty),
     )
     .expect("a small shot fits an 8 GB card with T5 on the CPU");
     drop(device);
@@ -162,8 +169,7 @@ fn a_full_size_shot_is_refused_on_a_4_gb_card_and_fits_a_10_gb_one() {
         &device,
         dtype,
         Resident::default(),
-        Some(free as u64),
-        Some(&plenty),
+        &avail(Some(free as u64), &plenty),
     )
     .expect("the distilled shot fits a 10 GB card");
     println!("{est:?}");

@@ -15,8 +15,8 @@ use genfx::models::ltx::vae::VaeConfig;
 use genfx::models::t5::T5Config;
 use genfx::pipeline::engine::LtxEngine;
 use genfx::pipeline::memory_guard::{
-    self, estimate, human, sizes, HostAvailable, JobShape, ModelSizes, Placement, Resident,
-    WeightResidence, AVAILABLE_ENV,
+    self, estimate, human, sizes, Available, HostAvailable, JobShape, ModelSizes, Placement,
+    Resident, WeightResidence, AVAILABLE_ENV,
 };
 use genfx::tensor::DType;
 use genfx::testing::fixtures_dir;
@@ -56,6 +56,14 @@ fn parameter_counts_from_configs_match_the_fixture_files() {
         &[]
     };
     assert_eq!(sizes::t5_params(&t5), stored_elements("text_encoder", skip));
+}
+
+fn avail(device_free: Option<u64>, host: &HostAvailable) -> Available {
+    Available {
+        device_free,
+        host: Some(host.clone()),
+        enforce: true,
+    }
 }
 
 fn full_size() -> ModelSizes {
@@ -174,8 +182,7 @@ fn a_full_size_job_is_refused_on_an_8_gb_machine_naming_both_figures() {
             &Device::cpu(),
             DType::F32,
             Resident::default(),
-            None,
-            Some(&eight),
+            &avail(None, &eight),
         )
         .unwrap_err();
         let EngineError::OutOfMemory(text) = &err else {
@@ -217,10 +224,23 @@ fn a_full_size_job_is_refused_on_an_8_gb_machine_naming_both_figures() {
         &Device::cpu(),
         DType::F32,
         Resident::default(),
-        None,
-        Some(&big),
+        &avail(None, &big),
     )
     .expect("fits 200 GB");
+    // GENFX_MEMORY_GUARD=off: the same refusal is a warning in the log
+    let off = Available {
+        enforce: false,
+        ..avail(None, &eight)
+    };
+    memory_guard::check(
+        &full_size(),
+        &full_shot(1),
+        &Device::cpu(),
+        DType::F32,
+        Resident::default(),
+        &off,
+    )
+    .expect("not enforced");
 }
 
 struct Quiet;

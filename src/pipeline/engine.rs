@@ -90,16 +90,12 @@ impl LoadedModel {
             pipeline: self.pipeline_loaded(),
             t5_on_host: false,
         };
-        let host = memory_guard::host_available();
-        let est = memory_guard::check(
-            &sizes,
-            job,
-            &self.device,
-            self.dtype,
-            resident,
+        let available = memory_guard::Available {
             device_free,
-            host.as_ref(),
-        )?;
+            host: memory_guard::host_available(),
+            enforce: memory_guard::enforced(),
+        };
+        let est = memory_guard::check(&sizes, job, &self.device, self.dtype, resident, &available)?;
         log::info!(
             "memory guard: {}x{}x{} needs about {:.2} GB of host memory{}; {:.2} GB available{}",
             job.width,
@@ -113,7 +109,7 @@ impl LoadedModel {
                     self.device.name()
                 ))
                 .unwrap_or_default(),
-            host.map_or(f64::NAN, |h| h.bytes as f64 / 1e9),
+            available.host.map_or(f64::NAN, |h| h.bytes as f64 / 1e9),
             device_free
                 .map(|f| format!(", {:.2} GB free on the device", f as f64 / 1e9))
                 .unwrap_or_default(),

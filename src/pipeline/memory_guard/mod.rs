@@ -120,18 +120,33 @@ pub struct Resident {
     pub t5_on_host: bool,
 }
 
-/// Checks a job on `device` in `dtype` against the memory available, and
-/// returns the estimate it was checked with. `device_free` is the device's
-/// free memory (`None`: not known, not checked); `host` is the host's.
+/// What a job is checked against.
+#[derive(Clone, Debug)]
+pub struct Available {
+    /// The device's free memory (`None`: not known, not checked).
+    pub device_free: Option<u64>,
+    /// The host's (`None`: not known, not checked).
+    pub host: Option<HostAvailable>,
+    /// Refuse a job that does not fit (else only log it).
+    pub enforce: bool,
+}
+
+/// Whether refusals are enforced: unless [`GUARD_ENV`] is `off`.
+pub fn enforced() -> bool {
+    !std::env::var(GUARD_ENV).is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"))
+}
+
+/// Checks a job on `device` in `dtype` against the memory `available`,
+/// and returns the estimate it was checked with.
 pub fn check(
     sizes: &ModelSizes,
     job: &JobShape,
     device: &Device,
     dtype: DType,
     resident: Resident,
-    device_free: Option<u64>,
-    host: Option<&HostAvailable>,
+    available: &Available,
 ) -> Result<Estimate, EngineError> {
+    let (device_free, host) = (available.device_free, available.host.as_ref());
     let placement = if device.is_cpu() {
         Placement::Cpu {
             dtype,
@@ -183,10 +198,7 @@ pub fn check(
     }
     let shot = format!("{}x{}, {} frames", job.width, job.height, job.frames);
     let enforce = |refusal: String| -> Result<(), EngineError> {
-        let off = std::env::var(GUARD_ENV)
-            .map(|v| v.trim().eq_ignore_ascii_case("off"))
-            .unwrap_or(false);
-        if off {
+        if !available.enforce {
             log::warn!("{refusal} ({GUARD_ENV}=off: trying anyway)");
             Ok(())
         } else {
