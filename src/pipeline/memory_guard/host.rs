@@ -285,6 +285,17 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn this_machine_reports_memory_available() {
+        let m = probe_system();
+        let available = m.available().expect("a Linux machine has /proc/meminfo");
+        assert!(
+            available > 0 && available <= m.mem_available.unwrap(),
+            "{m:?}"
+        );
+    }
+
     #[test]
     fn cgroup_paths_cannot_climb_out_of_the_root() {
         let root = Path::new("/sys/fs/cgroup");
