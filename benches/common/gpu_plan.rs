@@ -32,7 +32,7 @@ use genfx_kernels_emu::device::{Counters, EmulatedDevice};
 use parking_lot::Mutex;
 
 /// `transformer/config.json` of Lightricks/LTX-Video-0.9.5 (the 2B model).
-const LTX_2B_TRANSFORMER: &str = r#"{
+pub const LTX_2B_TRANSFORMER: &str = r#"{
   "activation_fn": "gelu-approximate",
   "attention_bias": true,
   "attention_head_dim": 64,
@@ -52,7 +52,7 @@ const LTX_2B_TRANSFORMER: &str = r#"{
 
 /// `text_encoder/config.json` of the LTX-Video repositories
 /// (google/t5-v1_1-xxl's encoder).
-const T5_XXL: &str = r#"{
+pub const T5_XXL: &str = r#"{
   "d_ff": 10240,
   "d_kv": 64,
   "d_model": 4096,
@@ -75,7 +75,7 @@ const TEXT_TOKENS: usize = 256;
 
 /// `vae/config.json` of Lightricks/LTX-Video-0.9.5 (the 2B releases from
 /// 0.9.5 on share it).
-const LTX_095_VAE: &str = r#"{
+pub const LTX_095_VAE: &str = r#"{
   "in_channels": 3,
   "out_channels": 3,
   "latent_channels": 128,

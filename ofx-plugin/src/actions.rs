@@ -680,6 +680,9 @@ fn instance_changed(ctx: &Ctx) -> OfxResult<Status> {
         generate_pressed(ctx);
         return Ok(sys::kOfxStatOK);
     }
+    if changed == params::MODEL || changed == params::TEXT_ENCODER {
+        crate::early_checks::model_changed(ctx);
+    }
     if changed == params::QUALITY {
         if let Ok(set) = ctx.effect.params() {
             let custom = set

@@ -12,6 +12,7 @@
 
 mod actions;
 pub mod colour;
+mod early_checks;
 pub mod effects;
 pub mod framing;
 pub mod geometry;

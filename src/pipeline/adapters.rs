@@ -572,6 +572,13 @@ impl PromptEncoder for T5Prompts {
         Some((device.clone(), self.encoder.weight_bytes()?))
     }
 
+    fn would_load(&self, prompts: &[&str]) -> bool {
+        match self.on_cpu.get() {
+            Some(cpu) => cpu.would_load(prompts),
+            None => self.encoder.would_load(prompts),
+        }
+    }
+
     fn release(&self) {
         self.encoder.release();
         if let Some(cpu) = self.on_cpu.get() {

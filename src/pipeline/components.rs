@@ -37,6 +37,12 @@ pub trait PromptEncoder: Send + Sync {
         let _ = prompts;
         None
     }
+    /// Whether encoding `prompts` would load weights anywhere (for the
+    /// memory guard); an encoder that cannot tell says yes.
+    fn would_load(&self, prompts: &[&str]) -> bool {
+        let _ = prompts;
+        true
+    }
 }
 
 /// One forward pass of the denoising transformer over a batch.

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use super::adapters::{LtxTransformer, LtxVae, T5Prompts};
 use super::components::PromptEncoder;
 use super::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance};
+use super::memory_guard::{self, ModelSizes, Resident};
 use super::model_folder::{ModelFolder, Variant};
-use super::plan::{plan, JobShape};
+use super::plan::{plan, JobShape as PlanShape};
 use super::registry;
 use super::text_encoder_location;
 use super::two_pass::{self, Passes, TwoPass, UpsamplerSlot};
@@ -48,6 +49,9 @@ pub struct LoadedModel {
     /// The latent upsampler of the distilled two-pass recipe, where the
     /// model has one; loaded on first use.
     pub upsampler: UpsamplerSlot,
+    /// Where the T5 encoder's weights are (a folder or one file), for the
+    /// memory guard's sizes.
+    t5_weights: PathBuf,
 }
 
 impl LoadedModel {
@@ -97,6 +101,47 @@ impl LoadedModel {
     /// Whether the transformer and VAE are loaded.
     pub fn pipeline_loaded(&self) -> bool {
         self.pipeline.lock().is_some()
+    }
+
+    /// Refuses `job` when it would not fit the memory available, host or
+    /// device ([`memory_guard`]), before anything is loaded for it.
+    fn check_memory(&self, job: &memory_guard::JobShape) -> Result<(), EngineError> {
+        let sizes = ModelSizes::from_folder(&self.folder, &self.t5_weights)?;
+        let device_free = (!self.device.is_cpu())
+            .then(|| {
+                self.device.release_cached_memory();
+                self.device.memory_info().map(|(free, _)| free as u64)
+            })
+            .flatten();
+        let resident = Resident {
+            pipeline: self.pipeline_loaded(),
+            t5_on_host: false,
+        };
+        let available = memory_guard::Available {
+            device_free,
+            host: memory_guard::host_available(),
+            enforce: memory_guard::enforced(),
+        };
+        let est = memory_guard::check(&sizes, job, &self.device, self.dtype, resident, &available)?;
+        log::info!(
+            "memory guard: {}x{}x{} needs about {:.2} GB of host memory{}; {:.2} GB available{}",
+            job.width,
+            job.height,
+            job.frames,
+            est.host.bytes as f64 / 1e9,
+            est.device
+                .map(|d| format!(
+                    " and {:.2} GB on {}",
+                    d.bytes as f64 / 1e9,
+                    self.device.name()
+                ))
+                .unwrap_or_default(),
+            available.host.map_or(f64::NAN, |h| h.bytes as f64 / 1e9),
+            device_free
+                .map(|f| format!(", {:.2} GB free on the device", f as f64 / 1e9))
+                .unwrap_or_default(),
+        );
+        Ok(())
     }
 
     /// Before the text encoder loads `bytes` of weights onto `device`: when
@@ -261,6 +306,7 @@ impl LtxEngine {
                 dtype: self.dtype,
                 pipeline: parking_lot::Mutex::new(None),
                 upsampler: UpsamplerSlot::new(upsampler),
+                t5_weights: location.weights.clone(),
             })
         })
     }
@@ -508,19 +554,19 @@ impl ShotEngine for LtxEngine {
         // Real frames sit inside the video the model makes; the plan says
         // where, and which of its frames are the new ones.
         let shape = match &request.job {
-            Job::Generate { reference } => JobShape::Generate {
+            Job::Generate { reference } => PlanShape::Generate {
                 reference: reference
                     .as_ref()
                     .map(|c| frames_of(c, "reference"))
                     .transpose()?,
             },
-            Job::ExtendForward { context } => JobShape::ExtendForward {
+            Job::ExtendForward { context } => PlanShape::ExtendForward {
                 context: frames_of(context, "context")?,
             },
-            Job::ExtendBackward { context } => JobShape::ExtendBackward {
+            Job::ExtendBackward { context } => PlanShape::ExtendBackward {
                 context: frames_of(context, "context")?,
             },
-            Job::Fill { before, after } => JobShape::Fill {
+            Job::Fill { before, after } => PlanShape::Fill {
                 before: frames_of(before, "clip before")?,
                 after: frames_of(after, "clip after")?,
             },
@@ -605,6 +651,14 @@ impl ShotEngine for LtxEngine {
         let texts: Vec<&str> = std::iter::once(request.prompt.as_str())
             .chain(guided.then_some(request.negative_prompt.as_str()))
             .collect();
+        model.check_memory(&memory_guard::JobShape {
+            width: width as usize,
+            height: height as usize,
+            frames: num_frames as usize,
+            batch: if guided { 2 } else { 1 },
+            condition_frames: conditions.iter().map(|c| c.frames).collect(),
+            encodes_prompts: model.prompts.would_load(&texts),
+        })?;
         if let Some((device, bytes)) = model.prompts.device_load(&texts) {
             model.make_room(&device, bytes);
         }

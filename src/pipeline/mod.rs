@@ -8,6 +8,7 @@ pub mod disk_cache;
 pub mod engine;
 pub mod latents;
 pub mod ltx;
+pub mod memory_guard;
 pub mod model_folder;
 pub mod model_identity;
 pub mod plan;

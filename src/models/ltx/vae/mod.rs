@@ -29,7 +29,7 @@ use crate::weights::WeightFiles;
 
 pub use config::VaeConfig;
 pub use error::{Result, VaeError};
-pub use tiling::{DecodeCost, SpatialTiling, TemporalTiling, Tiling};
+pub use tiling::{decode_bytes, tiling_ladder, DecodeCost, SpatialTiling, TemporalTiling, Tiling};
 pub use volume::Volume;
 pub use weights::{ShapedTensor, TensorMap, TensorSource};
 
@@ -44,6 +44,42 @@ pub const WEIGHTS_FILE: &str = "diffusion_pytorch_model.safetensors";
 /// Decoder activations alive at a decode's peak, in volumes of its last
 /// level (see [`AutoencoderKLLTXVideo::decode_cost`]).
 const ACTIVATIONS_AT_PEAK: f64 = 12.0;
+
+/// [`AutoencoderKLLTXVideo::decode_cost`] of a VAE with `config` whose
+/// activations are in `dtype`, before any weight is loaded (the memory
+/// guard sizes jobs from configs).
+pub fn decode_cost_of(config: &VaeConfig, dtype: DType) -> DecodeCost {
+    let p = config.patch_size.max(1);
+    let widest = config
+        .decoder_plan()
+        .map(|plan| plan.out_block_channels)
+        .unwrap_or(config.latent_channels);
+    DecodeCost {
+        activation_bytes_per_voxel: ACTIVATIONS_AT_PEAK * (dtype.size_in_bytes() * widest) as f64
+            / (p * p) as f64,
+        output_bytes_per_voxel: (config.out_channels * 4) as f64,
+    }
+}
+
+/// Bytes an encode of `[frames, height, width]` pixels needs at its peak,
+/// estimated as a decode's: [`ACTIVATIONS_AT_PEAK`] volumes of the
+/// encoder's first (widest in pixels) level, plus the f32 input and its
+/// copy in `dtype`.
+pub fn encode_bytes_of(
+    config: &VaeConfig,
+    dtype: DType,
+    [frames, height, width]: [usize; 3],
+) -> f64 {
+    let p = config.patch_size.max(1);
+    let first = config
+        .block_out_channels
+        .first()
+        .copied()
+        .unwrap_or(config.latent_channels);
+    let voxels = (frames * height * width) as f64;
+    ACTIVATIONS_AT_PEAK * (dtype.size_in_bytes() * first) as f64 / (p * p) as f64 * voxels
+        + (config.in_channels * (4 + dtype.size_in_bytes())) as f64 * voxels
+}
 
 pub struct AutoencoderKLLTXVideo {
     config: VaeConfig,
@@ -200,18 +236,7 @@ impl AutoencoderKLLTXVideo {
     /// (measured in dry runs of the 0.9.5 VAE at 768x512; see
     /// `cargo xtask bench gpu-plan`).
     pub fn decode_cost(&self) -> DecodeCost {
-        let p = self.config.patch_size.max(1);
-        let widest = self
-            .config
-            .decoder_plan()
-            .map(|plan| plan.out_block_channels)
-            .unwrap_or(self.config.latent_channels);
-        DecodeCost {
-            activation_bytes_per_voxel: ACTIVATIONS_AT_PEAK
-                * (self.dtype.size_in_bytes() * widest) as f64
-                / (p * p) as f64,
-            output_bytes_per_voxel: (self.config.out_channels * 4) as f64,
-        }
+        decode_cost_of(&self.config, self.dtype)
     }
 
     /// The largest tiles (fewest, so fastest) in which decoding latents of
