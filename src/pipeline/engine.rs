@@ -498,6 +498,9 @@ impl ShotEngine for LtxEngine {
         request: &ShotRequest,
         observer: &dyn JobObserver,
     ) -> Result<Shot, EngineError> {
+        // The studio's policy sees the prompt before any work.
+        crate::provenance::policy::check_prompts(&[&request.prompt])
+            .map_err(EngineError::InvalidRequest)?;
         if !(request.frame_rate.is_finite() && request.frame_rate > 0.0) {
             return Err(EngineError::InvalidRequest(format!(
                 "frame rate {} must be positive",

@@ -579,11 +579,28 @@ pub fn locate_text_encoder(
 ) -> TextEncoderLocation {
     let mut here = Vec::new();
     let found = local_text_encoder(model, &mut here);
-    let elsewhere = !here.is_empty()
-        && (setting.is_some() || super::text_encoder_location::locate(model, None).is_ok());
-    if !elsewhere {
-        problems.extend(here);
+    if here.is_empty() || setting.is_some() {
+        return found;
     }
+    // A problem with the local text_encoder/ or tokenizer/ matters unless
+    // that part is found elsewhere.
+    let Ok(located) = super::text_encoder_location::locate(model, None) else {
+        problems.extend(here);
+        return found;
+    };
+    let root = single_file::text_encoder_root(model);
+    let (te_dir, tok_dir) = (root.join("text_encoder"), root.join("tokenizer"));
+    problems.extend(here.into_iter().filter(|p| {
+        let about_tokenizer = matches!(p,
+            Problem::Missing { path, .. }
+            | Problem::BadConfig { path, .. }
+            | Problem::PickleOnly { path, .. } if path.starts_with(&tok_dir));
+        if about_tokenizer {
+            located.tokenizer.starts_with(&tok_dir)
+        } else {
+            located.weights.starts_with(&te_dir)
+        }
+    }));
     found
 }
 

@@ -1,7 +1,10 @@
 //! Provenance of generated frames: the invisible mark every generated
-//! frame carries ([`watermark`]) and its channel code.
+//! frame carries ([`watermark`]) and its channel code, and the studio's
+//! prompt policy ([`policy`]).
 
 mod code;
+pub mod policy;
+pub mod test_pictures;
 pub mod watermark;
 
 use sha2::{Digest, Sha256};

@@ -201,6 +201,9 @@ pub struct Detection {
     pub false_positive_rate: f64,
     /// The payload, when its CRC and tag hold.
     pub payload: Option<u64>,
+    /// What the decoder made of the payload bits whether or not the CRC
+    /// holds (for bit-accuracy figures).
+    pub decoded: u64,
     pub frames: usize,
 }
 
@@ -321,6 +324,7 @@ impl Detector {
             z,
             false_positive_rate: fpr,
             payload: valid.then_some(payload),
+            decoded: payload,
             frames: self.frames,
         }
     }
@@ -369,33 +373,7 @@ pub fn psnr(a: &[f32], b: &[f32]) -> f64 {
 mod tests {
     use super::*;
 
-    /// A natural-looking test picture: smooth gradients, soft blobs and
-    /// fine texture, from `seed`.
-    pub(crate) fn picture(w: usize, h: usize, seed: u64) -> Vec<f32> {
-        let r = |k: u64| {
-            (splitmix(seed.wrapping_mul(31).wrapping_add(k)) >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let mut out = vec![0.0f32; w * h * 3];
-        for y in 0..h {
-            for x in 0..w {
-                let (u, v) = (x as f64 / w as f64, y as f64 / h as f64);
-                for c in 0..3 {
-                    let k = c as u64 * 10;
-                    let mut val = 0.3 + 0.4 * r(k) * u + 0.3 * r(k + 1) * v;
-                    for b in 0..4u64 {
-                        let (bx, by) = (r(k + 2 + b), r(k + 6 + b));
-                        let d = (u - bx).powi(2) + (v - by).powi(2);
-                        val += 0.25 * (-d * 30.0).exp() * (r(k + 3 + b) - 0.5);
-                    }
-                    let tex = (splitmix(seed ^ ((y * w + x) as u64 * 3 + c as u64)) >> 40) as f64
-                        / (1u64 << 24) as f64;
-                    val += 0.04 * (tex - 0.5);
-                    out[(y * w + x) * 3 + c] = val.clamp(0.0, 1.0) as f32;
-                }
-            }
-        }
-        out
-    }
+    use super::super::test_pictures::natural as picture;
 
     fn quantise(v: &[f32]) -> Vec<f32> {
         v.iter().map(|x| (x * 255.0).round() / 255.0).collect()

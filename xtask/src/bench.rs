@@ -13,6 +13,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("gpu-plan", "gpu_plan"),
     ("shot-gpu", "shot_gpu"),
     ("memory", "memory"),
+    ("watermark", "watermark"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {
