@@ -253,6 +253,7 @@ impl JobObserver for Quiet {
 
 fn tiny_request(seed: u64) -> ShotRequest {
     ShotRequest {
+        text_encoder: None,
         model: fixtures_dir().join("pipeline/model"),
         prompt: "a red fox runs through the snow".into(),
         negative_prompt: "blurry".into(),

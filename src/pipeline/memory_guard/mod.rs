@@ -99,9 +99,8 @@ impl ModelSizes {
                     .map_err(|e| no_model("transformer", &e))?;
                 let vae_text = std::fs::read_to_string(&folder.vae_config)
                     .map_err(|e| no_model(&folder.vae_config.display().to_string(), &e))?;
-                let vae =
-                    VaeConfig::from_json(&vae_text, &folder.vae_config.display().to_string())
-                        .map_err(|e| no_model("VAE", &e))?;
+                let vae = VaeConfig::from_json(&vae_text, &folder.vae_config.display().to_string())
+                    .map_err(|e| no_model("VAE", &e))?;
                 (transformer, vae)
             }
         };
