@@ -194,7 +194,7 @@ fn a_full_size_job_is_refused_on_an_8_gb_machine_naming_both_figures() {
             &job,
             Placement::Cpu {
                 dtype: DType::F32,
-                weights: WeightResidence::Owned,
+                weights: WeightResidence::Mapped,
             },
             false,
         );
