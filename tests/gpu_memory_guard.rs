@@ -9,46 +9,16 @@
 #[allow(unused)]
 mod plan;
 
+mod memory_guard_common;
+use memory_guard_common::{avail, full_shot, full_size};
+
 mod gpu_common;
 
 use std::sync::Arc;
 
 use genfx::backend::Device;
 use genfx::engine::EngineError;
-use genfx::models::ltx::vae::VaeConfig;
-use genfx::pipeline::memory_guard::{
-    self, human, Available, HostAvailable, JobShape, ModelSizes, Resident,
-};
-use genfx::tensor::DType;
-
-fn avail(device_free: Option<u64>, host: &HostAvailable) -> Available {
-    Available {
-        device_free,
-        host: Some(host.clone()),
-        enforce: true,
-    }
-}
-
-fn full_size() -> ModelSizes {
-    ModelSizes::from_configs(
-        serde_json::from_str(plan::LTX_2B_TRANSFORMER).unwrap(),
-        VaeConfig::from_json(plan::LTX_095_VAE, "0.9.5 VAE").unwrap(),
-        serde_json::from_str(plan::T5_XXL).unwrap(),
-        DType::BF16,
-    )
-    .unwrap()
-}
-
-fn full_shot(batch: usize) -> JobShape {
-    JobShape {
-        width: plan::WIDTH,
-        height: plan::HEIGHT,
-        frames: plan::FRAMES,
-        batch,
-        condition_frames: vec![],
-        encodes_prompts: true,
-    }
-}
+use genfx::pipeline::memory_guard::{self, human, HostAvailable, Resident};
 
 fn open(emu: &gpu_common::EmulatedDevice, card_bytes: u64) -> Device {
     emu.set("memory", &card_bytes.to_string()).unwrap();

@@ -8,6 +8,9 @@
 #[allow(unused)]
 mod plan;
 
+mod memory_guard_common;
+use memory_guard_common::{avail, full_shot, full_size};
+
 use genfx::backend::Device;
 use genfx::engine::{EngineError, Job, JobObserver, Quality, ShotEngine, ShotRequest, Stage};
 use genfx::models::ltx::transformer::TransformerConfig;
@@ -15,8 +18,8 @@ use genfx::models::ltx::vae::VaeConfig;
 use genfx::models::t5::T5Config;
 use genfx::pipeline::engine::LtxEngine;
 use genfx::pipeline::memory_guard::{
-    self, estimate, human, sizes, Available, HostAvailable, JobShape, ModelSizes, Placement,
-    Resident, WeightResidence, AVAILABLE_ENV,
+    self, estimate, human, sizes, Available, HostAvailable, Placement, Resident, WeightResidence,
+    AVAILABLE_ENV,
 };
 use genfx::tensor::DType;
 use genfx::testing::fixtures_dir;
@@ -56,35 +59,6 @@ fn parameter_counts_from_configs_match_the_fixture_files() {
         &[]
     };
     assert_eq!(sizes::t5_params(&t5), stored_elements("text_encoder", skip));
-}
-
-fn avail(device_free: Option<u64>, host: &HostAvailable) -> Available {
-    Available {
-        device_free,
-        host: Some(host.clone()),
-        enforce: true,
-    }
-}
-
-fn full_size() -> ModelSizes {
-    ModelSizes::from_configs(
-        serde_json::from_str(plan::LTX_2B_TRANSFORMER).unwrap(),
-        VaeConfig::from_json(plan::LTX_095_VAE, "0.9.5 VAE").unwrap(),
-        serde_json::from_str(plan::T5_XXL).unwrap(),
-        DType::BF16,
-    )
-    .unwrap()
-}
-
-fn full_shot(batch: usize) -> JobShape {
-    JobShape {
-        width: plan::WIDTH,
-        height: plan::HEIGHT,
-        frames: plan::FRAMES,
-        batch,
-        condition_frames: vec![],
-        encodes_prompts: true,
-    }
 }
 
 #[test]
