@@ -222,6 +222,20 @@ fn run_job(name: &str) {
 enum Layout {
     Folder,
     SingleFile,
+    /// The folder's transformer and VAE, with T5 read from one safetensors
+    /// file (as ComfyUI keeps it) that carries its config in its metadata.
+    SingleFileT5,
+}
+
+/// The fixture's T5 written as one file with its config in the metadata
+/// (the tiny T5's relative-attention distance, 16, is not one its shapes
+/// can tell), and its tokenizer beside it.
+fn single_file_t5() -> genfx::pipeline::text_encoder_location::TextEncoderLocation {
+    let out = std::env::temp_dir().join(format!("genfx-parity-t5file-{}", std::process::id()));
+    let file = genfx::testing::t5_as_single_file(&dir().join("model"), &out).unwrap();
+    let located = genfx::pipeline::text_encoder_location::locate(&out, Some(&file)).unwrap();
+    assert_eq!(located.weights, file);
+    located
 }
 
 fn checkpoint() -> Checkpoint {
@@ -250,11 +264,11 @@ fn run_job_with(name: &str, real_components: bool, layout: Layout) {
     let model = dir().join("model");
     let transformer = FirstCall {
         inner: match layout {
-            Layout::Folder => {
-                LtxTransformer::load(&model.join("transformer"), &Device::cpu(), DType::F32)
-            }
             Layout::SingleFile => {
                 LtxTransformer::load_checkpoint(&checkpoint(), &Device::cpu(), DType::F32)
+            }
+            Layout::Folder | Layout::SingleFileT5 => {
+                LtxTransformer::load(&model.join("transformer"), &Device::cpu(), DType::F32)
             }
         }
         .unwrap(),
@@ -341,7 +355,13 @@ fn run_job_with(name: &str, real_components: bool, layout: Layout) {
     let guided = f("guidance_scale") > 1.0;
     if real_components {
         // Our tokenizer, T5 and VAE too: the decoded frames must match.
-        let prompts = T5Prompts::load(&model, &Device::cpu(), 256).unwrap();
+        let prompts = match layout {
+            Layout::SingleFileT5 => {
+                T5Prompts::from_location(&single_file_t5(), &Device::cpu(), DType::F32, 256)
+            }
+            Layout::Folder | Layout::SingleFile => T5Prompts::load(&model, &Device::cpu(), 256),
+        }
+        .unwrap();
         let pos = prompts
             .encode(meta["prompt"].as_str().unwrap(), 256)
             .unwrap();
@@ -361,7 +381,7 @@ fn run_job_with(name: &str, real_components: bool, layout: Layout) {
             transformer: transformer.clone(),
             vae: Arc::new(
                 match layout {
-                    Layout::Folder => LtxVae::load(&model.join("vae")),
+                    Layout::Folder | Layout::SingleFileT5 => LtxVae::load(&model.join("vae")),
                     Layout::SingleFile => {
                         LtxVae::load_checkpoint(&checkpoint(), &Device::cpu(), DType::F32)
                     }
@@ -547,5 +567,20 @@ fn all_jobs_end_to_end_from_the_single_file_checkpoint() {
         "extend_forward_stg",
     ] {
         run_job_with(job, true, Layout::SingleFile);
+    }
+}
+
+/// The five jobs with T5 read from one file (its config in the metadata):
+/// the reference's outputs, to the same tolerances.
+#[test]
+fn all_jobs_end_to_end_with_a_single_file_t5() {
+    for job in [
+        "text",
+        "extend_forward",
+        "extend_backward",
+        "fill",
+        "extend_forward_stg",
+    ] {
+        run_job_with(job, true, Layout::SingleFileT5);
     }
 }

@@ -200,6 +200,16 @@ fn the_text_encoder_setting_reaches_the_engine() {
         String::from_utf8_lossy(&result.stderr)
     );
     assert_eq!(files(&auto), files(&set), "frames with the setting");
+    // T5 as one file (its config in the metadata), as ComfyUI keeps it
+    let one = root.join("one-file");
+    let t5_file = genfx::testing::t5_as_single_file(&tiny_model(), &root.join("t5")).unwrap();
+    let result = render_generate_with(&one, "0-1", &["--text-encoder", t5_file.to_str().unwrap()]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(files(&auto), files(&one), "frames with a single-file T5");
     let missing = root.join("no-such-t5.safetensors");
     let result = render_generate_with(&bad, "0-0", &["--text-encoder", missing.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&result.stderr);

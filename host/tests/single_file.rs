@@ -196,6 +196,38 @@ fn genfx_generate_takes_the_checkpoint_as_model() {
     assert_same("genfx generate", &a, &b);
 }
 
+/// The checkpoint with T5 as one file (its config in the metadata, as a
+/// ComfyUI-style `t5xxl` file beside the checkpoint): the same frames as
+/// the folder with its `text_encoder/`.
+#[test]
+fn genfx_generate_takes_a_single_file_t5_beside_the_checkpoint() {
+    let l = Layouts::new("cli-t5file");
+    let (a, b) = (l.root.join("out-t5file"), l.root.join("out-folder"));
+    let t5 = genfx::testing::t5_as_single_file(&l.folder, &l.root.join("t5")).unwrap();
+    let with_file = genfx()
+        .arg("generate")
+        .arg("--model")
+        .arg(&l.checkpoint)
+        .arg("--text-encoder")
+        .arg(&t5)
+        .args([
+            "--prompt",
+            "a paper boat drifting on a pond",
+            "--frames",
+            "9",
+        ])
+        .args([
+            "--width", "64", "--height", "32", "--seed", "7", "--steps", "3",
+        ])
+        .arg("--out")
+        .arg(&a)
+        .output()
+        .expect("run genfx generate");
+    assert_ok("generate with a single-file T5", &with_file);
+    assert_ok("generate from the folder", &cli_generate(&l.folder, &b));
+    assert_same("genfx generate, single-file T5", &a, &b);
+}
+
 #[test]
 fn a_damaged_checkpoint_is_a_message_not_a_crash() {
     let l = Layouts::new("damaged");

@@ -22,6 +22,14 @@
 set -u
 
 PACK=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The test and bench binaries travel compressed (the pack must stay under the
+# device machine's 64 MiB); unpack them once, next to this script.
+if [ ! -d "$PACK/bin" ] && [ -f "$PACK/bin.tar.gz" ]; then
+    if ! tar -xzf "$PACK/bin.tar.gz" -C "$PACK"; then
+        echo "run.sh: cannot unpack $PACK/bin.tar.gz" >&2
+        exit 2
+    fi
+fi
 COMMIT="@GENFX_COMMIT@"
 # seconds kept back at the end for writing the summary
 RESERVE=10

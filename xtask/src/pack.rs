@@ -6,8 +6,10 @@
 //! ```text
 //! run.sh              the runner (from xtask/pack/run.sh): bash run.sh [--emulated] BUDGET_SECONDS
 //! MANIFEST.txt        files, sizes, commit, how to run
-//! bin/tests/gpu_*     stripped release builds of the GPU test targets
-//! bin/benches/*       stripped builds of the GPU bench targets (`*_gpu`, `gpu_*`)
+//! bin.tar.gz          bin/tests/gpu_*: stripped release builds of the GPU test
+//!                     targets; bin/benches/*: stripped builds of the GPU bench
+//!                     targets (`*_gpu`, `gpu_*`); run.sh unpacks it
+
 //! lib/*.so            the emulated CUDA driver, cuBLAS and cuBLASLt, for --emulated
 //! fixtures/           tests/fixtures
 //! tools/bench/*.py    the PyTorch halves of the benchmarks, and requirements.txt
@@ -69,6 +71,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         &out.join("bin").join("benches"),
         strip.as_deref(),
     )?;
+    // The binaries compress about threefold; they travel as one archive
+    // that run.sh unpacks, so the pack stays under the device's limit.
+    compress_dir(out, "bin")?;
     copy_binaries(&emulator, &out.join("lib"), strip.as_deref())?;
     copy_tree(
         &root().join("tests").join("fixtures"),
@@ -540,6 +545,24 @@ fn write_manifest(dir: &Path, commit: &str) -> Result<u64, String> {
     let path = dir.join("MANIFEST.txt");
     std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(total + text.len() as u64)
+}
+
+/// Replaces `dir/name/` with `dir/name.tar.gz` (gzip: on every machine
+/// that has tar).
+fn compress_dir(dir: &Path, name: &str) -> Result<(), String> {
+    let archive = format!("{name}.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(dir.join(&archive))
+        .arg("-C")
+        .arg(dir)
+        .arg(name)
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    if !status.success() {
+        return Err(format!("tar could not write {archive}"));
+    }
+    std::fs::remove_dir_all(dir.join(name)).map_err(|e| format!("{name}: {e}"))
 }
 
 /// Prints the pack's size and fails when it is over the limit.

@@ -201,6 +201,47 @@ pub fn infer_config(
         feed_forward_proj: "gated-gelu".into(),
         dense_act_fn: None,
     };
+    // A file may state its config in its metadata (`config`: the JSON of
+    // transformers' T5Config, as a file written from a model folder can
+    // carry it). What shapes cannot tell — the relative-attention distance
+    // and the norm epsilon — then comes from it, and the rest must agree.
+    let stated = crate::weights::SafetensorsFile::open(path)
+        .ok()
+        .and_then(|f| f.metadata().get("config").cloned())
+        .map(|text| {
+            serde_json::from_str::<T5Config>(&text)
+                .map_err(|e| bad(format!("the config in its metadata: {e}")))
+        })
+        .transpose()?;
+    let config = match stated {
+        None => config,
+        Some(stated) => {
+            let shape_of = |c: &T5Config| {
+                (
+                    c.vocab_size,
+                    c.d_model,
+                    c.d_kv,
+                    c.d_ff,
+                    c.num_layers,
+                    c.num_heads,
+                    c.relative_attention_num_buckets,
+                )
+            };
+            if shape_of(&stated) != shape_of(&config) {
+                return Err(bad(format!(
+                    "the config in its metadata (vocabulary, d_model, d_kv, d_ff, layers, heads, \
+                     buckets {:?}) does not match its tensors ({:?})",
+                    shape_of(&stated),
+                    shape_of(&config)
+                )));
+            }
+            T5Config {
+                relative_attention_max_distance: stated.relative_attention_max_distance,
+                layer_norm_epsilon: stated.layer_norm_epsilon,
+                ..config
+            }
+        }
+    };
     config.validate().map_err(bad)?;
     let xxl = (d_model, num_layers, num_heads, d_ff) == (4096, 24, 64, 10240);
     log::info!(
