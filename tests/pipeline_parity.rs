@@ -225,16 +225,39 @@ enum Layout {
     /// The folder's transformer and VAE, with T5 read from one safetensors
     /// file (as ComfyUI keeps it) that carries its config in its metadata.
     SingleFileT5,
+    /// As `SingleFileT5`, with the tokenizer as the tokenizers library's
+    /// tokenizer.json (tools/fixtures/tokenizer_json.py) instead of
+    /// spiece.model.
+    TokenizerJson,
 }
 
 /// The fixture's T5 written as one file with its config in the metadata
 /// (the tiny T5's relative-attention distance, 16, is not one its shapes
 /// can tell), and its tokenizer beside it.
-fn single_file_t5() -> genfx::pipeline::text_encoder_location::TextEncoderLocation {
-    let out = std::env::temp_dir().join(format!("genfx-parity-t5file-{}", std::process::id()));
+fn single_file_t5(
+    tokenizer_json: bool,
+) -> genfx::pipeline::text_encoder_location::TextEncoderLocation {
+    let out = std::env::temp_dir().join(format!(
+        "genfx-parity-t5file-{}-{tokenizer_json}",
+        std::process::id()
+    ));
     let file = genfx::testing::t5_as_single_file(&dir().join("model"), &out).unwrap();
+    if tokenizer_json {
+        std::fs::remove_file(out.join("tokenizer/spiece.model")).unwrap();
+        std::fs::copy(
+            fixtures_dir().join("tokenizer_json/pipeline/tokenizer.json"),
+            out.join("tokenizer.json"),
+        )
+        .unwrap();
+    }
     let located = genfx::pipeline::text_encoder_location::locate(&out, Some(&file)).unwrap();
     assert_eq!(located.weights, file);
+    assert_eq!(
+        located.tokenizer.extension().unwrap() == "json",
+        tokenizer_json,
+        "{}",
+        located.tokenizer.display()
+    );
     located
 }
 
@@ -267,7 +290,7 @@ fn run_job_with(name: &str, real_components: bool, layout: Layout) {
             Layout::SingleFile => {
                 LtxTransformer::load_checkpoint(&checkpoint(), &Device::cpu(), DType::F32)
             }
-            Layout::Folder | Layout::SingleFileT5 => {
+            Layout::Folder | Layout::SingleFileT5 | Layout::TokenizerJson => {
                 LtxTransformer::load(&model.join("transformer"), &Device::cpu(), DType::F32)
             }
         }
@@ -356,9 +379,12 @@ fn run_job_with(name: &str, real_components: bool, layout: Layout) {
     if real_components {
         // Our tokenizer, T5 and VAE too: the decoded frames must match.
         let prompts = match layout {
-            Layout::SingleFileT5 => {
-                T5Prompts::from_location(&single_file_t5(), &Device::cpu(), DType::F32, 256)
-            }
+            Layout::SingleFileT5 | Layout::TokenizerJson => T5Prompts::from_location(
+                &single_file_t5(layout == Layout::TokenizerJson),
+                &Device::cpu(),
+                DType::F32,
+                256,
+            ),
             Layout::Folder | Layout::SingleFile => T5Prompts::load(&model, &Device::cpu(), 256),
         }
         .unwrap();
@@ -381,7 +407,9 @@ fn run_job_with(name: &str, real_components: bool, layout: Layout) {
             transformer: transformer.clone(),
             vae: Arc::new(
                 match layout {
-                    Layout::Folder | Layout::SingleFileT5 => LtxVae::load(&model.join("vae")),
+                    Layout::Folder | Layout::SingleFileT5 | Layout::TokenizerJson => {
+                        LtxVae::load(&model.join("vae"))
+                    }
                     Layout::SingleFile => {
                         LtxVae::load_checkpoint(&checkpoint(), &Device::cpu(), DType::F32)
                     }
@@ -582,5 +610,19 @@ fn all_jobs_end_to_end_with_a_single_file_t5() {
         "extend_forward_stg",
     ] {
         run_job_with(job, true, Layout::SingleFileT5);
+    }
+}
+
+/// The five jobs with T5 from one file and the tokenizer as tokenizer.json.
+#[test]
+fn all_jobs_end_to_end_with_a_tokenizer_json() {
+    for job in [
+        "text",
+        "extend_forward",
+        "extend_backward",
+        "fill",
+        "extend_forward_stg",
+    ] {
+        run_job_with(job, true, Layout::TokenizerJson);
     }
 }

@@ -226,6 +226,37 @@ fn genfx_generate_takes_a_single_file_t5_beside_the_checkpoint() {
     assert_ok("generate with a single-file T5", &with_file);
     assert_ok("generate from the folder", &cli_generate(&l.folder, &b));
     assert_same("genfx generate, single-file T5", &a, &b);
+
+    // the same with the tokenizer as tokenizer.json (as ComfyUI ships it)
+    let t5_dir = t5.parent().unwrap();
+    std::fs::remove_file(t5_dir.join("tokenizer/spiece.model")).unwrap();
+    std::fs::copy(
+        fixtures().join("tokenizer_json/pipeline/tokenizer.json"),
+        t5_dir.join("tokenizer.json"),
+    )
+    .unwrap();
+    let c = l.root.join("out-tokenizer-json");
+    let with_json = genfx()
+        .arg("generate")
+        .arg("--model")
+        .arg(&l.checkpoint)
+        .arg("--text-encoder")
+        .arg(&t5)
+        .args([
+            "--prompt",
+            "a paper boat drifting on a pond",
+            "--frames",
+            "9",
+        ])
+        .args([
+            "--width", "64", "--height", "32", "--seed", "7", "--steps", "3",
+        ])
+        .arg("--out")
+        .arg(&c)
+        .output()
+        .expect("run genfx generate");
+    assert_ok("generate with tokenizer.json", &with_json);
+    assert_same("genfx generate, tokenizer.json", &c, &b);
 }
 
 #[test]

@@ -46,6 +46,13 @@ impl JobObserver for ProgressPrinter {
     fn should_abort(&self) -> bool {
         false
     }
+
+    /// Notices (a rounded length, a cut prompt, one pass or two) go to
+    /// stderr: the command line has no log file of its own.
+    fn notice(&self, message: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "genfx: note: {message}");
+    }
 }
 
 /// Bilinear resample to the working size (pixel centres aligned).
