@@ -570,8 +570,9 @@ fn spatio_temporal_guidance_matches_the_reference() {
     run_job("extend_forward_stg");
 }
 
-#[test]
-fn all_jobs_end_to_end_with_our_tokenizer_t5_and_vae() {
+/// Every job of the fixture, end to end with our tokenizer, T5 and VAE,
+/// with the models read from `layout`.
+fn run_all_jobs(layout: Layout) {
     for job in [
         "text",
         "extend_forward",
@@ -579,50 +580,31 @@ fn all_jobs_end_to_end_with_our_tokenizer_t5_and_vae() {
         "fill",
         "extend_forward_stg",
     ] {
-        run_job_with(job, true, Layout::Folder);
+        run_job_with(job, true, layout);
     }
+}
+
+#[test]
+fn all_jobs_end_to_end_with_our_tokenizer_t5_and_vae() {
+    run_all_jobs(Layout::Folder);
 }
 
 /// The same five jobs with the transformer and VAE read from the
 /// single-file checkpoint: the reference's outputs, to the same tolerances.
 #[test]
 fn all_jobs_end_to_end_from_the_single_file_checkpoint() {
-    for job in [
-        "text",
-        "extend_forward",
-        "extend_backward",
-        "fill",
-        "extend_forward_stg",
-    ] {
-        run_job_with(job, true, Layout::SingleFile);
-    }
+    run_all_jobs(Layout::SingleFile);
 }
 
 /// The five jobs with T5 read from one file (its config in the metadata):
 /// the reference's outputs, to the same tolerances.
 #[test]
 fn all_jobs_end_to_end_with_a_single_file_t5() {
-    for job in [
-        "text",
-        "extend_forward",
-        "extend_backward",
-        "fill",
-        "extend_forward_stg",
-    ] {
-        run_job_with(job, true, Layout::SingleFileT5);
-    }
+    run_all_jobs(Layout::SingleFileT5);
 }
 
 /// The five jobs with T5 from one file and the tokenizer as tokenizer.json.
 #[test]
 fn all_jobs_end_to_end_with_a_tokenizer_json() {
-    for job in [
-        "text",
-        "extend_forward",
-        "extend_backward",
-        "fill",
-        "extend_forward_stg",
-    ] {
-        run_job_with(job, true, Layout::TokenizerJson);
-    }
+    run_all_jobs(Layout::TokenizerJson);
 }

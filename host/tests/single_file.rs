@@ -133,10 +133,16 @@ fn plugin_render(model: &Path, out: &Path) -> Output {
 }
 
 fn cli_generate(model: &Path, out: &Path) -> Output {
+    cli_generate_with(model, &[], out)
+}
+
+/// `genfx generate` on `model` with `extra` arguments (e.g. a Text encoder).
+fn cli_generate_with(model: &Path, extra: &[&std::ffi::OsStr], out: &Path) -> Output {
     genfx()
         .arg("generate")
         .arg("--model")
         .arg(model)
+        .args(extra)
         .args([
             "--prompt",
             "a paper boat drifting on a pond",
@@ -204,25 +210,8 @@ fn genfx_generate_takes_a_single_file_t5_beside_the_checkpoint() {
     let l = Layouts::new("cli-t5file");
     let (a, b) = (l.root.join("out-t5file"), l.root.join("out-folder"));
     let t5 = genfx::testing::t5_as_single_file(&l.folder, &l.root.join("t5")).unwrap();
-    let with_file = genfx()
-        .arg("generate")
-        .arg("--model")
-        .arg(&l.checkpoint)
-        .arg("--text-encoder")
-        .arg(&t5)
-        .args([
-            "--prompt",
-            "a paper boat drifting on a pond",
-            "--frames",
-            "9",
-        ])
-        .args([
-            "--width", "64", "--height", "32", "--seed", "7", "--steps", "3",
-        ])
-        .arg("--out")
-        .arg(&a)
-        .output()
-        .expect("run genfx generate");
+    let text_encoder = ["--text-encoder".as_ref(), t5.as_os_str()];
+    let with_file = cli_generate_with(&l.checkpoint, &text_encoder, &a);
     assert_ok("generate with a single-file T5", &with_file);
     assert_ok("generate from the folder", &cli_generate(&l.folder, &b));
     assert_same("genfx generate, single-file T5", &a, &b);
@@ -236,25 +225,7 @@ fn genfx_generate_takes_a_single_file_t5_beside_the_checkpoint() {
     )
     .unwrap();
     let c = l.root.join("out-tokenizer-json");
-    let with_json = genfx()
-        .arg("generate")
-        .arg("--model")
-        .arg(&l.checkpoint)
-        .arg("--text-encoder")
-        .arg(&t5)
-        .args([
-            "--prompt",
-            "a paper boat drifting on a pond",
-            "--frames",
-            "9",
-        ])
-        .args([
-            "--width", "64", "--height", "32", "--seed", "7", "--steps", "3",
-        ])
-        .arg("--out")
-        .arg(&c)
-        .output()
-        .expect("run genfx generate");
+    let with_json = cli_generate_with(&l.checkpoint, &text_encoder, &c);
     assert_ok("generate with tokenizer.json", &with_json);
     assert_same("genfx generate, tokenizer.json", &c, &b);
 }
