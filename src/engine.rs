@@ -125,6 +125,52 @@ pub trait JobObserver: Send + Sync {
     fn notice(&self, message: &str) {
         log::warn!("{message}");
     }
+    /// A shot longer than one pass of the model is made window by window;
+    /// window `index` (from 0) of `count` starts now. Progress of the
+    /// stages that follow is within that window. Shots of one window never
+    /// call this.
+    fn window(&self, index: u32, count: u32) {
+        let _ = (index, count);
+    }
+}
+
+/// Receives a shot's finished frames as they are made: a long shot's
+/// windows finish one after another, and a host can show frame 0 long
+/// before the last frame exists. Every frame of the shot arrives exactly
+/// once, in time order, final (never revised); `first` is the index in the
+/// shot of `frames[0]`.
+pub trait FrameSink: Send + Sync {
+    /// An error here (a full disk, say) ends the job with that error.
+    fn frames_ready(&self, first: usize, frames: &[Frame]) -> Result<(), EngineError>;
+}
+
+/// A sink that keeps every frame in memory, for callers that want the whole
+/// [`Shot`] (memory grows with the shot's length).
+#[derive(Default)]
+pub struct CollectFrames {
+    frames: std::sync::Mutex<Vec<Frame>>,
+}
+
+impl CollectFrames {
+    pub fn into_shot(self) -> Shot {
+        Shot {
+            frames: self.frames.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+impl FrameSink for CollectFrames {
+    fn frames_ready(&self, first: usize, frames: &[Frame]) -> Result<(), EngineError> {
+        let mut held = self.frames.lock().unwrap_or_else(|e| e.into_inner());
+        if first != held.len() {
+            return Err(EngineError::Failed(format!(
+                "frames arrived out of order: expected frame {}, got {first}",
+                held.len()
+            )));
+        }
+        held.extend_from_slice(frames);
+        Ok(())
+    }
 }
 
 /// An observer that reports nowhere and never aborts.
@@ -159,11 +205,26 @@ pub enum EngineError {
 /// Generates whole shots. Implementations are shared by every plugin
 /// instance and render thread of a process.
 pub trait ShotEngine: Send + Sync {
+    /// The whole shot in memory.
     fn generate(
         &self,
         request: &ShotRequest,
         observer: &dyn JobObserver,
     ) -> Result<Shot, EngineError>;
+
+    /// The shot's frames handed to `sink` as they are finished. Engines
+    /// that make long shots in windows override this so that memory does
+    /// not grow with the shot's length; the default makes the whole shot
+    /// and hands it over at once.
+    fn generate_into(
+        &self,
+        request: &ShotRequest,
+        observer: &dyn JobObserver,
+        sink: &dyn FrameSink,
+    ) -> Result<(), EngineError> {
+        let shot = self.generate(request, observer)?;
+        sink.frames_ready(0, &shot.frames)
+    }
 }
 
 /// The engine a host integration should use in this build: LTX-Video with
@@ -176,4 +237,25 @@ pub fn default_engine() -> Arc<dyn ShotEngine> {
     Arc::new(crate::pipeline::disk_cache::DiskCachedEngine::new(
         Arc::new(ltx),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(value: f32) -> Frame {
+        Frame::new(1, 1, vec![value; 3]).unwrap()
+    }
+
+    #[test]
+    fn collected_frames_keep_time_order_and_refuse_a_gap() {
+        let sink = CollectFrames::default();
+        sink.frames_ready(0, &[frame(0.0), frame(1.0)]).unwrap();
+        sink.frames_ready(2, &[frame(2.0)]).unwrap();
+        let err = sink.frames_ready(5, &[frame(5.0)]).unwrap_err();
+        assert!(err.to_string().contains("expected frame 3"), "{err}");
+        let shot = sink.into_shot();
+        let firsts: Vec<f32> = shot.frames.iter().map(|f| f.rgb[0]).collect();
+        assert_eq!(firsts, [0.0, 1.0, 2.0]);
+    }
 }
