@@ -216,12 +216,20 @@ pub trait ShotEngine: Send + Sync {
     /// that make long shots in windows override this so that memory does
     /// not grow with the shot's length; the default makes the whole shot
     /// and hands it over at once.
+    ///
+    /// `windows` is the folder where a long shot keeps each finished
+    /// window (latents and frames), so a killed or aborted job resumes at
+    /// its first unfinished window and processes sharing the folder make
+    /// each window once. `None` keeps nothing: an interrupted long shot
+    /// starts again.
     fn generate_into(
         &self,
         request: &ShotRequest,
         observer: &dyn JobObserver,
         sink: &dyn FrameSink,
+        windows: Option<&std::path::Path>,
     ) -> Result<(), EngineError> {
+        let _ = windows;
         let shot = self.generate(request, observer)?;
         sink.frames_ready(0, &shot.frames)
     }
