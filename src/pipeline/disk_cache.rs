@@ -150,6 +150,22 @@ pub fn shot_key_for_revision(
             put_clip(&mut h, after);
         }
     }
+    // Window overrides change a long shot's frames; automatic settings add
+    // nothing, so keys of requests that set none are unchanged.
+    if !request.windows.is_automatic() {
+        let w = &request.windows;
+        put_str(&mut h, "windows");
+        for v in [w.length, w.overlap] {
+            h.update(v.map_or([0u8; 5], |n| {
+                let b = n.to_le_bytes();
+                [1, b[0], b[1], b[2], b[3]]
+            }));
+        }
+        h.update(w.drift.map_or([0u8; 5], |d| {
+            let b = d.to_bits().to_le_bytes();
+            [1, b[0], b[1], b[2], b[3]]
+        }));
+    }
     ShotKey(h.finalize().into())
 }
 

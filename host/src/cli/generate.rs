@@ -217,6 +217,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         frame_rate: args.parsed("fps", 24.0).map_err(usage)?,
         strength: args.parsed("strength", 1.0).map_err(usage)?,
         job,
+        windows: Default::default(),
     };
     if let Some(gb) = args.one("cache-max-gb") {
         let limit =
