@@ -105,11 +105,11 @@ pub struct ShotRequest {
 /// nothing to it.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct WindowSettings {
-    /// Frames the model makes per window, 8k+1 from 17 to 257. `None`: the
+    /// Frames the model makes per window, 8k+1 from 25 to 257. `None`: the
     /// longest the model, resolution and memory allow.
     pub length: Option<u32>,
     /// Frames two neighbouring windows share, 8k+1 from 9 (two latent
-    /// frames) up to the window less 8. `None`: 17 (three latent frames),
+    /// frames) up to less than half the window. `None`: 17 (three latent frames),
     /// less for short windows.
     pub overlap: Option<u32>,
     /// How strongly each window's latent statistics are pulled to the

@@ -859,7 +859,7 @@ impl LtxEngine {
                         })
                         .is_ok()
                 };
-                (2..=(long_shot::plan::MAX_WINDOW - 1) / 8)
+                ((long_shot::plan::MIN_WINDOW - 1) / 8..=(long_shot::plan::MAX_WINDOW - 1) / 8)
                     .rev()
                     .map(|m| 8 * m + 1)
                     .find(|&f| fits(f))

@@ -100,7 +100,7 @@ pub struct WindowSize {
 /// Longest window LTX-Video makes in one pass.
 pub const MAX_WINDOW: usize = 257;
 /// Shortest window a long shot may use.
-pub const MIN_WINDOW: usize = 17;
+pub const MIN_WINDOW: usize = 25;
 /// Overlap when none is asked for: three latent frames, fewer where the
 /// window is too short for that.
 pub const DEFAULT_LATENT_OVERLAP: usize = 3;
@@ -114,17 +114,20 @@ impl WindowSize {
                 "a window of {length} frames: give {t}k+1 frames from {MIN_WINDOW} to {MAX_WINDOW} (e.g. 97, 121, 257)"
             ));
         }
+        // Only neighbours may share frames: the stride W − O is at least
+        // the overlap O, so with W = 8m+1 and O = 8a+1, m ≥ 2a + 1.
         let m = (length - 1) / t;
+        let most = (m - 1) / 2;
         let overlap = match overlap {
             Some(o) => o,
-            None => t * (DEFAULT_LATENT_OVERLAP.min(m) - 1) + 1,
+            None => t * (DEFAULT_LATENT_OVERLAP - 1).min(most) + 1,
         };
-        if overlap < t + 1 || (overlap - 1) % t != 0 || overlap + t > length {
+        if overlap < t + 1 || (overlap - 1) % t != 0 || (overlap - 1) / t > most {
             return Err(format!(
                 "an overlap of {overlap} frames in windows of {length}: give {t}k+1 frames, at \
-                 least {} (two latent frames) and at most {} (the window less {t})",
+                 least {} (two latent frames) and at most {} (less than half the window)",
                 t + 1,
-                length - t
+                t * most + 1
             ));
         }
         Ok(Self { length, overlap })
@@ -367,9 +370,9 @@ mod tests {
 
     fn sizes() -> Vec<WindowSize> {
         [
-            (17, None),
+            (25, None),
             (33, Some(9)),
-            (33, Some(17)),
+            (41, Some(17)),
             (97, None),
             (121, Some(25)),
             (257, None),
@@ -449,7 +452,7 @@ mod tests {
     }
 
     #[test]
-    fn minute_long_generate_uses_seven_windows_of_257() {
+    fn minute_long_generate_uses_six_windows_of_257() {
         let size = WindowSize::new(257, None, T).unwrap();
         assert_eq!(size.overlap, 17);
         let p = long_plan(JobShape::Generate { reference: None }, 1441, size, T).unwrap();
@@ -462,12 +465,15 @@ mod tests {
     #[test]
     fn bad_window_sizes_are_explained() {
         assert!(WindowSize::new(30, None, T).unwrap_err().contains("8k+1"));
-        assert!(WindowSize::new(9, None, T).is_err());
+        assert!(WindowSize::new(17, None, T).is_err());
         assert!(WindowSize::new(265, None, T).is_err());
         assert!(WindowSize::new(33, Some(1), T)
             .unwrap_err()
             .contains("two latent"));
-        assert!(WindowSize::new(33, Some(33), T).is_err());
-        assert_eq!(WindowSize::new(17, None, T).unwrap().overlap, 9);
+        assert!(WindowSize::new(33, Some(17), T)
+            .unwrap_err()
+            .contains("at most 9"));
+        assert_eq!(WindowSize::new(25, None, T).unwrap().overlap, 9);
+        assert_eq!(WindowSize::new(41, None, T).unwrap().overlap, 17);
     }
 }
