@@ -50,6 +50,12 @@ impl JobObserver for ProgressPrinter {
         false
     }
 
+    /// A long shot's windows, one line each.
+    fn window(&self, index: u32, count: u32) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "genfx: window {} of {count}", index + 1);
+    }
+
     /// Notices (a rounded length, a cut prompt, one pass or two) go to
     /// stderr: the command line has no log file of its own.
     fn notice(&self, message: &str) {
