@@ -30,8 +30,13 @@ fn generate(cache: &Path, out: &Path) -> Command {
     c.arg("generate")
         .arg("--model")
         .arg(tiny_model())
-        .args(["--prompt", "0: a lighthouse in fog\n3s: waves break on the rocks"])
-        .args(["--seed", "3", "--width", "32", "--height", "32", "--frames", "140"])
+        .args([
+            "--prompt",
+            "0: a lighthouse in fog\n3s: waves break on the rocks",
+        ])
+        .args([
+            "--seed", "3", "--width", "32", "--height", "32", "--frames", "140",
+        ])
         .args(["--steps", "2", "--window", "33", "--overlap", "9"])
         .arg("--out")
         .arg(out)
@@ -101,7 +106,10 @@ fn killed_runs_resume_and_shared_caches_make_each_window_once() {
     let reference_cache = temp("ref-cache");
     let err = run_whole(generate(&reference_cache, &reference_out));
     assert!(err.contains("window 6 of 6"), "{err}");
-    assert!(err.contains("6 windows of up to 33 frames, overlapping by 9"), "{err}");
+    assert!(
+        err.contains("6 windows of up to 33 frames, overlapping by 9"),
+        "{err}"
+    );
     assert_eq!(made_and_reused(&err), (6, 0));
     let reference = frames(&reference_out);
     assert_eq!(reference.len(), 140);
@@ -121,7 +129,7 @@ fn killed_runs_resume_and_shared_caches_make_each_window_once() {
     // temporary file, swept; windows 1 and 2 are reused.
     let (cache, out) = (temp("write-cache"), temp("write-out"));
     let mut slow = generate(&cache, &out);
-    slow.env("GENFX_WINDOW_WRITE_DELAY_MS", "5000");
+    slow.env("GENFX_WINDOW_WRITE_DELAY_MS", "1500");
     kill_at(slow.spawn().expect("spawn"), "window entry half written", 3);
     let leftovers = |d: &Path| {
         std::fs::read_dir(d)
