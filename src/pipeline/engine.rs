@@ -597,7 +597,11 @@ impl ShotEngine for LtxEngine {
             .map_err(EngineError::InvalidRequest)?;
         let guided_hint = model.folder.variant != Variant::Distilled && request.guidance > 1.0;
         if let Some(size) = self.window_size(&model, &request, plan.total, guided_hint)? {
-            if let Some(long) = long_shot::plan::long_plan(shape, new_frames, size, 8) {
+            // A plan of one window (a long context cut to fit) is made the
+            // single-pass way, as before.
+            if let Some(long) = long_shot::plan::long_plan(shape, new_frames, size, 8)
+                .filter(|p| p.windows.len() > 1)
+            {
                 let job = LongJob {
                     model: &model,
                     request: &request,
@@ -980,7 +984,8 @@ impl LongJob<'_> {
         }
         let count = plan.windows.len();
         observer.notice(&format!(
-            "long shot: {} new frames in {count} windows of up to {} frames, overlapping by {}              ({} latent frames), drift matching at {drift}; single pass per window",
+            "long shot: {} new frames in {count} windows of up to {} frames, overlapping by {} \
+             ({} latent frames), drift matching at {drift}; single pass per window",
             request.num_frames, self.size.length, self.size.overlap, plan.latent_overlap
         ));
         if let Some(made) = plan.retimed_from {
