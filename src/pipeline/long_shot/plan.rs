@@ -272,7 +272,7 @@ pub fn long_plan(job: JobShape, new_frames: usize, size: WindowSize, t: usize) -
                     let at = k * stride + last - a;
                     if at > b {
                         let made = at - b;
-                        let better = best.is_none_or(|(m, _, _)| {
+                        let better = best.map_or(true, |(m, _, _)| {
                             made.abs_diff(n) < m.abs_diff(n)
                                 || (made.abs_diff(n) == m.abs_diff(n) && made > m)
                         });
@@ -334,8 +334,8 @@ mod tests {
             if k > 0 {
                 assert_eq!(p.windows[k - 1].end() - win.start, size.overlap, "{k}");
             }
-            for f in win.start..win.end() {
-                covered[f] += 1;
+            for c in &mut covered[win.start..win.end()] {
+                *c += 1;
             }
             for r in &win.real {
                 assert_eq!(r.at % T, 0);
@@ -344,9 +344,14 @@ mod tests {
             }
         }
         for (k, pair) in p.windows.windows(2).enumerate() {
-            for f in pair[1].start..pair[0].end() {
-                assert_eq!(covered[f], 2, "frame {f} of seam {k}");
-                covered[f] = 1;
+            for (f, c) in covered
+                .iter_mut()
+                .enumerate()
+                .take(pair[0].end())
+                .skip(pair[1].start)
+            {
+                assert_eq!(*c, 2, "frame {f} of seam {k}");
+                *c = 1;
             }
         }
         assert!(covered.iter().all(|&c| c == 1));

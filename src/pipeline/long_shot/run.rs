@@ -122,11 +122,14 @@ fn emit_window(
     let o = plan.overlap;
     let last = k + 1 == plan.windows.len();
     let own_end = if last { win.frames } else { win.frames - o };
+    let mut tail = tail.into_iter();
     for i in 0..own_end {
         let f = win.start + i;
         if k > 0 && i < o {
             // seam::blend_into: (1 − wᵢ)·earlier + wᵢ·later.
-            let mut frame = tail[i].clone();
+            let mut frame = tail.next().ok_or_else(|| {
+                EngineError::Failed(format!("window {k} has no shared frames before it"))
+            })?;
             seam::blend_into(&mut frame.rgb, &frame_at(entry, i).rgb, i, o);
             out.timeline_frame(f, &frame)?;
         } else if out.wanted(f) {
