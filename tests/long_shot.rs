@@ -1,6 +1,8 @@
-//! Long shots made in windows on the tiny random-weight model: exact
-//! frame counts, seams that are the stated blend of the two windows'
-//! decodes, and resumption from the windows folder after an abort.
+//! Long shots made in windows on the tiny random-weight model: 200-frame
+//! Generate, Extend (both ways) and Fill with exact frame counts, seams
+//! that are the stated blend of the two windows' decodes, real frames
+//! never shown nor drift-matched, and resumption from the windows folder
+//! after an abort.
 
 use genfx::backend::Device;
 use genfx::engine::{
@@ -128,8 +130,6 @@ fn window_frame(e: &long_shot::store::WindowEntry, i: usize) -> Vec<f32> {
     rgb
 }
 
-/// Every shown frame inside a seam is the ramp blend of the two windows'
-/// stored decodes (then marked), and every other one a window's decode.
 /// The plan of `r` and its stored windows in `dir`.
 fn stored(
     r: &ShotRequest,
@@ -143,11 +143,12 @@ fn stored(
     let identity = current_identity(&r.model).unwrap();
     let shot = shot_key(&identity, r).0;
     let store = WindowStore::open(dir).unwrap();
+    let drift = r.windows.drift.expect("the tests set a drift strength");
     let count = plan.windows.len();
     let entries = (0..count)
         .map(|k| {
             store
-                .get(&long_shot::window_key(&shot, size, 0.5, k, count))
+                .get(&long_shot::window_key(&shot, size, drift, k, count))
                 .unwrap()
                 .expect("every window is stored")
         })
@@ -155,6 +156,8 @@ fn stored(
     (plan, entries)
 }
 
+/// Every shown frame inside a seam is the ramp blend of the two windows'
+/// stored decodes (then marked), and every other one a window's decode.
 fn check_seams(r: &ShotRequest, frames: &[Frame], dir: &std::path::Path) {
     let (plan, entries) = stored(r, dir);
     let count = plan.windows.len();
@@ -244,22 +247,37 @@ fn a_long_generate_is_exact_seamed_and_resumes_after_an_abort() {
     let _ = std::fs::remove_dir_all(&resumed);
 }
 
+/// Latent frames of window `k` of `plan` that hold real frames.
+fn real_latent_frames(plan: &long_shot::plan::LongPlan, k: usize) -> Vec<usize> {
+    plan.windows[k]
+        .real
+        .iter()
+        .flat_map(|r| r.at / 8..r.at / 8 + (r.frames - 1) / 8 + 1)
+        .collect()
+}
+
+/// Latent frame `f` of a stored window, all channels.
+fn latent_frame(e: &long_shot::store::WindowEntry, f: usize) -> Vec<f32> {
+    let [c, lf, h, w] = e.latent_dims;
+    (0..c)
+        .flat_map(|ch| e.latents[(ch * lf + f) * h * w..(ch * lf + f + 1) * h * w].to_vec())
+        .collect()
+}
+
 #[test]
 fn long_extends_and_fills_keep_real_frames_out_and_blend_their_seams() {
-    for (name, job, n) in [
+    for (name, job) in [
         (
             "forward",
             Job::ExtendForward {
                 context: clip(9, 0.0),
             },
-            100,
         ),
         (
             "backward",
             Job::ExtendBackward {
                 context: clip(9, 1.0),
             },
-            100,
         ),
         (
             "fill",
@@ -267,17 +285,70 @@ fn long_extends_and_fills_keep_real_frames_out_and_blend_their_seams() {
                 before: clip(9, 0.0),
                 after: clip(9, 2.0),
             },
-            100,
         ),
     ] {
         let dir = temp(name);
-        let r = request(job, n);
+        let r = request(job, 200);
         let w = Watch::default();
         let frames = make(&r, &w, Some(&dir)).unwrap();
-        assert_eq!(frames.len(), n as usize, "{name}");
-        assert!(frames.iter().flat_map(|f| &f.rgb).all(|v| v.is_finite()));
+        assert_eq!(frames.len(), 200, "{name}");
+        assert!(frames
+            .iter()
+            .flat_map(|f| &f.rgb)
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
         check_seams(&r, &frames, &dir);
+
+        // Real frames are never shown as new ones...
+        let (plan, entries) = stored(&r, &dir);
+        let real: Vec<usize> = plan
+            .windows
+            .iter()
+            .flat_map(|win| {
+                win.real
+                    .iter()
+                    .flat_map(move |x| win.start + x.at..win.start + x.at + x.frames)
+            })
+            .collect();
+        assert!(!real.is_empty(), "{name}: the plan places no real frames");
+        assert!(
+            plan.shown.iter().all(|f| !real.contains(f)),
+            "{name}: a real frame is shown as a new one"
+        );
+        // ...and drift matching leaves their latents as the denoiser gave
+        // them: the window made first, with drift matching off, has the
+        // same latents at its real frames and other ones elsewhere.
+        let first = plan.making_order()[0];
+        let fixed = real_latent_frames(&plan, first);
+        assert!(
+            !fixed.is_empty(),
+            "{name}: the first window has no real frames"
+        );
+        let off_dir = temp(&format!("{name}-nodrift"));
+        let mut off = r.clone();
+        off.windows.drift = Some(0.0);
+        make(&off, &Watch::default(), Some(&off_dir)).unwrap();
+        let size = WindowSize::new(WINDOW as usize, Some(OVERLAP as usize), 8).unwrap();
+        let shot = shot_key(&current_identity(&off.model).unwrap(), &off).0;
+        let count = plan.windows.len();
+        let undrifted = WindowStore::open(&off_dir)
+            .unwrap()
+            .get(&long_shot::window_key(&shot, size, 0.0, first, count))
+            .unwrap()
+            .expect("the first window is stored");
+        let lf = entries[first].latent_dims[1];
+        for f in 0..lf {
+            let (a, b) = (
+                latent_frame(&entries[first], f),
+                latent_frame(&undrifted, f),
+            );
+            if fixed.contains(&f) {
+                assert!(a == b, "{name}: real latent frame {f} was changed");
+            } else {
+                assert!(a != b, "{name}: new latent frame {f} was not drift-matched");
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&off_dir);
     }
 }
 
