@@ -657,19 +657,19 @@ impl ShotEngine for DiskCachedEngine {
             }
         }
         // Frames pass through to the caller as they come; a shot of one
-        // pass is also kept to be stored whole.
+        // pass (all its frames in one hand-over) is also kept to be stored
+        // whole. A long shot hands them over window by window and keeps
+        // none: its windows are its cache, and its memory stays flat.
         let keep = WholeShot {
             sink,
-            frames: parking_lot::Mutex::new(Some(Vec::new())),
+            expected: request.num_frames as usize,
+            frames: parking_lot::Mutex::new(WholeState::Waiting),
         };
         self.inner
             .generate_into(request, observer, &keep, Some(windows))?;
-        let Some(frames) = keep.frames.into_inner() else {
+        let WholeState::Kept(frames) = keep.frames.into_inner() else {
             return Ok(());
         };
-        if frames.len() != request.num_frames as usize {
-            return Ok(());
-        }
         let shot = Shot { frames };
         if let Err(e) = cache.put(&key, &shot) {
             let why = if is_disk_full(&e) {
@@ -686,28 +686,34 @@ impl ShotEngine for DiskCachedEngine {
     }
 }
 
-/// Frames longer than one pass of the model are a long shot's: its windows
-/// are its cache, and it is not kept whole.
-const MAX_WHOLE_FRAMES: usize = super::long_shot::plan::MAX_WINDOW;
+/// What [`WholeShot`] holds.
+enum WholeState {
+    /// No frames yet.
+    Waiting,
+    /// The whole shot, handed over at once (a single pass).
+    Kept(Vec<Frame>),
+    /// Frames came in parts (a long shot's windows): none kept.
+    Streamed,
+}
 
-/// Passes frames on and keeps a copy while the shot is short enough to be
-/// stored whole.
+/// Passes frames on, and keeps a copy when the whole shot arrives in one
+/// hand-over, as a single pass delivers it.
 struct WholeShot<'a> {
     sink: &'a dyn FrameSink,
-    frames: parking_lot::Mutex<Option<Vec<Frame>>>,
+    expected: usize,
+    frames: parking_lot::Mutex<WholeState>,
 }
 
 impl FrameSink for WholeShot<'_> {
     fn frames_ready(&self, first: usize, frames: &[Frame]) -> Result<(), EngineError> {
         {
-            let mut kept = self.frames.lock();
-            if let Some(k) = kept.as_mut() {
-                if k.len() + frames.len() > MAX_WHOLE_FRAMES {
-                    *kept = None;
-                } else {
-                    k.extend_from_slice(frames);
+            let mut state = self.frames.lock();
+            *state = match *state {
+                WholeState::Waiting if first == 0 && frames.len() == self.expected => {
+                    WholeState::Kept(frames.to_vec())
                 }
-            }
+                _ => WholeState::Streamed,
+            };
         }
         self.sink.frames_ready(first, frames)
     }
