@@ -372,3 +372,106 @@ fn bad_timed_prompts_and_window_settings_are_refused() {
         Err(EngineError::InvalidRequest(_))
     ));
 }
+
+/// Paths of the windows `r` keeps in `dir`, in window order.
+fn window_paths(r: &ShotRequest, dir: &std::path::Path) -> Vec<PathBuf> {
+    let size = WindowSize::new(WINDOW as usize, Some(OVERLAP as usize), 8).unwrap();
+    let plan = long_shot::plan::long_plan(shape(&r.job), r.num_frames as usize, size, 8).unwrap();
+    let shot = shot_key(&current_identity(&r.model).unwrap(), r).0;
+    let store = WindowStore::open(dir).unwrap();
+    let count = plan.windows.len();
+    let drift = r.windows.drift.unwrap();
+    (0..count)
+        .map(|k| store.path(&long_shot::window_key(&shot, size, drift, k, count)))
+        .collect()
+}
+
+#[test]
+fn the_cache_size_limit_counts_windows_and_evicts_the_least_recently_used() {
+    use genfx::pipeline::disk_cache::{DiskCachedEngine, DiskShotCache, ShotKey};
+    use std::time::{Duration, SystemTime};
+    let dir = temp("evict");
+    let cached = |limit: Option<u64>| {
+        DiskCachedEngine::in_folder(
+            std::sync::Arc::new(LtxEngine::new(Device::cpu())),
+            dir.clone(),
+        )
+        .with_limit(limit)
+    };
+    // 33 + 3·24 = 105: four windows of 33 frames, equal in size.
+    let a = request(Job::Generate { reference: None }, 105);
+    let b = ShotRequest {
+        seed: 6,
+        ..a.clone()
+    };
+    cached(None)
+        .generate_into(&a, &Watch::default(), &CollectFrames::default(), None)
+        .unwrap();
+    let old = window_paths(&a, &dir);
+    let size = std::fs::metadata(&old[0]).unwrap().len();
+    assert!(old
+        .iter()
+        .all(|p| std::fs::metadata(p).unwrap().len() == size));
+    // A shot entry used before all of them, and a's windows last used in
+    // the order 0, 1, 2, 3.
+    let one = Frame::new(32, 32, vec![0.5; 32 * 32 * 3]).unwrap();
+    let shot_key = ShotKey([9; 32]);
+    let shots = DiskShotCache::open(&dir).unwrap();
+    shots
+        .put(&shot_key, &genfx::engine::Shot { frames: vec![one] })
+        .unwrap();
+    let hour_ago = |h: u64| SystemTime::now() - Duration::from_secs(3600 * h);
+    let set_used = |p: &std::path::Path, t: SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    set_used(&shots.entry_path(&shot_key), hour_ago(10));
+    for (k, p) in old.iter().enumerate() {
+        set_used(p, hour_ago(5 - k as u64));
+    }
+    // Window 0 is locked by a live process (this one): never evicted.
+    let mut lock = old[0].clone().into_os_string();
+    lock.push(".lock");
+    std::fs::write(&lock, format!("{} {} 0\n", std::process::id(), "this-host")).unwrap();
+
+    // Room for b's four windows and two more: the shot entry, then a's
+    // windows 1 and 2 (the least recently used but the locked 0) go.
+    let limit = 6 * size + size / 2;
+    let w = Watch::default();
+    let sink = CollectFrames::default();
+    cached(Some(limit))
+        .generate_into(&b, &w, &sink, None)
+        .unwrap();
+    assert_eq!(sink.into_shot().frames.len(), 105);
+    assert!(w
+        .notes
+        .lock()
+        .join("\n")
+        .contains("4 windows made, 0 reused"));
+    assert!(
+        !shots.entry_path(&shot_key).exists(),
+        "the shot entry stayed"
+    );
+    let present: Vec<bool> = old.iter().map(|p| p.exists()).collect();
+    assert_eq!(present, [true, false, false, true], "a's windows");
+    assert!(
+        window_paths(&b, &dir).iter().all(|p| p.exists()),
+        "b's windows"
+    );
+    let total: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".genfxwin") || n.ends_with(".genfxshot")
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(total <= limit, "{total} bytes kept over a limit of {limit}");
+    let _ = std::fs::remove_file(&lock);
+    let _ = std::fs::remove_dir_all(&dir);
+}

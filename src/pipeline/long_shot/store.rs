@@ -31,7 +31,9 @@ use super::super::temp_files;
 use crate::engine::{EngineError, JobObserver};
 
 const MAGIC: &[u8; 8] = b"GFXWIN01";
-const SUFFIX: &str = "genfxwin";
+/// Window entries are `<64 hex>.genfxwin` (the shot cache counts them
+/// against its size limit).
+pub const SUFFIX: &str = "genfxwin";
 /// Test hook: milliseconds to pause half way through writing an entry, so
 /// a test can kill the writer mid-write.
 pub const WRITE_DELAY_ENV: &str = "GENFX_WINDOW_WRITE_DELAY_MS";
@@ -131,10 +133,16 @@ impl WindowStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        decode(&bytes, key).map(Some).map_err(|why| {
+        let entry = decode(&bytes, key).map_err(|why| {
             let _ = fs::remove_file(&path);
             format!("{}: {why}", path.display())
-        })
+        })?;
+        // Its modification time is its last use, for the shot cache's
+        // least-recently-used eviction.
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        Ok(Some(entry))
     }
 
     /// Stores `entry` under `key`, atomically.
