@@ -433,10 +433,17 @@ fn the_cache_size_limit_counts_windows_and_evicts_the_least_recently_used() {
     for (k, p) in old.iter().enumerate() {
         set_used(p, hour_ago(5 - k as u64));
     }
-    // Window 0 is locked by a live process (this one): never evicted.
-    let mut lock = old[0].clone().into_os_string();
-    lock.push(".lock");
-    std::fs::write(&lock, format!("{} {} 0\n", std::process::id(), "this-host")).unwrap();
+    // Window 0's lock is held (as by a process writing it): never evicted.
+    let store = WindowStore::open(&dir).unwrap();
+    let key0 = long_shot::window_key(
+        &shot_key_of(&a),
+        WindowSize::new(WINDOW as usize, Some(OVERLAP as usize), 8).unwrap(),
+        0.5,
+        0,
+        4,
+    );
+    assert_eq!(store.path(&key0), old[0]);
+    let lock = store.try_lock(&key0).unwrap().expect("no one holds it");
 
     // Room for b's four windows and two more: the shot entry, then a's
     // windows 1 and 2 (the least recently used but the locked 0) go.
@@ -472,6 +479,10 @@ fn the_cache_size_limit_counts_windows_and_evicts_the_least_recently_used() {
         .map(|e| e.metadata().unwrap().len())
         .sum();
     assert!(total <= limit, "{total} bytes kept over a limit of {limit}");
-    let _ = std::fs::remove_file(&lock);
+    drop(lock);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn shot_key_of(r: &ShotRequest) -> [u8; 32] {
+    shot_key(&current_identity(&r.model).unwrap(), r).0
 }

@@ -338,11 +338,7 @@ impl DiskShotCache {
                 if !meta.is_file() {
                     return None;
                 }
-                let locked = window && {
-                    let mut lock = e.path().into_os_string();
-                    lock.push(".lock");
-                    fs::symlink_metadata(PathBuf::from(lock)).is_ok()
-                };
+                let locked = window && super::long_shot::store::is_locked(&e.path());
                 Some(CachedFile {
                     path: e.path(),
                     len: meta.len(),
