@@ -12,8 +12,9 @@
 //!
 //! The folder is bounded: after each store, the least recently used entries
 //! (a hit refreshes an entry's modification time) are removed until the
-//! folder's entries fit the size limit. Only files named like our entries
-//! or our temporary files (see [`super::temp_files`]) are ever removed, so a
+//! folder's entries fit the size limit. Only files named like our entries,
+//! their provenance records (see [`crate::provenance::record`]) or our
+//! temporary files (see [`super::temp_files`]) are ever removed, so a
 //! cache folder shared with other files loses none of them. A key is 32
 //! bytes shown as hex, so no key can name a path outside the folder.
 
@@ -28,6 +29,7 @@ use sha2::{Digest, Sha256};
 
 pub use super::model_identity::{current_identity, model_identity, IdentityError};
 use super::temp_files;
+use crate::provenance::record;
 
 use crate::engine::{
     Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest,
@@ -239,6 +241,7 @@ impl DiskShotCache {
                 // Another process may have replaced it meanwhile; removing a
                 // good entry only costs a regeneration.
                 let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(record::path_for(&path));
                 Lookup::Corrupt(format!("{}: {reason}", path.display()))
             }
         }
@@ -309,7 +312,10 @@ impl DiskShotCache {
             if key == *keep {
                 continue;
             }
-            if fs::remove_file(self.entry_path(&key)).is_ok() {
+            let entry = self.entry_path(&key);
+            if fs::remove_file(&entry).is_ok() {
+                // Its provenance record goes with it.
+                let _ = fs::remove_file(record::path_for(&entry));
                 log::info!("shot cache: evicted {} ({len} bytes)", key.hex());
                 total -= len;
             }
@@ -621,7 +627,13 @@ impl ShotEngine for DiskCachedEngine {
             }
         }
         let shot = self.inner.generate(request, observer)?;
-        if let Err(e) = cache.put(&key, &shot) {
+        let stored = cache.put(&key, &shot);
+        if stored.is_ok() {
+            if let Err(e) = record::write(&cache.entry_path(&key), &identity, request) {
+                log::warn!("shot {}: no provenance record: {e}", key.hex());
+            }
+        }
+        if let Err(e) = stored {
             let why = if is_disk_full(&e) {
                 "the disk is full".to_string()
             } else {

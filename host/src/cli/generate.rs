@@ -2,6 +2,7 @@
 
 use super::render::{frame_path, output_format};
 use super::{usage, Args, Failure};
+use crate::credentials;
 use crate::files;
 use crate::image::Picture;
 use crate::source::{FolderSource, FrameSource};
@@ -223,6 +224,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             disk_cache::parse_limit_gb(gb).map_err(|e| usage(format!("--cache-max-gb: {e}")))?;
         disk_cache::set_cache_limit(limit);
     }
+    // Before the long part, so a key that cannot be made or read fails
+    // the run at once.
+    let signer = credentials::signer_for(&request.model).map_err(Failure::Failed)?;
     let observer = ProgressPrinter {
         terminal: std::io::stderr().is_terminal(),
         last: Mutex::new(None),
@@ -235,7 +239,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     files::sweep_leftovers(&out);
     for (i, frame) in shot.frames.iter().enumerate() {
         let path = frame_path(&out, i as i32, format);
-        files::write(&path, &picture_of(frame))?;
+        files::write_signed(&path, &picture_of(frame), Some(&signer))?;
         println!("frame {i} -> {}", path.display());
     }
     Ok(())
