@@ -102,7 +102,9 @@ fn credit(
     let bytes = std::fs::read(temp).map_err(|e| io_error(path, e))?;
     match format {
         Format::Png => {
-            let signed = signer.sign_png(&title, &bytes).map_err(|e| io_error(path, e))?;
+            let signed = signer
+                .sign_png(&title, &bytes)
+                .map_err(|e| io_error(path, e))?;
             std::fs::write(temp, signed).map_err(|e| io_error(path, e))
         }
         Format::Exr => {

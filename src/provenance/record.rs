@@ -145,11 +145,18 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let entry = dir.join(format!("{}.genfxshot", "ab".repeat(32)));
         let written = write(&entry, "abc123", &request).unwrap();
-        assert_eq!(written, dir.join(format!("{}.provenance.json", "ab".repeat(32))));
+        assert_eq!(
+            written,
+            dir.join(format!("{}.provenance.json", "ab".repeat(32)))
+        );
         let back: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&written).unwrap()).unwrap();
         assert_eq!(back["format"], FORMAT);
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

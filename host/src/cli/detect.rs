@@ -181,7 +181,11 @@ fn c2pa_prose(verdict: &Verdict) -> String {
         } else {
             "a signer no trust list vouches for, so it shows the file is unchanged since signing but not who signed it"
         };
-        format!("{} ({}), signed by {signer}: {trust}", parts.join(", "), d.location)
+        format!(
+            "{} ({}), signed by {signer}: {trust}",
+            parts.join(", "),
+            d.location
+        )
     };
     match verdict {
         Verdict::Absent => "Content Credentials: none".into(),

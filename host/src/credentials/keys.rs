@@ -114,12 +114,16 @@ fn algorithm() -> Result<SigningAlg, String> {
 /// The user's own key and chain.
 pub fn configured(cert: &Path, key: &Path) -> Result<Credentials, String> {
     let read = |p: &Path, what: &str, var: &str| {
-        fs::read_to_string(p).map_err(|e| format!("{var}: cannot read the {what} {}: {e}", p.display()))
+        fs::read_to_string(p)
+            .map_err(|e| format!("{var}: cannot read the {what} {}: {e}", p.display()))
     };
     let cert_chain_pem = read(cert, "certificate chain", CERT_ENV)?;
     let key_pem = read(key, "private key", KEY_ENV)?;
     if !cert_chain_pem.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!("{CERT_ENV}: {} holds no PEM certificate", cert.display()));
+        return Err(format!(
+            "{CERT_ENV}: {} holds no PEM certificate",
+            cert.display()
+        ));
     }
     Ok(Credentials {
         cert_chain_pem,
@@ -138,7 +142,12 @@ pub fn local(dir: &Path) -> Result<Credentials, String> {
     match fs::read_to_string(&file) {
         Ok(text) => return parse_local(&text, &file, false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read the signing key {}: {e}", file.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the signing key {}: {e}",
+                file.display()
+            ))
+        }
     }
     let text = make_local()?;
     match publish(dir, &file, &text) {
@@ -244,7 +253,11 @@ impl P256 {
                 .map_err(|e| format!("no randomness for a signing key: {e}"))?;
             // Fails only for the 2^-128 of values at or above the group order.
             if let Ok(key) = SigningKey::from_slice(&secret) {
-                let public = key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
+                let public = key
+                    .verifying_key()
+                    .to_encoded_point(false)
+                    .as_bytes()
+                    .to_vec();
                 return Ok(Self(key, public));
             }
         }
@@ -295,13 +308,19 @@ fn make_local() -> Result<String, String> {
     let now = time::OffsetDateTime::now_utc();
     // Valid for ten years: a manifest without a time stamp is checked
     // against the certificate's validity at reading time.
-    let (not_before, not_after) = (now - time::Duration::days(1), now + time::Duration::days(3650));
+    let (not_before, not_after) = (
+        now - time::Duration::days(1),
+        now + time::Duration::days(3650),
+    );
 
     let ca_key = P256::random()?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(bad)?;
     ca.distinguished_name = name("GenFX local CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca.key_identifier_method = KeyIdMethod::PreSpecified(ca_key.key_id());
     ca.serial_number = Some(serial()?);
     (ca.not_before, ca.not_after) = (not_before, not_after);
@@ -316,7 +335,9 @@ fn make_local() -> Result<String, String> {
     ee.distinguished_name = name("GenFX local signer");
     ee.is_ca = IsCa::ExplicitNoCa;
     ee.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    ee.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(vec![1, 3, 6, 1, 5, 5, 7, 3, 36])];
+    ee.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(vec![
+        1, 3, 6, 1, 5, 5, 7, 3, 36,
+    ])];
     ee.use_authority_key_identifier_extension = true;
     ee.key_identifier_method = KeyIdMethod::PreSpecified(key.key_id());
     ee.serial_number = Some(serial()?);
@@ -328,5 +349,10 @@ fn make_local() -> Result<String, String> {
         .0
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| format!("cannot encode the signing key: {e}"))?;
-    Ok(format!("{}{}{}", key_pem.as_str(), ee_cert.pem(), ca_cert.pem()))
+    Ok(format!(
+        "{}{}{}",
+        key_pem.as_str(),
+        ee_cert.pem(),
+        ca_cert.pem()
+    ))
 }

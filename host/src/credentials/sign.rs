@@ -50,7 +50,12 @@ impl ManifestSigner {
             credentials.alg,
             None,
         )
-        .map_err(|e| format!("cannot sign Content Credentials with {}: {e}", describe(&credentials.source)))?;
+        .map_err(|e| {
+            format!(
+                "cannot sign Content Credentials with {}: {e}",
+                describe(&credentials.source)
+            )
+        })?;
         Ok(Self {
             signer,
             model,
@@ -93,7 +98,12 @@ impl ManifestSigner {
         let mut builder = self.builder(title)?;
         let mut out = Cursor::new(Vec::with_capacity(png.len() + (32 << 10)));
         builder
-            .sign(self.signer.as_ref(), "image/png", &mut Cursor::new(png), &mut out)
+            .sign(
+                self.signer.as_ref(),
+                "image/png",
+                &mut Cursor::new(png),
+                &mut out,
+            )
             .map_err(|e| format!("cannot sign the Content Credentials of {title}: {e}"))?;
         Ok(out.into_inner())
     }
@@ -120,6 +130,8 @@ impl ManifestSigner {
 pub fn describe(source: &Source) -> String {
     match source {
         Source::Configured { cert, .. } => format!("the configured certificate {}", cert.display()),
-        Source::Local { file, .. } => format!("this installation's self-signed key {}", file.display()),
+        Source::Local { file, .. } => {
+            format!("this installation's self-signed key {}", file.display())
+        }
     }
 }

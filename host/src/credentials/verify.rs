@@ -31,7 +31,10 @@ pub enum Verdict {
     Valid(Details),
     /// There is a manifest and it fails: the file was changed after
     /// signing, or the manifest is damaged or badly signed.
-    Invalid { reason: String, details: Option<Details> },
+    Invalid {
+        reason: String,
+        details: Option<Details>,
+    },
 }
 
 /// The active manifest's main claims.
@@ -81,7 +84,10 @@ fn context() -> Result<Context, String> {
     let mut settings = Settings::default();
     if let Some(file) = std::env::var_os(TRUST_ENV).filter(|v| !v.is_empty()) {
         let pem = std::fs::read_to_string(&file).map_err(|e| {
-            format!("{TRUST_ENV}: cannot read {}: {e}", Path::new(&file).display())
+            format!(
+                "{TRUST_ENV}: cannot read {}: {e}",
+                Path::new(&file).display()
+            )
         })?;
         settings.trust.user_anchors = Some(pem);
     }

@@ -147,7 +147,11 @@ pub fn content(path: &Path) -> Vec<u8> {
         .then(|| genfx_host::files::read(path).ok())
         .flatten();
     match picture {
-        Some(p) => p.rgba.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect(),
+        Some(p) => p
+            .rgba
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect(),
         None => bytes,
     }
 }
