@@ -274,7 +274,7 @@ fn run_job_inner(
         )));
     }
     if let Some((dir, disk_key, limit)) = &disk {
-        if let Err(e) = disk::store(dir, disk_key, &shot, *limit) {
+        if let Err(e) = disk::store_with_record(dir, disk_key, &shot, *limit, request) {
             // The shot is still good; only the disk copy is lost.
             observer.notice(&format!(
                 "the shot could not be kept in the cache folder {} ({e}), so reopening the \
