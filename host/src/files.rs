@@ -243,9 +243,11 @@ mod tests {
         let found = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
         let refused = |file: &str, want: &str| {
             let path = found.join(file);
-            let err = match Format::of_path(&path) {
-                Some(Format::Exr) => read_exr(&path),
-                _ => read_png(&path),
+            // (the fuzzer's names have no extension)
+            let err = if file.starts_with("exr/") {
+                read_exr(&path)
+            } else {
+                read_png(&path)
             }
             .expect_err(file)
             .to_string();
