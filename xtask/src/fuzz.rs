@@ -118,7 +118,8 @@ pub const TARGETS: [Target; 15] = [
 
 const USAGE: &str = "usage: cargo xtask fuzz NAME [--seconds S] [-- LIBFUZZER_ARGS...]
        cargo xtask fuzz --list
-       cargo xtask fuzz all [--seconds S]   (each target in turn)";
+       cargo xtask fuzz all [--seconds S]   (each target in turn)
+       cargo xtask fuzz --smoke             (what `cargo xtask test` runs)";
 
 /// Entry point of `cargo xtask fuzz`.
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -131,6 +132,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut it = ours.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
+            "--smoke" => return smoke(SMOKE_SECONDS),
             "--list" => {
                 for t in &TARGETS {
                     println!("{:20} {}", t.name, t.what);
@@ -174,10 +176,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// Seconds each target runs in `cargo xtask test`.
+pub const SMOKE_SECONDS: u64 = 3;
+
 /// The short run `cargo xtask test` makes: every target for `seconds`,
 /// starting from its seeds, with no corpus kept.
 pub fn smoke(seconds: u64) -> Result<(), String> {
     let start = Instant::now();
+    if let Err(e) = cxx_compiler() {
+        let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        if in_ci {
+            return Err(e);
+        }
+        eprintln!("xtask: warning: {e}; the fuzz run is skipped");
+        return Ok(());
+    }
     let exe = build()?;
     let built = start.elapsed().as_secs_f64();
     let mut failed = Vec::new();
@@ -227,8 +240,22 @@ pub fn as_rustc_wrapper() -> Option<std::process::ExitCode> {
     ))
 }
 
+/// libFuzzer is C++, compiled by libfuzzer-sys's build script through the
+/// `cc` crate: `$CXX` or `c++` must run.
+pub fn cxx_compiler() -> Result<(), String> {
+    let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+    match Command::new(&cxx).arg("--version").output() {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err(format!(
+            "no C++ compiler ({cxx}) to build libFuzzer for the fuzz targets: install one \
+             (Debian/Ubuntu: apt-get install g++) or set CXX"
+        )),
+    }
+}
+
 /// Builds `genfx-fuzz` with coverage and returns its executable.
 fn build() -> Result<PathBuf, String> {
+    cxx_compiler()?;
     let wrapper =
         std::env::current_exe().map_err(|e| format!("cannot find the xtask program: {e}"))?;
     let mut build = cargo();

@@ -25,7 +25,8 @@ tasks:
   bench NAME      run a benchmark; the last line printed is JSON
   fuzz NAME [--seconds S] [-- LIBFUZZER_ARGS]
                   coverage-guided fuzzing of one parser (libFuzzer, stable
-                  Rust); `fuzz --list` names the targets, `fuzz all` runs each
+                  Rust); `fuzz --list` names the targets, `fuzz all` runs each,
+                  `fuzz --smoke` is the short run of `test`
   gpu-pack [--out DIR] [--check [--budget SECS]]
                   build target/gpu-pack/: stripped GPU tests and benches, the
                   emulated driver, fixtures, wheels and run.sh, for a GPU machine
