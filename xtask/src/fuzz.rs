@@ -386,7 +386,13 @@ fn fuzz(
         .find(|l| l.starts_with('#') && l.contains(" cov: "));
     let field = |line: Option<&str>, key: &str| -> Option<u64> {
         let rest = line?.split(key).nth(1)?;
-        rest.split_whitespace().next()?.parse().ok()
+        // `corp: 120/3Kb` counts inputs before the slash
+        rest.split_whitespace()
+            .next()?
+            .split('/')
+            .next()?
+            .parse()
+            .ok()
     };
     let stat = |key: &str| -> Option<u64> {
         log.lines()
