@@ -50,7 +50,7 @@ const fn t(name: &'static str, max_len: usize, what: &'static str) -> Target {
     Target {
         name,
         max_len,
-        malloc_limit_mb: 256,
+        malloc_limit_mb: 64,
         what,
     }
 }
