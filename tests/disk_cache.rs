@@ -229,6 +229,43 @@ fn torn_and_foreign_files_never_pass_as_shots() {
     assert!(matches!(cache.get(&key), Lookup::Miss));
 }
 
+/// An entry whose body and checksum agree but whose header is impossible
+/// (what the fuzzer found: 0x5d frames of 4294967295x4294967295 pixels
+/// overflowed the size arithmetic): refused by name, not a panic.
+#[test]
+fn a_checksummed_entry_with_an_impossible_header_is_refused() {
+    use sha2::{Digest, Sha256};
+    let s = Scratch::new("impossible");
+    let (cache, key, path) = key_entry(&s.0);
+    let found = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/regressions/disk_cache/crash-28a061fc4710b059dbe9a068f48e655ad83b51b0"
+    ))
+    .unwrap();
+    // As the fuzz target builds it: magic, key, the input less its first
+    // byte, then a matching checksum.
+    let mut entry = b"GFXSHOT1".to_vec();
+    entry.extend_from_slice(&key.0);
+    entry.extend_from_slice(&found[1..]);
+    let sum: [u8; 32] = Sha256::digest(&entry).into();
+    entry.extend_from_slice(&sum);
+    std::fs::write(&path, &entry).unwrap();
+    match cache.get(&key) {
+        Lookup::Corrupt(r) => assert!(r.contains("impossible frame size"), "{r}"),
+        _ => panic!("an impossible entry was not refused"),
+    }
+    // Frames of no pixels are refused too.
+    let mut entry = b"GFXSHOT1".to_vec();
+    entry.extend_from_slice(&key.0);
+    for word in [3u32, 0, 7] {
+        entry.extend_from_slice(&word.to_le_bytes());
+    }
+    let sum: [u8; 32] = Sha256::digest(&entry).into();
+    entry.extend_from_slice(&sum);
+    std::fs::write(&path, &entry).unwrap();
+    assert!(matches!(cache.get(&key), Lookup::Corrupt(r) if r.contains("3 frames of 0x7")));
+}
+
 #[test]
 fn a_killed_writer_leaves_only_a_temporary_file() {
     let s = Scratch::new("killed");

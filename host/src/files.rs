@@ -143,13 +143,70 @@ pub fn sweep_leftovers(dir: &Path) {
     }
 }
 
+/// The largest picture `genfx` reads: 8192x8192 pixels (an 8K plate fits;
+/// GenFX generates at most 4096 a side), no side over 32768. Its RGBA f32
+/// copy takes 1 GiB; a header declaring more is refused before anything is
+/// allocated for it.
+pub const MAX_PICTURE_PIXELS: u64 = 8192 * 8192;
+pub const MAX_PICTURE_SIDE: u64 = 32768;
+
+/// The most a deflate stream inflates: 258 bytes per 2-bit code, 1032:1.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+fn check_picture_size(path: &Path, width: u64, height: u64) -> Result<(), HostError> {
+    if width.saturating_mul(height) > MAX_PICTURE_PIXELS
+        || width > MAX_PICTURE_SIDE
+        || height > MAX_PICTURE_SIDE
+    {
+        return Err(io_error(
+            path,
+            format!(
+                "{width}x{height} pixels is larger than genfx reads ({MAX_PICTURE_PIXELS} pixels, \
+                 e.g. 8192x8192, at most {MAX_PICTURE_SIDE} a side); scale the picture down"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads any 8/16-bit PNG as RGBA in [0, 1].
 pub fn read_png(path: &Path) -> Result<Picture, HostError> {
     let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_error(path, e))?.len();
     let mut decoder = png::Decoder::new(BufReader::new(file));
     // Expand palettes and low bit depths, keep 16 bits as they are.
     decoder.set_transformations(png::Transformations::EXPAND);
     let mut reader = decoder.read_info().map_err(|e| io_error(path, e))?;
+    // The header's size is checked before the pixels are allocated for it
+    // (fuzzing found a 100-byte file that asked for 600 GB): within what
+    // genfx reads, and within what the file's compressed data can hold.
+    let info = reader.info();
+    let (width, height) = (u64::from(info.width), u64::from(info.height));
+    check_picture_size(path, width, height)?;
+    let raw = info.raw_row_length() as u64 * height;
+    if raw > file_len.saturating_mul(MAX_DEFLATE_RATIO) {
+        return Err(io_error(
+            path,
+            format!(
+                "the header declares {width}x{height} pixels ({raw} bytes) but the file holds \
+                 only {file_len} bytes, which no PNG compresses that far: it is truncated or corrupt"
+            ),
+        ));
+    }
+    // png 0.17 indexes a fixed 256-entry table with the PLTE chunk as it
+    // is, and panics on a longer one or one of a partial entry (found by
+    // fuzzing): refuse those here.
+    if let Some(palette) = &info.palette {
+        if palette.len() > 256 * 3 || palette.len() % 3 != 0 {
+            return Err(io_error(
+                path,
+                format!(
+                    "its palette has {} bytes, not at most 256 RGB entries of 3: it is corrupt",
+                    palette.len()
+                ),
+            ));
+        }
+    }
     let mut data = vec![0; reader.output_buffer_size()];
     let info = reader
         .next_frame(&mut data)
@@ -203,6 +260,13 @@ pub fn write_png(path: &Path, picture: &Picture) -> Result<(), HostError> {
 
 pub fn read_exr(path: &Path) -> Result<Picture, HostError> {
     use exr::prelude::*;
+    // Every layer's size is checked before a picture is allocated for the
+    // first RGBA one (fuzzing found a 449-byte file 983040 pixels wide that asked for 700 MB).
+    let meta = exr::meta::MetaData::read_from_file(path, false).map_err(|e| io_error(path, e))?;
+    for header in &meta.headers {
+        let size = header.layer_size;
+        check_picture_size(path, size.width() as u64, size.height() as u64)?;
+    }
     let image = read_first_rgba_layer_from_file(
         path,
         |resolution, _| Picture::new(resolution.width() as u32, resolution.height() as u32),
@@ -232,6 +296,43 @@ pub fn write_exr(path: &Path, picture: &Picture) -> Result<(), HostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Inputs fuzzing found (`fuzz/regressions/`), asking for far more
+    /// memory than their file could fill or making the PNG decoder panic:
+    /// refused by name before decoding.
+    #[test]
+    fn pictures_whose_header_asks_for_too_much_are_refused() {
+        let found = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
+        let refused = |file: &str, want: &str| {
+            let path = found.join(file);
+            // (the fuzzer's names have no extension)
+            let err = if file.starts_with("exr/") {
+                read_exr(&path)
+            } else {
+                read_png(&path)
+            }
+            .expect_err(file)
+            .to_string();
+            assert!(err.contains(want), "{file}: {err}");
+        };
+        // 2949122x25602 pixels of 16-bit RGBA in 100 bytes
+        refused(
+            "png/crash-3763945bc363ac9afaf4ca984672ba1a01ea3703",
+            "larger than genfx reads",
+        );
+        // 4096x4096 within the limit, but 83 bytes cannot inflate to 16 MB
+        refused("png/declares-4096x4096.png", "truncated or corrupt");
+        // a PLTE chunk of more than 256 entries (png 0.17 would panic)
+        refused(
+            "png/crash-79e01f4a53f0022f838ffb97b43798fb0ff54396",
+            "its palette has",
+        );
+        // 983040 pixels wide
+        refused(
+            "exr/crash-55d1c76631ff9a0c6579c0bbe505c45c4ef9e774",
+            "larger than genfx reads",
+        );
+    }
 
     fn sample() -> Picture {
         let mut p = Picture::new(3, 2);

@@ -439,7 +439,9 @@ fn encode(key: &ShotKey, shot: &Shot) -> Result<Vec<u8>, EngineError> {
     Ok(out)
 }
 
-fn decode(bytes: &[u8], key: &ShotKey) -> Result<Shot, String> {
+/// The shot an entry's bytes hold, or why they are not a whole entry for
+/// `key` (public for the fuzz target of this format).
+pub fn decode(bytes: &[u8], key: &ShotKey) -> Result<Shot, String> {
     const HEAD: usize = 8 + 32 + 12;
     if bytes.len() < HEAD + 32 {
         return Err(format!("truncated ({} bytes)", bytes.len()));
@@ -456,17 +458,24 @@ fn decode(bytes: &[u8], key: &ShotKey) -> Result<Shot, String> {
     }
     let word = |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
     let (n, w, h) = (word(40) as usize, word(44), word(48));
-    let per_frame = w as usize * h as usize * 3;
+    // Sizes from the file are checked before any arithmetic: a damaged
+    // header could overflow it (found by fuzzing).
+    let frame_bytes = (w as usize)
+        .checked_mul(h as usize)
+        .and_then(|v| v.checked_mul(3 * 4))
+        .ok_or_else(|| format!("impossible frame size {w}x{h}"))?;
+    if n > 0 && frame_bytes == 0 {
+        return Err(format!("{n} frames of {w}x{h} pixels"));
+    }
     let expected = n
-        .checked_mul(per_frame)
-        .and_then(|v| v.checked_mul(4))
-        .ok_or("impossible size")?;
+        .checked_mul(frame_bytes)
+        .ok_or_else(|| format!("impossible size: {n} frames of {w}x{h}"))?;
     let data = &body[HEAD..];
     if data.len() != expected {
         return Err(format!("{} data bytes, expected {expected}", data.len()));
     }
     let frames = data
-        .chunks_exact(per_frame.max(1) * 4)
+        .chunks_exact(frame_bytes.max(1))
         .take(n)
         .map(|chunk| {
             let rgb = chunk

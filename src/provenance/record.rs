@@ -127,6 +127,7 @@ mod tests {
             frame_rate: 24.0,
             strength: 1.0,
             job: Job::Generate { reference: None },
+            windows: Default::default(),
         };
         let r = record("abc123", &request, UNIX_EPOCH);
         let text = r.to_string();

@@ -14,7 +14,13 @@ pub fn read_config<T: DeserializeOwned>(path: &Path) -> Result<T, WeightError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_json::from_str(&text).map_err(|e| WeightError::Config {
+    parse_config(&text, path)
+}
+
+/// Parses the text of `path` as `T` (see [`read_config`]); `path` only names
+/// the file in errors.
+pub fn parse_config<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, WeightError> {
+    serde_json::from_str(text).map_err(|e| WeightError::Config {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-pub use config::read_config;
+pub use config::{parse_config, read_config};
 pub use error::WeightError;
 pub use safetensors_file::SafetensorsFile;
 

@@ -4,6 +4,7 @@
 mod bench;
 mod bundle;
 mod demo;
+mod fuzz;
 mod gpu;
 mod pack;
 mod setup;
@@ -22,12 +23,21 @@ tasks:
   bundle          build target/bundle/GenFX.ofx.bundle
   install [--prefix DIR]  copy the bundle to the OFX plugin folder or DIR
   bench NAME      run a benchmark; the last line printed is JSON
+  fuzz NAME [--seconds S] [-- LIBFUZZER_ARGS]
+                  coverage-guided fuzzing of one parser (libFuzzer, stable
+                  Rust); `fuzz --list` names the targets, `fuzz all` runs each,
+                  `fuzz --smoke` is the short run of `test`
   gpu-pack [--out DIR] [--check [--budget SECS]]
                   build target/gpu-pack/: stripped GPU tests and benches, the
                   emulated driver, fixtures, wheels and run.sh, for a GPU machine
                   with no Rust; --check runs it here on the emulated driver";
 
 fn main() -> ExitCode {
+    // `cargo xtask fuzz` builds the fuzz targets with this program as the
+    // rustc wrapper that adds the coverage flags.
+    if let Some(code) = fuzz::as_rustc_wrapper() {
+        return code;
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(task) = args.first() else {
         eprintln!("{USAGE}");
@@ -41,6 +51,7 @@ fn main() -> ExitCode {
         "install" => bundle::install(rest),
         "demo" => demo::run(),
         "test-gpu" => gpu::run(rest),
+        "fuzz" => fuzz::run(rest),
         "gpu-pack" => pack::run(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

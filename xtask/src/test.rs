@@ -1,5 +1,6 @@
-//! `cargo xtask test`: formatting, lints, every test.
+//! `cargo xtask test`: formatting, lints, every test, a short fuzz run.
 
+use crate::fuzz;
 use crate::setup;
 use crate::util::{cargo, exec};
 
@@ -19,17 +20,20 @@ pub fn run(extra: &[String]) -> Result<(), String> {
     exec(fmt)?;
 
     let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    clippy.args(["clippy", "--workspace", "--all-targets"]);
+    // The libFuzzer binary of genfx-fuzz too, where libFuzzer's C++ can be
+    // compiled (the fuzz run below needs it then anyway).
+    if fuzz::cxx_compiler().is_ok() {
+        clippy.args(["--features", "genfx-fuzz/libfuzzer"]);
+    }
+    clippy.args(["--", "-D", "warnings"]);
     exec(clippy)?;
 
     let mut test = cargo();
     test.args(["test", "--workspace"]).args(extra).envs(env);
-    exec(test)
+    exec(test)?;
+
+    // A short coverage-guided run of every parser's fuzz target from its
+    // seeds (the inputs fuzzing found before already ran as tests above).
+    fuzz::smoke(fuzz::SMOKE_SECONDS)
 }

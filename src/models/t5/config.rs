@@ -35,11 +35,22 @@ impl T5Config {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, T5Error> {
         let config: Self = crate::weights::read_config(path)?;
-        config.validate().map_err(|reason| T5Error::Config {
+        config.checked(path)
+    }
+
+    /// Parses and checks the text of a `config.json` (`path` names it in
+    /// errors).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, T5Error> {
+        let config: Self = crate::weights::parse_config(text, path)?;
+        config.checked(path)
+    }
+
+    fn checked(self, path: &Path) -> Result<Self, T5Error> {
+        self.validate().map_err(|reason| T5Error::Config {
             path: path.to_path_buf(),
             reason,
         })?;
-        Ok(config)
+        Ok(self)
     }
 
     /// Width of the attention's concatenated heads (may differ from d_model).

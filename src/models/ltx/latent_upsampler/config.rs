@@ -211,6 +211,14 @@ pub fn read_metadata(
     if n > MAX_HEADER {
         return Err(corrupt(format!("header of {n} bytes is too large")));
     }
+    // Checked before the header is allocated: fuzzing found a 61-byte file
+    // that had 64 MB allocated for its header.
+    let file_len = file.metadata().map_err(io)?.len();
+    if n > file_len.saturating_sub(8) {
+        return Err(corrupt(format!(
+            "truncated: the header says {n} bytes but the file holds {file_len} in all"
+        )));
+    }
     let mut header = vec![0u8; n as usize];
     file.read_exact(&mut header)
         .map_err(|_| corrupt(format!("truncated inside its {n}-byte header")))?;
@@ -230,6 +238,20 @@ mod tests {
 
     fn parse(text: &str) -> Result<UpsamplerConfig, WeightError> {
         UpsamplerConfig::parse(Path::new("config.json"), text, [128, 512, 4, 3])
+    }
+
+    /// What fuzzing found: a 61-byte file whose header length says 64 MB.
+    #[test]
+    fn a_header_longer_than_its_file_is_refused_before_it_is_read() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/regressions/upsampler_file/crash-61f05332e2c3d31b2c30288c8a217647ff882a64");
+        let err = UpsamplerConfig::from_safetensors_metadata(&path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("truncated: the header says 67108917 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::weights::{read_config, WeightError};
+use crate::weights::{parse_config, read_config, WeightError};
 
 pub const CLASS_NAME: &str = "LTXVideoTransformer3DModel";
 
@@ -43,6 +43,14 @@ impl TransformerConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Self, WeightError> {
         let config: Self = read_config(path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Parses and validates the text of a `config.json` (`path` names it in
+    /// errors).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, WeightError> {
+        let config: Self = parse_config(text, path)?;
         config.validate(path)?;
         Ok(config)
     }
