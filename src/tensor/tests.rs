@@ -233,9 +233,9 @@ fn naive_attention(
 
 #[test]
 fn attention_blocked_matches_naive() {
-    // More queries than one query block and more keys than one key block,
-    // neither a multiple of the block size.
-    let (b, nq, nk, h, dh) = (2, 70, 300, 3, 8);
+    // More queries than one query block (64 rows at least) and more keys
+    // than one key block (512), neither a multiple of the block size.
+    let (b, nq, nk, h, dh) = (2, 70, 600, 3, 8);
     let q = rand(&[b, nq, h, dh], 12).scale(3.0).unwrap();
     let k = rand(&[b, nk, h, dh], 13).scale(3.0).unwrap();
     let v = rand(&[b, nk, h, dh], 14);

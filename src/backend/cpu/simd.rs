@@ -65,6 +65,38 @@ multiversion! {
 }
 
 multiversion! {
+    /// The largest element (NaNs ignored; -inf for an empty or all-NaN
+    /// slice). Max is exact, so the 16 independent lanes that let the loop
+    /// vectorise give the same result as a left-to-right fold.
+    fn max(row: &[f32]) -> f32 {
+        let mut acc = [f32::NEG_INFINITY; 16];
+        let chunks = row.chunks_exact(16);
+        let mut best = chunks
+            .remainder()
+            .iter()
+            .fold(f32::NEG_INFINITY, |a, &v| if v > a { v } else { a });
+        for c in chunks {
+            for i in 0..16 {
+                acc[i] = if c[i] > acc[i] { c[i] } else { acc[i] };
+            }
+        }
+        for a in acc {
+            best = if a > best { a } else { best };
+        }
+        best
+    }
+}
+
+multiversion! {
+    /// `row[i] *= factor`.
+    fn scale(row: &mut [f32], factor: f32) -> () {
+        for x in row.iter_mut() {
+            *x *= factor;
+        }
+    }
+}
+
+multiversion! {
     /// `out[i] = x[i]` widened from bf16 (a shift; `to_f32` only quiets
     /// NaNs, a select the compiler vectorises).
     fn widen_bf16(out: &mut [f32], x: &[half::bf16]) -> () {
@@ -123,9 +155,20 @@ mod tests {
         silu(&mut out, &x);
         assert!(out.iter().zip(&x).all(|(o, v)| *o == math::silu(*v)));
         add_assign(&mut row, &x);
+        let fold = |v: &[f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for len in [0, 1, 15, 16, 17, 100, 1000] {
+            assert_eq!(max(&x[..len]), fold(&x[..len]), "max of {len}");
+        }
+        let mut with_nan = x[..40].to_vec();
+        with_nan[7] = f32::NAN;
+        with_nan[33] = f32::NAN;
+        assert_eq!(max(&with_nan), fold(&with_nan));
         let halves: Vec<half::bf16> = x.iter().map(|&v| half::bf16::from_f32(v)).collect();
         let mut wide = vec![0.0; x.len()];
         widen_bf16(&mut wide, &halves);
         assert!(wide.iter().zip(&halves).all(|(w, h)| *w == h.to_f32()));
+        let mut scaled = x.clone();
+        scale(&mut scaled, 0.37);
+        assert!(scaled.iter().zip(&x).all(|(s, v)| *s == v * 0.37));
     }
 }
