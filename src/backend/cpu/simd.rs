@@ -5,6 +5,7 @@
 //! `a * b + c`), so every version gives bit-identical results.
 
 use super::math;
+use crate::backend::BinaryOp;
 
 #[cfg(target_arch = "x86_64")]
 fn has_avx512() -> bool {
@@ -107,6 +108,23 @@ multiversion! {
 }
 
 multiversion! {
+    /// `out[i] = a[i] op b[i]`, the op chosen once per row rather than per
+    /// element so each arm vectorises (same arithmetic as
+    /// `elementwise::apply_binary`).
+    fn binary_row(op: BinaryOp, out: &mut [f32], a: &[f32], b: &[f32]) -> () {
+        let lanes = out.iter_mut().zip(a).zip(b);
+        match op {
+            BinaryOp::Add => lanes.for_each(|((o, &a), &b)| *o = a + b),
+            BinaryOp::Sub => lanes.for_each(|((o, &a), &b)| *o = a - b),
+            BinaryOp::Mul => lanes.for_each(|((o, &a), &b)| *o = a * b),
+            BinaryOp::Div => lanes.for_each(|((o, &a), &b)| *o = a / b),
+            BinaryOp::Maximum => lanes.for_each(|((o, &a), &b)| *o = a.max(b)),
+            BinaryOp::Minimum => lanes.for_each(|((o, &a), &b)| *o = a.min(b)),
+        }
+    }
+}
+
+multiversion! {
     /// `row[i] += bias[i]`.
     fn add_assign(row: &mut [f32], bias: &[f32]) -> () {
         for (x, &b) in row.iter_mut().zip(bias) {
@@ -167,6 +185,23 @@ mod tests {
         let mut wide = vec![0.0; x.len()];
         widen_bf16(&mut wide, &halves);
         assert!(wide.iter().zip(&halves).all(|(w, h)| *w == h.to_f32()));
+        let y: Vec<f32> = x.iter().rev().copied().collect();
+        for op in [
+            BinaryOp::Add,
+            BinaryOp::Sub,
+            BinaryOp::Mul,
+            BinaryOp::Div,
+            BinaryOp::Maximum,
+            BinaryOp::Minimum,
+        ] {
+            binary_row(op, &mut out, &x, &y);
+            let want: Vec<f32> = x
+                .iter()
+                .zip(&y)
+                .map(|(&a, &b)| super::super::elementwise::apply_binary(op, a, b))
+                .collect();
+            assert_eq!(out, want, "{op:?}");
+        }
         let mut scaled = x.clone();
         scale(&mut scaled, 0.37);
         assert!(scaled.iter().zip(&x).all(|(s, v)| *s == v * 0.37));
