@@ -214,20 +214,43 @@ unsafe fn few_rows(
             par,
         );
     }
-    // Transpose in 16 × 16 tiles so both sides stay in L1.
+    // Transpose in 16-row bands of 16 × 16 tiles (both sides stay in L1),
+    // bands in parallel when the product was: done serially it would be a
+    // single-threaded pass after every parallel product.
     const TILE: usize = 16;
-    for i0 in (0..m).step_by(TILE) {
+    let out = RowsPtr(dst);
+    let band = |i0: usize| {
         for j0 in (0..cols).step_by(TILE) {
             for i in i0..(i0 + TILE).min(m) {
                 // SAFETY: row i of dst has `cols` elements from i*ld, per
-                // the caller.
-                let row = unsafe { std::slice::from_raw_parts_mut(dst.add(i * ld), cols) };
+                // the caller, and only the band holding row i touches it.
+                let row = unsafe { std::slice::from_raw_parts_mut(out.row(i, ld), cols) };
                 for j in j0..(j0 + TILE).min(cols) {
                     let v = t[j * m + i];
                     row[j] = if accumulate { row[j] + v } else { v };
                 }
             }
         }
+    };
+    match par {
+        Parallelism::None => (0..m).step_by(TILE).for_each(band),
+        _ => (0..m).into_par_iter().step_by(TILE).for_each(band),
+    }
+}
+
+/// The output rows of [`few_rows`], shared by the bands that write them.
+#[derive(Clone, Copy)]
+struct RowsPtr(*mut f32);
+
+// SAFETY: each band writes only its own rows of the buffer (disjoint), and
+// `few_rows`' caller keeps the buffer alive and unaliased for the call.
+unsafe impl Send for RowsPtr {}
+// SAFETY: as for Send; the pointer itself is only copied, never mutated.
+unsafe impl Sync for RowsPtr {}
+
+impl RowsPtr {
+    fn row(self, i: usize, ld: usize) -> *mut f32 {
+        self.0.wrapping_add(i * ld)
     }
 }
 
