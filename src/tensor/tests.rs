@@ -175,6 +175,45 @@ fn linear_with_and_without_bias() {
 }
 
 #[test]
+fn linear_with_few_rows() {
+    // Few rows against a wide weight: the CPU computes the transposed
+    // product and transposes it back (matmul.rs `few_rows`), for f32 and
+    // bf16 weights, with and without bias, contiguous and strided input;
+    // the larger shape is big enough to run multi-threaded.
+    for (m, k, n) in [(3, 40, 70), (40, 300, 400)] {
+        let x = rand(&[m, k], 20);
+        let w = rand(&[n, k], 21);
+        let b = rand(&[n], 22);
+        let xv = x.to_vec_f32().unwrap();
+        for (name, w, b) in [
+            ("f32", w.clone(), b.clone()),
+            ("bf16", as_bf16(&w), as_bf16(&b)),
+        ] {
+            let wt = w
+                .to_dtype(DType::F32)
+                .unwrap()
+                .transpose(0, 1)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
+            let mut want = naive_matmul(&xv, &wt, m, k, n);
+            let got = x.linear(&w, None).unwrap().to_vec_f32().unwrap();
+            assert_close(name, &got, &want, 1e-5);
+            let bv = b.to_dtype(DType::F32).unwrap().to_vec_f32().unwrap();
+            want.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v += bv[i % n]);
+            let got = x.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
+            assert_close(name, &got, &want, 1e-5);
+            let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
+            let strided = xt.transpose(0, 1).unwrap();
+            let got = strided.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
+            assert_close(name, &got, &want, 1e-5);
+        }
+    }
+}
+
+#[test]
 fn softmax_rows() {
     let x = rand(&[3, 17], 11).scale(20.0).unwrap();
     let y = x.softmax_last_dim().unwrap().to_vec_f32().unwrap();
@@ -233,9 +272,9 @@ fn naive_attention(
 
 #[test]
 fn attention_blocked_matches_naive() {
-    // More queries than one query block and more keys than one key block,
-    // neither a multiple of the block size.
-    let (b, nq, nk, h, dh) = (2, 70, 300, 3, 8);
+    // More queries than one query block (64 rows at least) and more keys
+    // than one key block (512), neither a multiple of the block size.
+    let (b, nq, nk, h, dh) = (2, 70, 600, 3, 8);
     let q = rand(&[b, nq, h, dh], 12).scale(3.0).unwrap();
     let k = rand(&[b, nk, h, dh], 13).scale(3.0).unwrap();
     let v = rand(&[b, nk, h, dh], 14);

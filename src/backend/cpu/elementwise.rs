@@ -61,7 +61,7 @@ pub fn affine(src: &[f32], mul: f32, add: f32) -> Vec<f32> {
     map(src, |x| x * mul + add)
 }
 
-fn apply_binary(op: BinaryOp, a: f32, b: f32) -> f32 {
+pub(super) fn apply_binary(op: BinaryOp, a: f32, b: f32) -> f32 {
     match op {
         BinaryOp::Add => a + b,
         BinaryOp::Sub => a - b,
@@ -125,11 +125,7 @@ pub fn binary(op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Result<Vec<f3
         for (i, o) in chunk.chunks_mut(inner).enumerate() {
             let row = first_row + i;
             match (l.row(row, inner), r.row(row, inner)) {
-                (Some(a), Some(b)) => {
-                    for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
-                        *o = apply_binary(op, a, b);
-                    }
-                }
+                (Some(a), Some(b)) => simd::binary_row(op, o, a, b),
                 _ => {
                     for (j, o) in o.iter_mut().enumerate() {
                         *o = apply_binary(op, l.at(row, j), r.at(row, j));

@@ -12,7 +12,13 @@ pub fn exp(x: f32) -> f32 {
     // Adding then subtracting 1.5·2^23 rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    // n as an integer, read from t's mantissa (t = 1.5·2^23 + n exactly),
+    // rather than `n as i32`: that cast saturates and maps NaN to 0, which
+    // compilers cannot vectorise, so it would turn every loop over exp into
+    // scalar conversions. Same value for every |n| < 2^22.
+    let ni = (t.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -21,7 +27,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits((ni.wrapping_add(127) as u32) << 23);
     e * scale
 }
 
@@ -58,6 +64,14 @@ mod tests {
             x += 0.0137;
         }
         assert!(worst < 5e-7, "worst relative error {worst}");
+        // The exponent read from the rounding sum's bits equals the cast.
+        let mut x = -87.3f32;
+        while x < 88.7 {
+            let t = x * std::f32::consts::LOG2_E + 12_582_912.0;
+            let bits = (t.to_bits() as i32).wrapping_sub(12_582_912.0f32.to_bits() as i32);
+            assert_eq!(bits, (t - 12_582_912.0) as i32, "exponent of e^{x}");
+            x += 0.0371;
+        }
         assert!(exp(-1e30) < 1e-37);
         assert_eq!(exp(0.0), 1.0);
     }

@@ -100,6 +100,27 @@ fn matmul_half_rhs(
                 Parallelism::None
             };
             let dst = &mut out[b * m * n + j0..];
+            if col_major && use_few_rows(m, n, k, 1) {
+                // SAFETY: as below; `buf` is column-major k × cols (column
+                // stride k) and dst holds m rows of n ≥ j0 + cols elements.
+                unsafe {
+                    few_rows(
+                        m,
+                        cols,
+                        k,
+                        l.as_ptr(),
+                        spec.lhs.row as isize,
+                        spec.lhs.col as isize,
+                        buf.as_ptr(),
+                        k as isize,
+                        dst.as_mut_ptr(),
+                        n,
+                        bias.is_some(),
+                        par,
+                    );
+                }
+                continue;
+            }
             // SAFETY: `extent` checked every (row, col) of lhs; `buf` is
             // exactly k × cols with the strides given; the destination is
             // the m × cols block at column j0 of batch b's m × n output
@@ -130,6 +151,107 @@ fn matmul_half_rhs(
         }
     }
     Ok(out)
+}
+
+/// Whether a product with a column-major `k × n` rhs (a `Linear` weight read
+/// as its transpose) should run as [`few_rows`]: gemm writes row-major
+/// outputs by computing their transpose, which makes the weight its
+/// left operand and repacks (transposes) all `n × k` of it on every call.
+/// With few rows that repack costs more than the product's own packing and
+/// a transpose of the `m × n` result, which is what [`few_rows`] does
+/// instead (`m·(k + n)` elements moved rather than `n·k`).
+fn use_few_rows(m: usize, n: usize, k: usize, rhs_row_stride: usize) -> bool {
+    rhs_row_stride == 1 && 2 * m * (k + n) < n * k
+}
+
+/// `dst (m × cols, row stride ld) (+)= lhs · rhs` for a column-major rhs
+/// (`rhs_cs` between columns), computed as a column-major `m × cols`
+/// product, which gemm runs with the rhs read in place, then transposed
+/// into `dst`. With `bias`, `dst` already holds it and is accumulated into.
+///
+/// # Safety
+/// `lhs` must be readable for `m × k` elements at the strides given, `rhs`
+/// for `k × cols` (unit row stride, `rhs_cs` column stride), and `dst` for
+/// `m` rows of `cols` elements, `ld` apart, written by no one else.
+#[allow(clippy::too_many_arguments)]
+unsafe fn few_rows(
+    m: usize,
+    cols: usize,
+    k: usize,
+    lhs: *const f32,
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: *const f32,
+    rhs_cs: isize,
+    dst: *mut f32,
+    ld: usize,
+    accumulate: bool,
+    par: Parallelism,
+) {
+    let mut t = vec![0.0f32; m * cols];
+    // SAFETY: t is m × cols column-major (column stride m) and owned; the
+    // caller vouches for lhs and rhs; gemm only reads them.
+    unsafe {
+        gemm(
+            m,
+            cols,
+            k,
+            t.as_mut_ptr(),
+            m as isize,
+            1,
+            false,
+            lhs,
+            lhs_cs,
+            lhs_rs,
+            rhs,
+            rhs_cs,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+    // Transpose in 16-row bands of 16 × 16 tiles (both sides stay in L1),
+    // bands in parallel when the product was: done serially it would be a
+    // single-threaded pass after every parallel product.
+    const TILE: usize = 16;
+    let out = RowsPtr(dst);
+    let band = |i0: usize| {
+        for j0 in (0..cols).step_by(TILE) {
+            for i in i0..(i0 + TILE).min(m) {
+                // SAFETY: row i of dst has `cols` elements from i*ld, per
+                // the caller, and only the band holding row i touches it.
+                let row = unsafe { std::slice::from_raw_parts_mut(out.row(i, ld), cols) };
+                for j in j0..(j0 + TILE).min(cols) {
+                    let v = t[j * m + i];
+                    row[j] = if accumulate { row[j] + v } else { v };
+                }
+            }
+        }
+    };
+    match par {
+        Parallelism::None => (0..m).step_by(TILE).for_each(band),
+        _ => (0..m).into_par_iter().step_by(TILE).for_each(band),
+    }
+}
+
+/// The output rows of [`few_rows`], shared by the bands that write them.
+#[derive(Clone, Copy)]
+struct RowsPtr(*mut f32);
+
+// SAFETY: each band writes only its own rows of the buffer (disjoint), and
+// `few_rows`' caller keeps the buffer alive and unaliased for the call.
+unsafe impl Send for RowsPtr {}
+// SAFETY: as for Send; the pointer itself is only copied, never mutated.
+unsafe impl Sync for RowsPtr {}
+
+impl RowsPtr {
+    fn row(self, i: usize, ld: usize) -> *mut f32 {
+        self.0.wrapping_add(i * ld)
+    }
 }
 
 fn widen_one(rhs: HostSlice<'_>, i: usize) -> f32 {
@@ -169,6 +291,27 @@ fn matmul_f32(
     let one = |b: usize, dst: &mut [f32], par: Parallelism| {
         let l = &lhs[spec.lhs.offset + b * spec.lhs.batch..];
         let r = &rhs[spec.rhs.offset + b * spec.rhs.batch..];
+        if use_few_rows(m, n, k, spec.rhs.row) {
+            // SAFETY: as below; the rhs has unit row stride and column
+            // stride spec.rhs.col, and dst is m rows of n elements.
+            unsafe {
+                few_rows(
+                    m,
+                    n,
+                    k,
+                    l.as_ptr(),
+                    spec.lhs.row as isize,
+                    spec.lhs.col as isize,
+                    r.as_ptr(),
+                    spec.rhs.col as isize,
+                    dst.as_mut_ptr(),
+                    n,
+                    bias.is_some(),
+                    par,
+                );
+            }
+            return;
+        }
         // SAFETY: `extent` checked above that every (row, col) these strides
         // reach lies inside `lhs` and `rhs`; `dst` is exactly m×n row-major
         // and exclusively borrowed; gemm only reads lhs/rhs.

@@ -6,6 +6,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
+use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 
 use crate::backend::BackendStorage;
@@ -64,16 +65,10 @@ impl HostSlice<'_> {
         let end = start + out.len();
         match self {
             HostSlice::F32(v) => out.copy_from_slice(&v[start..end]),
-            HostSlice::BF16(v) => {
-                for (o, x) in out.iter_mut().zip(&v[start..end]) {
-                    *o = x.to_f32();
-                }
-            }
-            HostSlice::F16(v) => {
-                for (o, x) in out.iter_mut().zip(&v[start..end]) {
-                    *o = x.to_f32();
-                }
-            }
+            HostSlice::BF16(v) => super::simd::widen_bf16(out, &v[start..end]),
+            // `half` converts slices with F16C where the CPU has it (exact,
+            // like the scalar conversion), detecting it once per call.
+            HostSlice::F16(v) => v[start..end].convert_to_f32_slice(out),
         }
     }
 
