@@ -175,10 +175,13 @@ pub const PARAMS: &[ParamSpec] = &[
         name: LENGTH,
         label: "Length",
         hint: "New frames to generate; real frames are never counted or shown again. \
-               Fill uses the gap or transition length instead when there is one.",
+               Fill uses the gap or transition length instead when there is one. \
+               Up to 1441 (60 s at 24 fps): a shot longer than the model makes in one pass \
+               is made in overlapping windows, each continuing the one before, and its first \
+               frames can be viewed while later windows are made.",
         page: Page::Shot,
         uses: Uses::All,
-        kind: Kind::Int { default: 97, min: 1, max: 1025, display_min: 9, display_max: 257 },
+        kind: Kind::Int { default: 97, min: 1, max: 1441, display_min: 9, display_max: 1441 },
     },
     ParamSpec {
         name: CONTEXT_FRAMES,
