@@ -59,6 +59,8 @@ struct Slot {
     render_started: AtomicBool,
     /// Asks the running job to stop.
     stop: AtomicBool,
+    /// Run once the job's result is in the slot.
+    settled: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 impl Slot {
@@ -70,6 +72,7 @@ impl Slot {
             watchers: AtomicUsize::new(0),
             render_started: AtomicBool::new(false),
             stop: AtomicBool::new(false),
+            settled: Mutex::new(Vec::new()),
         })
     }
 }
@@ -88,6 +91,12 @@ impl JobHandle {
             *held = Some(frames);
         }
         self.slot.ready.notify_all();
+    }
+
+    /// Runs `f` once the job's result is in the slot (a render's job
+    /// updates its instance's status line then, after its render returned).
+    pub fn when_settled(&self, f: impl FnOnce() + Send + 'static) {
+        self.slot.settled.lock().push(Box::new(f));
     }
 
     /// Whether the job should stop (see the module's notes).
@@ -410,6 +419,10 @@ impl ShotCache {
         }
         if result.is_ok() {
             self.evict_slots(key);
+        }
+        let settled = std::mem::take(&mut *slot.settled.lock());
+        for f in settled {
+            f();
         }
     }
 
@@ -799,6 +812,24 @@ mod tests {
         assert!(t.elapsed() < Duration::from_millis(250));
         // The Generate button's job does not stop for a render's abort.
         assert!(runner.join().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_render_job_says_when_it_is_settled_after_its_result_is_in_place() {
+        let cache = cache(u64::MAX);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job = move || -> Job {
+            let inner = streaming(2, 1, Duration::from_millis(30), 0.0);
+            Box::new(move |h: &JobHandle| {
+                h.when_settled(move || {
+                    let done = matches!(cache.peek(key(34)), Peek::Done(_));
+                    tx.send(done).unwrap();
+                });
+                inner(h)
+            })
+        };
+        cache.frame(key(34), 0, job, &|| false).unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
     }
 
     #[test]

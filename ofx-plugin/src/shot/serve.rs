@@ -108,6 +108,8 @@ pub(crate) fn generated(
             let (label, instance) = (ctx.def.label(), ctx.instance.clone());
             let job = move || -> cache::Job {
                 Box::new(move |handle| {
+                    let shown = instance.clone();
+                    handle.when_settled(move || status::post_shot(&shown, key));
                     let reporter = JobReporter::new(instance, false);
                     let engine = job::plugin_engine();
                     job::run_job(label, key, &request, dir, &reporter, handle, &*engine)
