@@ -85,6 +85,7 @@ fn request(model: &Path, size: [usize; 3]) -> ShotRequest {
         frame_rate: 24.0,
         strength: 1.0,
         job: Job::Generate { reference: None },
+        windows: Default::default(),
     }
 }
 

@@ -177,6 +177,7 @@ fn run(engine: &LtxEngine, size: Size, prompt: &str, seed: u64) -> Result<StageT
         job: Job::Generate {
             reference: Some(still(size)),
         },
+        windows: Default::default(),
     };
     let clock = Clock::default();
     let start = Instant::now();

@@ -94,6 +94,34 @@ pub struct ShotRequest {
     /// Conditioning strength of real frames, in [0, 1].
     pub strength: f32,
     pub job: Job,
+    /// How a shot longer than one pass of the model is cut into windows;
+    /// the default chooses everything. Shots that fit one pass ignore it.
+    pub windows: WindowSettings,
+}
+
+/// Overrides of a long shot's window plan (see
+/// `pipeline::long_shot`). Each changes the frames of a long shot, so each
+/// set one is part of the shot's key; the default (all automatic) adds
+/// nothing to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WindowSettings {
+    /// Frames the model makes per window, 8k+1 from 25 to 257. `None`: the
+    /// longest the model, resolution and memory allow.
+    pub length: Option<u32>,
+    /// Frames two neighbouring windows share, 8k+1 from 9 (two latent
+    /// frames) up to less than half the window. `None`: 17 (three latent frames),
+    /// less for short windows.
+    pub overlap: Option<u32>,
+    /// How strongly each window's latent statistics are pulled to the
+    /// reference's, in [0, 1]. `None`: the default strength.
+    pub drift: Option<f32>,
+}
+
+impl WindowSettings {
+    /// True when nothing is overridden.
+    pub fn is_automatic(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A finished shot: `frames.len() == request.num_frames`, in time order.

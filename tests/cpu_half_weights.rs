@@ -79,6 +79,7 @@ fn shot(model: PathBuf) -> Vec<f32> {
         frame_rate: 24.0,
         strength: 1.0,
         job: Job::Generate { reference: None },
+        windows: Default::default(),
     };
     let shot = LtxEngine::new(Device::cpu())
         .generate(&request, &Quiet)

@@ -56,6 +56,7 @@ fn request() -> ShotRequest {
                 frames: vec![frame(8, 4, 0.5)],
             },
         },
+        windows: Default::default(),
     }
 }
 

@@ -24,6 +24,7 @@ fn request(job: Job) -> ShotRequest {
         frame_rate: 24.0,
         strength: 1.0,
         job,
+        windows: Default::default(),
     }
 }
 

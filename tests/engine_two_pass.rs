@@ -49,6 +49,7 @@ fn request(model: PathBuf, job: Job) -> ShotRequest {
         frame_rate: 24.0,
         strength: 1.0,
         job,
+        windows: Default::default(),
     }
 }
 

@@ -40,6 +40,7 @@ fn request() -> ShotRequest {
         frame_rate: 24.0,
         strength: 1.0,
         job: Job::Generate { reference: None },
+        windows: Default::default(),
     }
 }
 

@@ -61,6 +61,7 @@ fn request(job: Job, quality: Quality) -> ShotRequest {
         frame_rate: 24.0,
         strength: 1.0,
         job,
+        windows: Default::default(),
     }
 }
 

@@ -65,6 +65,7 @@ fn the_two_pass_recipe_on_the_gpu_matches_the_cpu() {
         frame_rate: 24.0,
         strength: 1.0,
         job: Job::Generate { reference: None },
+        windows: Default::default(),
     };
     let want = pixels(&LtxEngine::new(Device::cpu()), &request);
     let device = Device::new(gpu);

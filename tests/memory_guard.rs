@@ -240,6 +240,7 @@ fn tiny_request(seed: u64) -> ShotRequest {
         frame_rate: 24.0,
         strength: 1.0,
         job: Job::Generate { reference: None },
+        windows: Default::default(),
     }
 }
 

@@ -30,7 +30,8 @@ pub use super::model_identity::{current_identity, model_identity, IdentityError}
 use super::temp_files;
 
 use crate::engine::{
-    Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest,
+    Clip, CollectFrames, EngineError, Frame, FrameSink, Job, JobObserver, Quality, Shot,
+    ShotEngine, ShotRequest,
 };
 
 const MAGIC: &[u8; 8] = b"GFXSHOT1";
@@ -149,6 +150,22 @@ pub fn shot_key_for_revision(
             put_clip(&mut h, before);
             put_clip(&mut h, after);
         }
+    }
+    // Window overrides change a long shot's frames; automatic settings add
+    // nothing, so keys of requests that set none are unchanged.
+    if !request.windows.is_automatic() {
+        let w = &request.windows;
+        put_str(&mut h, "windows");
+        for v in [w.length, w.overlap] {
+            h.update(v.map_or([0u8; 5], |n| {
+                let b = n.to_le_bytes();
+                [1, b[0], b[1], b[2], b[3]]
+            }));
+        }
+        h.update(w.drift.map_or([0u8; 5], |d| {
+            let b = d.to_bits().to_le_bytes();
+            [1, b[0], b[1], b[2], b[3]]
+        }));
     }
     ShotKey(h.finalize().into())
 }
@@ -581,9 +598,26 @@ impl ShotEngine for DiskCachedEngine {
         request: &ShotRequest,
         observer: &dyn JobObserver,
     ) -> Result<Shot, EngineError> {
+        let sink = CollectFrames::default();
+        self.generate_into(request, observer, &sink, None)?;
+        Ok(sink.into_shot())
+    }
+
+    /// A shot of one pass is served whole from the folder or stored whole
+    /// there; a long shot keeps its windows in `windows` (default: the same
+    /// folder), which are its cache: a finished long shot is read back
+    /// window by window, never held or stored whole.
+    fn generate_into(
+        &self,
+        request: &ShotRequest,
+        observer: &dyn JobObserver,
+        sink: &dyn FrameSink,
+        windows: Option<&Path>,
+    ) -> Result<(), EngineError> {
         let Some(folder) = self.folder() else {
-            return self.inner.generate(request, observer);
+            return self.inner.generate_into(request, observer, sink, windows);
         };
+        let windows = windows.unwrap_or(&folder);
         let limit = self.limit.unwrap_or_else(current_limit);
         let cache = match DiskShotCache::open(&folder) {
             Ok(c) => match self.writer {
@@ -595,23 +629,25 @@ impl ShotEngine for DiskCachedEngine {
                     "shot cache folder {} is unusable ({e}); generating without it",
                     folder.display()
                 ));
-                return self.inner.generate(request, observer);
+                return self.inner.generate_into(request, observer, sink, None);
             }
         };
         let identity = match (self.identity)(&request.model) {
             Ok(id) => id,
             // No model there: let the engine say what is wrong with it.
-            Err(NoIdentity::NoModel) => return self.inner.generate(request, observer),
+            Err(NoIdentity::NoModel) => {
+                return self.inner.generate_into(request, observer, sink, None)
+            }
             Err(NoIdentity::Unusable(why)) => {
                 observer.notice(&format!("the shot cache is not used for this shot: {why}"));
-                return self.inner.generate(request, observer);
+                return self.inner.generate_into(request, observer, sink, None);
             }
         };
         let key = shot_key(&identity, request);
         match cache.get(&key) {
             Lookup::Hit(shot) if shot.frames.len() == request.num_frames as usize => {
                 log::info!("shot {} served from {}", key.hex(), folder.display());
-                return Ok(shot);
+                return sink.frames_ready(0, &shot.frames);
             }
             Lookup::Hit(_) | Lookup::Miss => {}
             Lookup::Corrupt(reason) => {
@@ -620,7 +656,21 @@ impl ShotEngine for DiskCachedEngine {
                 ));
             }
         }
-        let shot = self.inner.generate(request, observer)?;
+        // Frames pass through to the caller as they come; a shot of one
+        // pass is also kept to be stored whole.
+        let keep = WholeShot {
+            sink,
+            frames: parking_lot::Mutex::new(Some(Vec::new())),
+        };
+        self.inner
+            .generate_into(request, observer, &keep, Some(windows))?;
+        let Some(frames) = keep.frames.into_inner() else {
+            return Ok(());
+        };
+        if frames.len() != request.num_frames as usize {
+            return Ok(());
+        }
+        let shot = Shot { frames };
         if let Err(e) = cache.put(&key, &shot) {
             let why = if is_disk_full(&e) {
                 "the disk is full".to_string()
@@ -632,7 +682,34 @@ impl ShotEngine for DiskCachedEngine {
                 folder.display()
             ));
         }
-        Ok(shot)
+        Ok(())
+    }
+}
+
+/// Frames longer than one pass of the model are a long shot's: its windows
+/// are its cache, and it is not kept whole.
+const MAX_WHOLE_FRAMES: usize = super::long_shot::plan::MAX_WINDOW;
+
+/// Passes frames on and keeps a copy while the shot is short enough to be
+/// stored whole.
+struct WholeShot<'a> {
+    sink: &'a dyn FrameSink,
+    frames: parking_lot::Mutex<Option<Vec<Frame>>>,
+}
+
+impl FrameSink for WholeShot<'_> {
+    fn frames_ready(&self, first: usize, frames: &[Frame]) -> Result<(), EngineError> {
+        {
+            let mut kept = self.frames.lock();
+            if let Some(k) = kept.as_mut() {
+                if k.len() + frames.len() > MAX_WHOLE_FRAMES {
+                    *kept = None;
+                } else {
+                    k.extend_from_slice(frames);
+                }
+            }
+        }
+        self.sink.frames_ready(first, frames)
     }
 }
 

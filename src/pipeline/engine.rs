@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::adapters::{LtxTransformer, LtxVae, T5Prompts};
 use super::components::PromptEncoder;
+use super::long_shot::{self, plan::WindowSize};
 use super::ltx::{Condition, LtxPipeline, RunParams, Sampling, SpatioTemporalGuidance};
 use super::memory_guard::{self, ModelSizes, Resident};
 use super::model_folder::{ModelFolder, Variant};
@@ -16,7 +17,8 @@ use super::text_encoder_location;
 use super::two_pass::{self, Passes, TwoPass, UpsamplerSlot};
 use crate::backend::Device;
 use crate::engine::{
-    Clip, EngineError, Frame, Job, JobObserver, Quality, Shot, ShotEngine, ShotRequest, Stage,
+    Clip, CollectFrames, EngineError, Frame, FrameSink, Job, JobObserver, Quality, Shot,
+    ShotEngine, ShotRequest, Stage,
 };
 use crate::models::ltx::transformer::TransformerConfig;
 use crate::models::ltx::{LayerSkip, SkipMode};
@@ -437,9 +439,11 @@ fn clip_pixels(frames: &[Frame], width: u32, height: u32) -> Result<Vec<f32>, En
 /// Requests past these are refused rather than tried: LTX-Video is trained
 /// up to about 1280 pixels and a few hundred frames, and memory runs out
 /// long before a useful result beyond them. The frame limits match the
-/// plugin's Length and Context frames ranges.
+/// plugin's Length and Context frames ranges; shots past one pass of the
+/// model (257 frames) are made in windows (`long_shot`), up to a minute at
+/// 24 fps.
 pub const MAX_SIDE: u32 = 4096;
-pub const MAX_NEW_FRAMES: u32 = 1025;
+pub const MAX_NEW_FRAMES: u32 = 1441;
 pub const MAX_CONTEXT_FRAMES: usize = 257;
 /// Denoising steps past this add time, not quality; it matches the
 /// plugin's Steps range.
@@ -498,6 +502,19 @@ impl ShotEngine for LtxEngine {
         request: &ShotRequest,
         observer: &dyn JobObserver,
     ) -> Result<Shot, EngineError> {
+        let sink = CollectFrames::default();
+        self.generate_into(request, observer, &sink, None)?;
+        Ok(sink.into_shot())
+    }
+
+    fn generate_into(
+        &self,
+        request: &ShotRequest,
+        observer: &dyn JobObserver,
+        sink: &dyn FrameSink,
+        windows: Option<&Path>,
+    ) -> Result<(), EngineError> {
+        let original = request;
         // The studio's policy sees the prompt before any work.
         crate::provenance::policy::check_prompts(&[&request.prompt])
             .map_err(EngineError::InvalidRequest)?;
@@ -576,6 +593,28 @@ impl ShotEngine for LtxEngine {
         };
         let new_frames = request.num_frames as usize;
         let plan = plan(shape, new_frames, 8);
+        let timed = long_shot::prompts::parse(&request.prompt, request.frame_rate)
+            .map_err(EngineError::InvalidRequest)?;
+        let guided_hint = model.folder.variant != Variant::Distilled && request.guidance > 1.0;
+        if let Some(size) = self.window_size(&model, &request, plan.total, guided_hint)? {
+            // A plan of one window (a long context cut to fit) is made the
+            // single-pass way, as before.
+            if let Some(long) = long_shot::plan::long_plan(shape, new_frames, size, 8)
+                .filter(|p| p.windows.len() > 1)
+            {
+                let job = LongJob {
+                    model: &model,
+                    request: &request,
+                    original,
+                    plan: long,
+                    size,
+                    timed: &timed,
+                };
+                return job.run(observer, sink, windows);
+            }
+        }
+        // One window: a timed prompt gives the prompt of the shot's middle.
+        let prompt_text = long_shot::prompts::at(&timed, new_frames / 2).to_string();
         let num_frames = plan.total as u32;
         match (&request.job, plan.retimed_from) {
             (Job::Generate { .. }, _) if plan.total != new_frames => observer.notice(&format!(
@@ -651,7 +690,7 @@ impl ShotEngine for LtxEngine {
         )?;
         observer.progress(Stage::EncodingPrompt, 0, 1);
         let guided = sampling.guidance_scale > 1.0;
-        let texts: Vec<&str> = std::iter::once(request.prompt.as_str())
+        let texts: Vec<&str> = std::iter::once(prompt_text.as_str())
             .chain(guided.then_some(request.negative_prompt.as_str()))
             .collect();
         model.check_memory(&memory_guard::JobShape {
@@ -667,7 +706,7 @@ impl ShotEngine for LtxEngine {
         }
         let positive = model
             .prompts
-            .encode(&request.prompt, LTX_MAX_SEQUENCE_LENGTH)?;
+            .encode(&prompt_text, LTX_MAX_SEQUENCE_LENGTH)?;
         if positive.truncated {
             observer.notice(&format!(
                 "the prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
@@ -790,7 +829,329 @@ impl ShotEngine for LtxEngine {
             .collect::<Vec<_>>();
         // Every generated frame carries the invisible GenFX mark.
         crate::provenance::mark_shot(&mut frames, &request);
-        Ok(Shot { frames })
+        sink.frames_ready(0, &frames)
+    }
+}
+
+impl LtxEngine {
+    /// The window size of a shot whose single pass would make
+    /// `single_total` frames: `None` when it is made in one pass as it
+    /// always was (no length asked for and it fits the model's longest
+    /// pass). The automatic length is the longest the memory guard lets
+    /// this machine make at the shot's resolution.
+    fn window_size(
+        &self,
+        model: &LoadedModel,
+        request: &ShotRequest,
+        single_total: usize,
+        guided: bool,
+    ) -> Result<Option<WindowSize>, EngineError> {
+        let settings = &request.windows;
+        let length = match settings.length {
+            Some(l) => l as usize,
+            None if single_total <= long_shot::plan::MAX_WINDOW => return Ok(None),
+            None => {
+                let fits = |frames: usize| {
+                    model
+                        .check_memory(&memory_guard::JobShape {
+                            width: request.width as usize,
+                            height: request.height as usize,
+                            frames,
+                            batch: if guided { 2 } else { 1 },
+                            condition_frames: vec![],
+                            encodes_prompts: false,
+                        })
+                        .is_ok()
+                };
+                ((long_shot::plan::MIN_WINDOW - 1) / 8..=(long_shot::plan::MAX_WINDOW - 1) / 8)
+                    .rev()
+                    .map(|m| 8 * m + 1)
+                    .find(|&f| fits(f))
+                    .unwrap_or(long_shot::plan::MIN_WINDOW)
+            }
+        };
+        WindowSize::new(length, settings.overlap.map(|o| o as usize), 8)
+            .map(Some)
+            .map_err(EngineError::InvalidRequest)
+    }
+}
+
+/// A shot made in windows ([`long_shot`]).
+struct LongJob<'a> {
+    model: &'a LoadedModel,
+    /// Sizes snapped.
+    request: &'a ShotRequest,
+    /// As asked (its key names the windows).
+    original: &'a ShotRequest,
+    plan: long_shot::plan::LongPlan,
+    size: WindowSize,
+    timed: &'a [long_shot::prompts::TimedPrompt],
+}
+
+/// What a window of a long shot is made with.
+struct LtxWindows<'a> {
+    pipeline: &'a LtxPipeline,
+    request: &'a ShotRequest,
+    plan: &'a long_shot::plan::LongPlan,
+    prompts: Vec<super::components::EncodedPrompt>,
+    /// Each window's index into `prompts`.
+    prompt_of: Vec<usize>,
+    negative: Option<super::components::EncodedPrompt>,
+    sampling: Box<dyn Fn(usize) -> Result<Sampling, EngineError> + 'a>,
+    conditions: Box<dyn Fn(usize) -> Result<Vec<Condition>, EngineError> + 'a>,
+}
+
+impl LtxWindows<'_> {
+    fn params(&self, k: usize, conditions: Vec<Condition>) -> Result<RunParams, EngineError> {
+        let win = &self.plan.windows[k];
+        Ok(RunParams {
+            width: self.request.width as usize,
+            height: self.request.height as usize,
+            num_frames: win.frames,
+            frame_rate: self.request.frame_rate,
+            conditions,
+            sampling: (self.sampling)(win.frames)?,
+        })
+    }
+
+    /// Window 0 draws the single pass's noise; window k its own stream.
+    fn noise(&self, k: usize) -> PhiloxNoise {
+        PhiloxNoise::new(self.request.seed, k as u32)
+    }
+}
+
+impl long_shot::run::WindowMaker for LtxWindows<'_> {
+    fn denoise(
+        &self,
+        k: usize,
+        _: &long_shot::plan::Window,
+        link: Option<(&[f32], usize)>,
+        observer: &dyn JobObserver,
+    ) -> Result<(Vec<f32>, [usize; 4]), EngineError> {
+        let params = self.params(k, (self.conditions)(k)?)?;
+        let latent = link.map(|(latents, at)| super::ltx::LatentCondition {
+            latents: latents.to_vec(),
+            frames: self.plan.latent_overlap,
+            latent_index: at,
+            strength: 1.0,
+        });
+        let out = self.pipeline.denoise_with(
+            &self.prompts[self.prompt_of[k]],
+            self.negative.as_ref(),
+            &params,
+            &self.noise(k),
+            None,
+            latent.as_slice(),
+            observer,
+        )?;
+        Ok((out.latents, out.latent_dims))
+    }
+
+    fn decode(
+        &self,
+        k: usize,
+        _: &long_shot::plan::Window,
+        latents: Vec<f32>,
+        dims: [usize; 4],
+        observer: &dyn JobObserver,
+    ) -> Result<Vec<f32>, EngineError> {
+        let params = self.params(k, vec![])?;
+        let denoised = super::ltx::Denoised {
+            packed_latents: vec![],
+            latents,
+            latent_dims: dims,
+        };
+        Ok(self
+            .pipeline
+            .decode(denoised, &params, &self.noise(k), observer)?
+            .video)
+    }
+}
+
+impl LongJob<'_> {
+    fn run(
+        self,
+        observer: &dyn JobObserver,
+        sink: &dyn FrameSink,
+        windows: Option<&Path>,
+    ) -> Result<(), EngineError> {
+        let (model, request, plan) = (self.model, self.request, &self.plan);
+        let drift = request.windows.drift.unwrap_or(long_shot::DEFAULT_DRIFT);
+        if !(0.0..=1.0).contains(&drift) {
+            return Err(EngineError::InvalidRequest(format!(
+                "drift strength {drift} must be within 0..1"
+            )));
+        }
+        let count = plan.windows.len();
+        observer.notice(&format!(
+            "long shot: {} new frames in {count} windows of up to {} frames, overlapping by {} \
+             ({} latent frames), drift matching at {drift}; single pass per window",
+            request.num_frames, self.size.length, self.size.overlap, plan.latent_overlap
+        ));
+        if let Some(made) = plan.retimed_from {
+            observer.notice(&format!(
+                "the windows make a gap of {made} frames; retiming them to {}",
+                request.num_frames
+            ));
+        }
+        // Each window's prompt: the one in effect at its middle frame.
+        let first_new = plan.shown[0];
+        let mut texts: Vec<&str> = vec![];
+        let prompt_of: Vec<usize> = plan
+            .windows
+            .iter()
+            .map(|w| {
+                let middle = (w.start + w.frames / 2).saturating_sub(first_new);
+                let text = long_shot::prompts::at(self.timed, middle);
+                match texts.iter().position(|t| *t == text) {
+                    Some(i) => i,
+                    None => {
+                        texts.push(text);
+                        texts.len() - 1
+                    }
+                }
+            })
+            .collect();
+        let sampling = {
+            let (width, height) = (request.width as usize, request.height as usize);
+            move |frames: usize| {
+                let tokens = ((frames - 1) / 8 + 1) * (width / 32) * (height / 32);
+                sampling_for(
+                    &model.folder,
+                    request.quality,
+                    request.guidance,
+                    tokens,
+                    model.transformer_layers,
+                )
+            }
+        };
+        let guided = sampling(self.size.length)?.guidance_scale > 1.0;
+        let mut all: Vec<&str> = texts.clone();
+        if guided {
+            all.push(request.negative_prompt.as_str());
+        }
+        observer.progress(Stage::EncodingPrompt, 0, 1);
+        let most_real = plan
+            .windows
+            .iter()
+            .flat_map(|w| w.real.iter().map(|r| r.frames))
+            .collect();
+        model.check_memory(&memory_guard::JobShape {
+            width: request.width as usize,
+            height: request.height as usize,
+            frames: self.size.length,
+            batch: if guided { 2 } else { 1 },
+            condition_frames: most_real,
+            encodes_prompts: model.prompts.would_load(&all),
+        })?;
+        if let Some((device, bytes)) = model.prompts.device_load(&all) {
+            model.make_room(&device, bytes);
+        }
+        let mut prompts = Vec::with_capacity(texts.len());
+        for text in &texts {
+            let encoded = model.prompts.encode(text, LTX_MAX_SEQUENCE_LENGTH)?;
+            if encoded.truncated {
+                observer.notice(&format!(
+                    "a prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
+                ));
+            }
+            prompts.push(encoded);
+        }
+        let negative = if guided {
+            Some(
+                model
+                    .prompts
+                    .encode(&request.negative_prompt, LTX_MAX_SEQUENCE_LENGTH)?,
+            )
+        } else {
+            None
+        };
+        model.prompts.release();
+        let pipeline = model.pipeline()?;
+        observer.progress(Stage::EncodingPrompt, 1, 1);
+        if observer.should_abort() {
+            return Err(EngineError::Aborted);
+        }
+        let conditions = |k: usize| -> Result<Vec<Condition>, EngineError> {
+            let win = &plan.windows[k];
+            win.real
+                .iter()
+                .map(|r| {
+                    let (clip, seam, what) = match (&request.job, r.clip) {
+                        (Job::Generate { reference: Some(c) }, _) => (c, Seam::Start, "reference"),
+                        (Job::ExtendForward { context }, _) => (context, Seam::End, "context"),
+                        (Job::ExtendBackward { context }, _) => (context, Seam::Start, "context"),
+                        (Job::Fill { before, .. }, 0) => (before, Seam::End, "clip before"),
+                        (Job::Fill { after, .. }, _) => (after, Seam::Start, "clip after"),
+                        (Job::Generate { reference: None }, _) => {
+                            return Err(EngineError::Failed(
+                                "a window plan placed real frames in a shot without any".into(),
+                            ))
+                        }
+                    };
+                    condition(clip, seam, (r.at, r.frames), request, what, observer)
+                })
+                .collect()
+        };
+        let maker = LtxWindows {
+            pipeline: &pipeline,
+            request,
+            plan,
+            prompts,
+            prompt_of,
+            negative,
+            sampling: Box::new(sampling),
+            conditions: Box::new(conditions),
+        };
+        // Finished windows are named by the shot's key (as asked, like the
+        // shot cache's) and the plan.
+        let store = windows.and_then(|dir| {
+            let identity = super::model_folder::resolve(&self.original.model)
+                .ok()
+                .and_then(|folder| super::disk_cache::current_identity(&folder).ok());
+            let Some(identity) = identity else {
+                observer.notice("the model cannot be fingerprinted; this long shot's windows are not kept");
+                return None;
+            };
+            match long_shot::store::WindowStore::open(dir) {
+                Ok(store) => Some((store, identity)),
+                Err(e) => {
+                    observer.notice(&format!(
+                        "the windows folder {} is unusable ({e}); this long shot's windows are not kept",
+                        dir.display()
+                    ));
+                    None
+                }
+            }
+        });
+        let keys: Vec<[u8; 32]> = match &store {
+            Some((_, identity)) => {
+                let shot = super::disk_cache::shot_key(identity, self.original).0;
+                (0..count)
+                    .map(|k| long_shot::window_key(&shot, self.size, drift, k, count))
+                    .collect()
+            }
+            None => vec![[0u8; 32]; count],
+        };
+        let mark = |frames: &mut [Frame]| crate::provenance::mark_shot(frames, request);
+        let counts = long_shot::run::run(
+            plan,
+            &maker,
+            store.as_ref().map(|(s, _)| s),
+            &keys,
+            drift,
+            (request.width as usize, request.height as usize),
+            observer,
+            sink,
+            &mark,
+        )?;
+        let said = format!(
+            "long shot: {} windows made, {} reused from the windows folder",
+            counts.made, counts.reused
+        );
+        log::info!("{said}");
+        observer.notice(&said);
+        Ok(())
     }
 }
 

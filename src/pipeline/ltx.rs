@@ -35,6 +35,20 @@ pub struct Condition {
     pub strength: f32,
 }
 
+/// Latent frames placed in the shot with a strength, as they are: a long
+/// shot's window takes its neighbour's latent frames this way, with no
+/// decode and encode between them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatentCondition {
+    /// `[C, frames, h, w]` normalised latents at the shot's latent size.
+    pub latents: Vec<f32>,
+    pub frames: usize,
+    /// Latent frame of the shot the first one lands on.
+    pub latent_index: usize,
+    /// 1 keeps the latents, 0 ignores them.
+    pub strength: f32,
+}
+
 /// How to sample.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sampling {
@@ -140,6 +154,7 @@ impl LtxPipeline {
         params: &RunParams,
         noise: &dyn NoiseSource,
         start: Option<&StartLatents>,
+        latent_conditions: &[LatentCondition],
     ) -> Result<Prepared, EngineError> {
         let channels = self.transformer.channels();
         if channels != self.vae.latent_channels() {
@@ -245,12 +260,38 @@ impl LtxPipeline {
             extra_mask.extend(std::iter::repeat(s).take(kept * plane));
         }
 
+        // Latent conditions go into the grid like a pixel condition at
+        // frame 0 does: lerped in by strength, their frames' tokens masked
+        // with it so the schedule keeps them.
+        for cond in latent_conditions {
+            if cond.latent_index + cond.frames > lf
+                || cond.latents.len() != channels * cond.frames * plane
+            {
+                return Err(invalid(format!(
+                    "latent condition of {} frames at latent frame {} does not fit a shot of {lf} latent frames of {}x{}",
+                    cond.frames, cond.latent_index, lw, lh
+                )));
+            }
+            for c in 0..channels {
+                for f in 0..cond.frames {
+                    let dst = c * voxels + (cond.latent_index + f) * plane;
+                    let src = (c * cond.frames + f) * plane;
+                    for p in 0..plane {
+                        grid[dst + p] = lerp(grid[dst + p], cond.latents[src + p], cond.strength);
+                    }
+                }
+            }
+            frame_strength[cond.latent_index..cond.latent_index + cond.frames]
+                .iter_mut()
+                .for_each(|m| *m = cond.strength);
+        }
+
         let main_coords = positions(lf, lh, lw, spatial, temporal, 0);
         let prefix_tokens = extra_mask.len();
         let tokens = prefix_tokens + voxels;
         let mut latents = extra_latents;
         latents.extend(pack(&grid, channels, voxels));
-        let mask = (!params.conditions.is_empty()).then(|| {
+        let mask = (!params.conditions.is_empty() || !latent_conditions.is_empty()).then(|| {
             let mut m = extra_mask;
             for &strength in &frame_strength {
                 m.extend(std::iter::repeat(strength).take(plane));
@@ -300,6 +341,22 @@ impl LtxPipeline {
         params: &RunParams,
         noise: &dyn NoiseSource,
         start: Option<&StartLatents>,
+        observer: &dyn JobObserver,
+    ) -> Result<Denoised, EngineError> {
+        self.denoise_with(positive, negative, params, noise, start, &[], observer)
+    }
+
+    /// [`denoise`](Self::denoise) with latent frames placed in the shot
+    /// besides the pixel conditions of `params`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn denoise_with(
+        &self,
+        positive: &EncodedPrompt,
+        negative: Option<&EncodedPrompt>,
+        params: &RunParams,
+        noise: &dyn NoiseSource,
+        start: Option<&StartLatents>,
+        latent_conditions: &[LatentCondition],
         observer: &dyn JobObserver,
     ) -> Result<Denoised, EngineError> {
         let (spatial, temporal) = self.vae.compression();
@@ -353,7 +410,7 @@ impl LtxPipeline {
         };
 
         observer.progress(Stage::EncodingFrames, 0, params.conditions.len() as u32);
-        let prepared = self.prepare(params, noise, start)?;
+        let prepared = self.prepare(params, noise, start, latent_conditions)?;
         observer.progress(
             Stage::EncodingFrames,
             params.conditions.len() as u32,

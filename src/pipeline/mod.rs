@@ -7,6 +7,7 @@ mod denoise;
 pub mod disk_cache;
 pub mod engine;
 pub mod latents;
+pub mod long_shot;
 pub mod ltx;
 pub mod memory_guard;
 pub mod model_folder;

@@ -110,7 +110,7 @@ fn legacy_temp(name: &str) -> bool {
 
 /// Whether process `pid` of this machine is gone; `None` where that cannot
 /// be told (no `/proc`).
-fn process_gone(pid: u32) -> Option<bool> {
+pub fn process_gone(pid: u32) -> Option<bool> {
     let proc = Path::new("/proc");
     if !proc.join("self").exists() {
         return None;

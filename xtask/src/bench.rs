@@ -14,6 +14,7 @@ const BENCHES: &[(&str, &str)] = &[
     ("shot-gpu", "shot_gpu"),
     ("memory", "memory"),
     ("watermark", "watermark"),
+    ("long-shot", "long_shot"),
 ];
 
 pub fn run(args: &[String]) -> Result<(), String> {

@@ -5,7 +5,10 @@ use super::{usage, Args, Failure};
 use crate::files;
 use crate::image::Picture;
 use crate::source::{FolderSource, FrameSource};
-use genfx::engine::{self, Clip, Frame, Job, JobObserver, Quality, ShotRequest, Stage};
+use genfx::engine::{
+    self, Clip, EngineError, Frame, FrameSink, Job, JobObserver, Quality, ShotRequest, Stage,
+    WindowSettings,
+};
 use genfx::pipeline::disk_cache;
 use parking_lot::Mutex;
 use std::io::{IsTerminal, Write};
@@ -45,6 +48,12 @@ impl JobObserver for ProgressPrinter {
 
     fn should_abort(&self) -> bool {
         false
+    }
+
+    /// A long shot's windows, one line each.
+    fn window(&self, index: u32, count: u32) {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "genfx: window {} of {count}", index + 1);
     }
 
     /// Notices (a rounded length, a cut prompt, one pass or two) go to
@@ -108,6 +117,26 @@ fn near_seam(mut clip: Clip, n: usize, new_frames_follow: bool) -> Clip {
     clip
 }
 
+/// Writes each frame to its file as it arrives.
+struct FrameWriter<'a> {
+    out: &'a Path,
+    format: crate::files::Format,
+}
+
+impl FrameSink for FrameWriter<'_> {
+    fn frames_ready(&self, first: usize, frames: &[Frame]) -> Result<(), EngineError> {
+        for (i, frame) in frames.iter().enumerate() {
+            let at = first + i;
+            let path = frame_path(self.out, at as i32, self.format);
+            files::write(&path, &picture_of(frame)).map_err(|e| {
+                EngineError::Failed(format!("cannot write {}: {e:?}", path.display()))
+            })?;
+            println!("frame {at} -> {}", path.display());
+        }
+        Ok(())
+    }
+}
+
 fn picture_of(frame: &Frame) -> Picture {
     let mut p = Picture::new(frame.width, frame.height);
     for (i, px) in frame.rgb.chunks_exact(3).enumerate() {
@@ -153,6 +182,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         "format",
         "context",
         "cache-max-gb",
+        "window",
+        "overlap",
+        "drift",
     ])
     .map_err(usage)?;
     if !args.positional.is_empty() {
@@ -217,6 +249,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
         frame_rate: args.parsed("fps", 24.0).map_err(usage)?,
         strength: args.parsed("strength", 1.0).map_err(usage)?,
         job,
+        windows: WindowSettings {
+            length: args
+                .one("window")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|_| usage("--window: give a frame count (8k+1, e.g. 121)"))?,
+            overlap: args
+                .one("overlap")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|_| usage("--overlap: give a frame count (8k+1, e.g. 17)"))?,
+            drift: args
+                .one("drift")
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|_| usage("--drift: give a strength from 0 to 1"))?,
+        },
     };
     if let Some(gb) = args.one("cache-max-gb") {
         let limit =
@@ -227,17 +276,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         terminal: std::io::stderr().is_terminal(),
         last: Mutex::new(None),
     };
-    let shot = engine::default_engine()
-        .generate(&request, &observer)
-        .map_err(|e| Failure::Failed(format!("the engine could not make the shot: {e}")))?;
     std::fs::create_dir_all(&out)
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", out.display())))?;
     files::sweep_leftovers(&out);
-    for (i, frame) in shot.frames.iter().enumerate() {
-        let path = frame_path(&out, i as i32, format);
-        files::write(&path, &picture_of(frame))?;
-        println!("frame {i} -> {}", path.display());
-    }
+    // Frames are written as the engine finishes them (a long shot window
+    // by window), so memory does not grow with the shot's length.
+    let writer = FrameWriter { out: &out, format };
+    engine::default_engine()
+        .generate_into(&request, &observer, &writer, None)
+        .map_err(|e| Failure::Failed(format!("the engine could not make the shot: {e}")))?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ usage:
                [--frames N] [--width W] [--height H] [--fps F] [--steps N | --quality Q]
                [--guidance G] [--strength S] [--format png|exr] [--context N]
                [--extend-forward DIR | --extend-backward DIR | --fill BEFORE_DIR AFTER_DIR]
-               [--cache-max-gb N]
+               [--cache-max-gb N] [--window N] [--overlap N] [--drift S]
       Runs a GenFX job directly on the engine, without an OpenFX host. --model is
       an LTX-Video checkpoint (.safetensors, T5 text_encoder/ and tokenizer/
       beside it), a diffusers model folder or a Hugging Face repository name.
@@ -36,6 +36,14 @@ usage:
       GENFX_CACHE_DIR (off: none), at most --cache-max-gb gigabytes
       (default GENFX_CACHE_MAX_GB or 20; 0: no limit), least recently used
       removed first. Frames are written whole or not at all.
+      --frames goes up to 1441 (a minute at 24 fps); a shot longer than one
+      pass of the model is made in overlapping windows (--window frames, 8k+1
+      up to 257, default the longest memory allows; --overlap frames shared,
+      8k+1 from 9, default 17; --drift 0..1, default 0.5, pulls each window's
+      colour statistics to the first's), each finished window kept in the
+      cache folder so a killed run resumes where it stopped. Frames are
+      written as their window finishes. A prompt whose first line starts
+      '0:' changes over time: lines 'T: text', T in frames or seconds ('5s').
 
   genfx detect FILE|FOLDER ... [--human] [--key HEX]
       Whether pictures (PNG, EXR, JPEG) and videos (through ffmpeg, when it is on

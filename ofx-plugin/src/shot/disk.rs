@@ -149,6 +149,7 @@ mod tests {
             frame_rate: 24.0,
             strength: 1.0,
             job: genfx::engine::Job::Generate { reference: None },
+            windows: Default::default(),
         };
         let first = key_of(&request).unwrap().expect("a model to name");
         assert_eq!(key_of(&request).unwrap(), Some(first));

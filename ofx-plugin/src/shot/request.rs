@@ -221,6 +221,7 @@ pub(crate) fn request(
         frame_rate,
         strength: s.strength,
         job,
+        windows: Default::default(),
     })
 }
 
@@ -309,6 +310,7 @@ mod tests {
             frame_rate: 24.0,
             strength: 1.0,
             job,
+            windows: Default::default(),
         }
     }
 
