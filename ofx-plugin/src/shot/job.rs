@@ -616,6 +616,7 @@ mod tests {
             frame_rate: 24.0,
             strength: 1.0,
             job: Job::Generate { reference: None },
+            windows: Default::default(),
         }
     }
 
