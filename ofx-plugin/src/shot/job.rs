@@ -142,9 +142,12 @@ pub(crate) struct HostObserver<'a> {
     stopped: AtomicBool,
     /// The window being made, as index << 32 | count; 0 before any.
     window: AtomicU64,
-    /// The last fraction shown, so the bar never goes back (the stages
-    /// before the first window are counted as the whole shot's).
+    /// The last fraction shown, so the bar never goes back.
     shown: parking_lot::Mutex<f64>,
+    /// What was shown when the first window started: the stages before the
+    /// plan (loading the model, the prompt) counted as the whole shot's,
+    /// and the windows share the rest of the bar.
+    base: parking_lot::Mutex<Option<f64>>,
 }
 
 impl<'a> HostObserver<'a> {
@@ -156,6 +159,7 @@ impl<'a> HostObserver<'a> {
             stopped: AtomicBool::new(false),
             window: AtomicU64::new(0),
             shown: parking_lot::Mutex::new(0.0),
+            base: parking_lot::Mutex::new(None),
         }
     }
 
@@ -200,9 +204,11 @@ pub(crate) fn shot_fraction(
 impl JobObserver for HostObserver<'_> {
     fn progress(&self, stage: Stage, done: u32, total: u32) {
         let window = self.current_window();
+        let base = self.base.lock().unwrap_or(0.0);
         let fraction = {
             let mut shown = self.shown.lock();
-            *shown = shown.max(shot_fraction(stage, done, total, window));
+            let made = shot_fraction(stage, done, total, window);
+            *shown = shown.max(base + (1.0 - base) * made);
             *shown
         };
         status::generating(self.key, fraction, window);
@@ -224,10 +230,7 @@ impl JobObserver for HostObserver<'_> {
 
     fn window(&self, index: u32, count: u32) {
         log::info!("shot {}: window {} of {count}", self.key, index + 1);
-        if index == 0 {
-            // The stages before the plan counted as the whole shot's.
-            *self.shown.lock() = 0.0;
-        }
+        self.base.lock().get_or_insert(*self.shown.lock());
         self.window
             .store((index as u64) << 32 | count as u64, Ordering::SeqCst);
         self.progress(Stage::LoadingModel, 0, 1);

@@ -1,0 +1,182 @@
+//! Long shots through the real plugin: a 200-frame Generate, Extend and
+//! Fill made by the tiny random-weight model in windows of 33 frames that
+//! share 9 (eight windows each). Each gives exactly 200 new frames, all
+//! finite, real frames untouched; Generate's frame 0 is served while later
+//! windows are still being made. The seams' values are the engine's
+//! (`tests/long_shot.rs` checks them against the blend formula).
+
+mod common;
+
+use common::*;
+use genfx_host::source::{FrameSource, MemorySource};
+use genfx_host::{Bundle, Instance, InstanceSpec, Picture, Progress, Project};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const W: u32 = 64;
+const H: u32 = 32;
+const N: u32 = 200;
+
+fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("tests/fixtures/pipeline/model")
+}
+
+fn create(
+    bundle: &Arc<Bundle>,
+    plugin: &str,
+    context: &str,
+    sources: BTreeMap<String, Arc<dyn FrameSource>>,
+    cache: &str,
+) -> Arc<Instance> {
+    let mut values: Vec<(String, String)> = [
+        ("prompt", "0: a lighthouse in fog\n4s: waves on the rocks"),
+        ("model", tiny_model().to_str().expect("UTF-8 path")),
+        ("length", "200"),
+        ("resolution", "64"),
+        ("seed", "11"),
+        ("quality", "3"),
+        ("steps", "2"),
+        ("windowLength", "33"),
+        ("windowOverlap", "9"),
+        ("cacheFolder", cache),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if plugin != GENERATE {
+        values.push(("contextFrames".into(), "1".into()));
+    }
+    let instance = Instance::create(
+        bundle,
+        InstanceSpec {
+            plugin: plugin.into(),
+            context: context.into(),
+            project: Project {
+                width: W as f64,
+                height: H as f64,
+                fps: 24.0,
+                duration: N as f64,
+            },
+            sources,
+            values,
+        },
+    )
+    .unwrap_or_else(|e| panic!("create {plugin}: {e}"));
+    instance.clip_preferences().expect("clip preferences");
+    instance
+}
+
+fn assert_finite(what: &str, p: &Picture) {
+    assert_eq!((p.width, p.height), (W, H), "{what}: size");
+    assert!(p.rgba.iter().all(|v| v.is_finite()), "{what}: non-finite");
+}
+
+/// Renders every frame of `first..first + N`: each a finite picture, and
+/// consecutive frames not all the same (the shot moves).
+fn render_new_frames(what: &str, instance: &Instance, first: i32) {
+    let mut previous: Option<Picture> = None;
+    let mut distinct = 0;
+    for t in first..first + N as i32 {
+        let p = instance
+            .render(t as f64)
+            .unwrap_or_else(|e| panic!("{what} frame {t}: {e}"));
+        assert_finite(&format!("{what} frame {t}"), &p);
+        if previous.as_ref().is_some_and(|q| *q != p) {
+            distinct += 1;
+        }
+        previous = Some(p);
+    }
+    eprintln!("{what}: {distinct} of {} consecutive frames differ", N - 1);
+    assert!(distinct > N as usize / 4, "{what}: {distinct} changes");
+}
+
+fn bar_ended(instance: &Instance) -> bool {
+    instance.progress().contains(&Progress::End)
+}
+
+#[test]
+fn long_generate_extend_and_fill_give_exactly_their_new_frames() {
+    // Generate keeps its windows and its shot in a cache folder, and each
+    // window's write there takes a while, so frame 0 is served long before
+    // the last window is made whatever the machine's speed.
+    let cache = std::env::temp_dir().join(format!("genfx-longplug-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    std::env::set_var("GENFX_WINDOW_WRITE_DELAY_MS", "80");
+    let bundle = natron();
+
+    let generate = create(
+        &bundle,
+        GENERATE,
+        "OfxImageEffectContextGenerator",
+        BTreeMap::new(),
+        cache.to_str().expect("UTF-8 path"),
+    );
+    assert_eq!(generate.time_domain().unwrap(), (0.0, N as f64 - 1.0));
+    let t = Instant::now();
+    let first = generate.render(0.0).expect("Generate frame 0");
+    let first_took = t.elapsed();
+    assert_finite("Generate frame 0", &first);
+    // Frame 0 is served while the later windows are still being made.
+    assert!(
+        !bar_ended(&generate),
+        "frame 0 came only after the whole shot ({first_took:?})"
+    );
+    render_new_frames("Generate", &generate, 0);
+    let whole = t.elapsed();
+    eprintln!("Generate: frame 0 after {first_took:?}, all {N} after {whole:?}");
+    let t = Instant::now();
+    while !bar_ended(&generate) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the bar never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The bar covered the whole shot, in order.
+    let fractions: Vec<f64> = generate
+        .progress()
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Update(f) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "{fractions:?}");
+    assert!(
+        fractions.iter().any(|f| *f > 0.4 && *f < 0.6),
+        "{fractions:?}"
+    );
+    generate.destroy().expect("destroy");
+    std::env::remove_var("GENFX_WINDOW_WRITE_DELAY_MS");
+    let _ = std::fs::remove_dir_all(&cache);
+
+    let source = clip(9, W, H, 21);
+    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+    sources.insert("Source".into(), source.clone());
+    // Extend and Fill in memory only: every shot here is really made.
+    let extend = create(&bundle, EXTEND, GENERAL, sources, "off");
+    assert_eq!(extend.time_domain().unwrap(), (0.0, 8.0 + N as f64));
+    render_new_frames("Extend", &extend, 9);
+    for t in 0..9 {
+        let real = extend.render(t as f64).expect("Extend real frame");
+        assert!(real == *source.frame(t).unwrap().unwrap(), "real frame {t}");
+    }
+    extend.destroy().expect("destroy");
+
+    let before = clip(9, W, H, 22);
+    let after: Arc<MemorySource> = Arc::new(MemorySource::new(
+        0,
+        (0..9).map(|f| picture(W, H, f, 23)).collect(),
+    ));
+    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
+    sources.insert("Before".into(), before);
+    sources.insert("After".into(), after);
+    let fill = create(&bundle, FILL, GENERAL, sources, "off");
+    assert_eq!(fill.time_domain().unwrap(), (9.0, 8.0 + N as f64));
+    render_new_frames("Fill", &fill, 9);
+    fill.destroy().expect("destroy");
+
+    still_healthy(&bundle);
+}
