@@ -310,6 +310,15 @@ impl FrameSink for JobSink<'_> {
     }
 }
 
+/// The note for a shot that cannot be kept in its cache folder.
+fn not_kept(dir: &std::path::Path, e: &std::io::Error) -> String {
+    format!(
+        "the shot could not be kept in the cache folder {} ({e}), so reopening the project will \
+         generate it again; free some space or choose another Cache folder",
+        dir.display()
+    )
+}
+
 /// Where a new shot's frames are written: its cache entry when there is a
 /// cache folder it fits in, else an anonymous file.
 fn frame_writer(
@@ -331,11 +340,7 @@ fn frame_writer(
             )),
             _ => match FrameWriter::to_entry(cache, disk_key, count, w, h) {
                 Ok(writer) => return Ok(writer),
-                Err(e) => observer.notice(&format!(
-                    "the shot cannot be written to the cache folder {} ({e}), so reopening the \
-                     project will generate it again; choose another Cache folder",
-                    dir.display()
-                )),
+                Err(e) => observer.notice(&not_kept(&dir, &e)),
             },
         }
     }
@@ -369,10 +374,7 @@ fn run_job_inner(
         match DiskShotCache::open(&dir) {
             Ok(cache) => Some((cache.with_limit(limit), disk_key)),
             Err(e) => {
-                observer.notice(&format!(
-                    "the cache folder {} cannot be used ({e}); the shot is not kept",
-                    dir.display()
-                ));
+                observer.notice(&not_kept(&dir, &e));
                 None
             }
         }
