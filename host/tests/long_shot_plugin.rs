@@ -180,3 +180,38 @@ fn long_generate_extend_and_fill_give_exactly_their_new_frames() {
 
     still_healthy(&bundle);
 }
+
+/// `genfx render` over a long range goes through the same path: every frame
+/// of a 200-frame shot in windows is written to its file.
+#[test]
+fn genfx_render_writes_every_frame_of_a_long_shot() {
+    let out = std::env::temp_dir().join(format!("genfx-longplug-out-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_genfx"))
+        .arg("render")
+        .arg(bundle_path())
+        .args(["--plugin", GENERATE, "--context", "generator"])
+        .args(["--frames", "0-199", "--size", "64x32"])
+        .arg("--out")
+        .arg(&out)
+        .args(["--set", "prompt=a kite over dunes"])
+        .arg("--set")
+        .arg(format!("model={}", tiny_model().display()))
+        .args(["--set", "length=200", "--set", "resolution=64"])
+        .args(["--set", "quality=3", "--set", "steps=2"])
+        .args(["--set", "windowLength=33", "--set", "windowOverlap=9"])
+        .args(["--set", "cacheFolder=off"])
+        .env("GENFX_DEVICE", "cpu")
+        // Room for a few frames only: the rest are read back from disk.
+        .env("GENFX_CACHE_MEMORY_MB", "1")
+        .output()
+        .expect("run genfx render");
+    assert!(
+        result.status.success(),
+        "genfx render failed:\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let files = std::fs::read_dir(&out).unwrap().flatten().count();
+    assert_eq!(files, N as usize);
+    let _ = std::fs::remove_dir_all(&out);
+}
