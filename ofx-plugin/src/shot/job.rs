@@ -453,8 +453,11 @@ pub(crate) fn cached(
     request: &ShotRequest,
     dir: Option<&CacheFolder>,
 ) -> Option<Arc<ShotFrames>> {
-    if let cache::Peek::Done(frames) = cache::global().peek(key) {
-        return Some(frames);
+    match cache::global().peek(key) {
+        cache::Peek::Done(frames) => return Some(frames),
+        // Its job is writing the entry; the disk has nothing finished yet.
+        cache::Peek::Running => return None,
+        cache::Peek::Absent | cache::Peek::Failed(_) => {}
     }
     let (dir, _) = dir?;
     if !dir.is_dir() {
