@@ -215,3 +215,96 @@ fn genfx_render_writes_every_frame_of_a_long_shot() {
     assert_eq!(files, N as usize);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+fn render_command(cache: &Path, out: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_genfx"));
+    c.arg("render")
+        .arg(bundle_path())
+        .args(["--plugin", GENERATE, "--context", "generator"])
+        .args(["--frames", "0-199", "--size", "64x32"])
+        .arg("--out")
+        .arg(out)
+        .args(["--set", "prompt=a kite over dunes", "--set", "seed=4"])
+        .arg("--set")
+        .arg(format!("model={}", tiny_model().display()))
+        .args(["--set", "length=200", "--set", "resolution=64"])
+        .args(["--set", "quality=3", "--set", "steps=2"])
+        .args(["--set", "windowLength=33", "--set", "windowOverlap=9"])
+        .arg("--set")
+        .arg(format!("cacheFolder={}", cache.display()))
+        .env("GENFX_DEVICE", "cpu")
+        .env_remove("GENFX_WINDOW_WRITE_DELAY_MS");
+    c
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).unwrap();
+            (e.file_name().to_string_lossy().into_owned(), bytes)
+        })
+        .collect()
+}
+
+/// `genfx render` killed with SIGKILL while its long shot streams leaves no
+/// shot entry in the cache folder (never a torn one); the next render
+/// reuses the finished windows and writes the frames of an uninterrupted
+/// render.
+#[cfg(unix)]
+#[test]
+fn a_killed_render_of_a_long_shot_resumes_with_the_same_frames() {
+    use std::io::{BufRead, BufReader};
+    let root = std::env::temp_dir().join(format!("genfx-longplug-kill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let whole = render_command(&root.join("cache-a"), &root.join("a"))
+        .output()
+        .expect("run genfx render");
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+
+    let cache = root.join("cache-b");
+    let mut child = render_command(&cache, &root.join("b"))
+        .env("GENFX_WINDOW_WRITE_DELAY_MS", "100")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start genfx render");
+    // Frame 0 exists once the first windows are done; kill it then.
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap_or_default().starts_with("frame 0 ") {
+            break;
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    let entries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".genfxshot"))
+        .collect();
+    assert!(entries.is_empty(), "a shot entry after a kill: {entries:?}");
+
+    let rerun = render_command(&cache, &root.join("b"))
+        .output()
+        .expect("run genfx render again");
+    let told = String::from_utf8_lossy(&rerun.stderr).into_owned();
+    assert!(rerun.status.success(), "{told}");
+    let reused: usize = told
+        .split(" reused from the windows folder")
+        .next()
+        .and_then(|head| head.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count of reused windows in:\n{told}"));
+    assert!(reused >= 1, "{told}");
+    let (a, b) = (files(&root.join("a")), files(&root.join("b")));
+    assert_eq!(a.len(), N as usize);
+    assert!(a == b, "the resumed render's frames differ");
+    let _ = std::fs::remove_dir_all(&root);
+}
