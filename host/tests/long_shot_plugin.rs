@@ -99,22 +99,49 @@ fn bar_ended(instance: &Instance) -> bool {
     instance.progress().contains(&Progress::End)
 }
 
+/// The tests of this process that host the bundle take turns: one acts as
+/// an interactive host, the other as a background renderer.
+static HOST_MODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A cache folder whose window writes each take a while, so frame 0 is
+/// served long before the last window is made whatever the machine's
+/// speed; removed (and the delay ended) on drop.
+struct SlowCache(PathBuf);
+
+impl SlowCache {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("genfx-longplug-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::env::set_var("GENFX_WINDOW_WRITE_DELAY_MS", "80");
+        Self(dir)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("UTF-8 path")
+    }
+}
+
+impl Drop for SlowCache {
+    fn drop(&mut self) {
+        std::env::remove_var("GENFX_WINDOW_WRITE_DELAY_MS");
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 #[test]
 fn long_generate_extend_and_fill_give_exactly_their_new_frames() {
-    // Generate keeps its windows and its shot in a cache folder, and each
-    // window's write there takes a while, so frame 0 is served long before
-    // the last window is made whatever the machine's speed.
-    let cache = std::env::temp_dir().join(format!("genfx-longplug-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&cache);
-    std::env::set_var("GENFX_WINDOW_WRITE_DELAY_MS", "80");
+    let _turn = HOST_MODE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = SlowCache::new("render");
     let bundle = natron();
+    bundle.set_background(true);
 
     let generate = create(
         &bundle,
         GENERATE,
         "OfxImageEffectContextGenerator",
         BTreeMap::new(),
-        cache.to_str().expect("UTF-8 path"),
+        cache.path(),
     );
     assert_eq!(generate.time_domain().unwrap(), (0.0, N as f64 - 1.0));
     let t = Instant::now();
@@ -149,8 +176,7 @@ fn long_generate_extend_and_fill_give_exactly_their_new_frames() {
         "{fractions:?}"
     );
     generate.destroy().expect("destroy");
-    std::env::remove_var("GENFX_WINDOW_WRITE_DELAY_MS");
-    let _ = std::fs::remove_dir_all(&cache);
+    drop(cache);
 
     let source = clip(9, W, H, 21);
     let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
@@ -307,4 +333,77 @@ fn a_killed_render_of_a_long_shot_resumes_with_the_same_frames() {
     assert_eq!(a.len(), N as usize);
     assert!(a == b, "the resumed render's frames differ");
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The stand-in an interactive host shows before a shot exists: grey
+/// stripes of two values (shot/stand_in.rs).
+fn is_stand_in(p: &Picture) -> bool {
+    let grey = |px: &[f32]| px[0] == px[1] && px[1] == px[2];
+    let first = p.rgba[0];
+    p.rgba.chunks_exact(4).all(grey)
+        && p.rgba.chunks_exact(4).any(|px| (px[0] - first).abs() > 0.1)
+        && p.rgba
+            .chunks_exact(4)
+            .all(|px| px[0] == 0.05 || px[0] == 0.2)
+}
+
+fn status(instance: &Instance) -> String {
+    match instance.param_value("status").expect("a Status parameter") {
+        genfx_host::objects::ParamValue::Text(t) => t.to_string_lossy().into_owned(),
+        other => panic!("Status is not text: {other:?}"),
+    }
+}
+
+/// In an interactive host, Generate's first frames are shown while later
+/// windows are made: the host is asked to render again as they arrive, and
+/// the Status line says which window is being made.
+#[test]
+fn an_interactive_host_shows_frame_zero_while_later_windows_are_made() {
+    let _turn = HOST_MODE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = SlowCache::new("interactive");
+    let bundle = natron();
+    bundle.set_background(false);
+    let generate = create(
+        &bundle,
+        GENERATE,
+        "OfxImageEffectContextGenerator",
+        BTreeMap::new(),
+        cache.path(),
+    );
+    let before = generate.render(0.0).expect("frame 0 before Generate");
+    assert!(is_stand_in(&before), "not the stand-in before Generate");
+    generate.press("generate", 0.0).expect("press Generate");
+    let t = Instant::now();
+    let (frame, seen) = loop {
+        assert!(t.elapsed() < Duration::from_secs(60), "frame 0 never came");
+        if generate.render_requests() > 0 {
+            let p = generate.render(0.0).expect("frame 0");
+            if !is_stand_in(&p) {
+                break (p, status(&generate));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_finite("frame 0", &frame);
+    assert!(
+        seen.starts_with("generating ") && seen.contains(" of 8)"),
+        "frame 0 was shown only when the shot was {seen:?}"
+    );
+    // The last frame is the stand-in until its window is made, then the
+    // shot's.
+    let t = Instant::now();
+    while status(&generate) != "cached" {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{}",
+            status(&generate)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let last = generate.render(N as f64 - 1.0).expect("the last frame");
+    assert!(!is_stand_in(&last));
+    assert_finite("the last frame", &last);
+    generate.destroy().expect("destroy");
+    bundle.set_background(true);
+    drop(cache);
 }
