@@ -37,7 +37,7 @@ use super::key::ShotKey;
 pub const FAILURE_MEMORY: Duration = Duration::from_secs(5);
 /// How often a waiter checks its own abort flag.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
-/// Finished shots whose slots (an open file and 32 bytes a frame) are kept
+/// Finished shots whose slots (an open file and 4 bytes a frame) are kept
 /// beyond those with frames in memory.
 const FINISHED_SLOTS: usize = 16;
 

@@ -10,10 +10,11 @@
 //! temporary file (swept later) and never a torn entry. Without one they go
 //! to an anonymous file that the system removes when the process ends.
 //!
-//! Every frame's SHA-256 is kept in memory (32 bytes a frame) and checked on
+//! Every frame's CRC-32 is kept in memory (4 bytes a frame) and checked on
 //! every read, so a frame damaged or half-written on disk is an error, never
-//! a picture. A finished entry opened again (a reopened project) is checked
-//! whole once, frame by frame, without holding it in memory.
+//! a picture; the entry as a whole carries its SHA-256 as every entry does.
+//! A finished entry opened again (a reopened project) is checked whole once,
+//! frame by frame, without holding it in memory.
 
 use genfx::engine::{EngineError, Frame, FrameSink};
 use genfx::pipeline::disk_cache::{
@@ -39,8 +40,8 @@ pub struct ShotFrames {
 }
 
 struct Arrived {
-    /// SHA-256 of each frame written so far, in order.
-    sums: Vec<[u8; 32]>,
+    /// CRC-32 of each frame written so far, in order.
+    sums: Vec<u32>,
     /// `Some` once no more frames will come: `Ok` when all are there.
     ended: Option<Result<(), EngineError>>,
 }
@@ -94,7 +95,7 @@ fn failed(what: &str, e: io::Error) -> EngineError {
 }
 
 impl ShotFrames {
-    fn new(file: File, count: usize, width: u32, height: u32, sums: Vec<[u8; 32]>) -> Self {
+    fn new(file: File, count: usize, width: u32, height: u32, sums: Vec<u32>) -> Self {
         let ended = (sums.len() == count).then_some(Ok(()));
         Self {
             count,
@@ -141,7 +142,7 @@ impl ShotFrames {
     /// Frame `index` if it has arrived (checked against its checksum).
     pub fn try_frame(&self, index: usize) -> Option<Result<Frame, EngineError>> {
         let sum = *self.state.lock().sums.get(index)?;
-        Some(self.read(index, &sum))
+        Some(self.read(index, sum))
     }
 
     /// Frame `index`, waiting up to `slice` for it to arrive.
@@ -158,7 +159,7 @@ impl ShotFrames {
         }
         if let Some(sum) = state.sums.get(index).copied() {
             drop(state);
-            return match self.read(index, &sum) {
+            return match self.read(index, sum) {
                 Ok(frame) => Wait::Ready(frame),
                 Err(e) => Wait::Ended(e),
             };
@@ -172,7 +173,7 @@ impl ShotFrames {
         }
     }
 
-    fn read(&self, index: usize, sum: &[u8; 32]) -> Result<Frame, EngineError> {
+    fn read(&self, index: usize, sum: u32) -> Result<Frame, EngineError> {
         let len = frame_bytes(self.width, self.height);
         let mut bytes = vec![0u8; len];
         {
@@ -181,7 +182,7 @@ impl ShotFrames {
                 .and_then(|_| file.read_exact(&mut bytes))
                 .map_err(|e| failed(&format!("reading frame {index} of the shot"), e))?;
         }
-        if Sha256::digest(&bytes).as_slice() != sum {
+        if crc32fast::hash(&bytes) != sum {
             return Err(EngineError::Failed(format!(
                 "frame {index} of the shot is damaged on disk (checksum mismatch); \
                  generate the shot again"
@@ -227,7 +228,7 @@ impl ShotFrames {
     }
 }
 
-type Checked = (File, usize, u32, u32, Vec<[u8; 32]>);
+type Checked = (File, usize, u32, u32, Vec<u32>);
 
 /// Reads an entry through once: its head, each frame's checksum, and the
 /// entry's own checksum, which must match.
@@ -253,7 +254,7 @@ fn check_entry(mut file: File, key: &DiskKey) -> Result<Checked, String> {
     for _ in 0..n {
         file.read_exact(&mut buf).map_err(|e| e.to_string())?;
         whole.update(&buf);
-        sums.push(Sha256::digest(&buf).into());
+        sums.push(crc32fast::hash(&buf));
     }
     let mut sum = [0u8; ENTRY_SUM_LEN];
     file.read_exact(&mut sum).map_err(|e| e.to_string())?;
@@ -434,7 +435,7 @@ impl FrameWriter {
             )));
         }
         let len = frame_bytes(frames.width, frames.height);
-        let mut sums: Vec<[u8; 32]> = Vec::with_capacity(batch.len());
+        let mut sums: Vec<u32> = Vec::with_capacity(batch.len());
         for (i, frame) in batch.iter().enumerate() {
             if (frame.width, frame.height) != (frames.width, frames.height)
                 || frame.rgb.len() * 4 != len
@@ -456,7 +457,7 @@ impl FrameWriter {
                     .map_err(|e| failed("writing the shot's frames to disk", e))?;
             }
             whole.update(&bytes);
-            sums.push(Sha256::digest(&bytes).into());
+            sums.push(crc32fast::hash(&bytes));
         }
         if first + batch.len() == frames.count {
             before_last();
