@@ -164,3 +164,75 @@ fn a_broken_upsampler_costs_the_second_pass_and_a_new_one_is_seen() {
         "{notes:?}"
     );
 }
+
+/// A long shot of the distilled model runs the two-pass recipe in every
+/// window: the refinement keeps the neighbour's latent frames exactly, so
+/// neighbouring windows share them, and every frame is at the asked size.
+#[test]
+fn a_long_shot_runs_two_passes_per_window_and_windows_share_their_latents() {
+    use genfx::engine::{CollectFrames, WindowSettings};
+    use genfx::pipeline::disk_cache::{current_identity, shot_key};
+    use genfx::pipeline::long_shot::{self, plan::WindowSize, store::WindowStore};
+    let model = distilled_model("long", true);
+    let dir = std::env::temp_dir().join(format!("genfx-two-pass-long-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // 33 + 2·24 = 81 ≥ 60: three windows.
+    let r = ShotRequest {
+        num_frames: 60,
+        windows: WindowSettings {
+            length: Some(33),
+            overlap: Some(9),
+            drift: Some(0.5),
+        },
+        ..request(model.clone(), Job::Generate { reference: None })
+    };
+    let w = Watch::default();
+    let sink = CollectFrames::default();
+    LtxEngine::new(Device::cpu())
+        .generate_into(&r, &w, &sink, Some(&dir))
+        .unwrap();
+    let frames = sink.into_shot().frames;
+    assert_eq!(frames.len(), 60);
+    assert!(frames.iter().all(|f| f.width == 96 && f.height == 64));
+    assert!(frames
+        .iter()
+        .flat_map(|f| &f.rgb)
+        .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+    let notes = w.notes.lock().join("\n");
+    assert!(notes.contains("two passes per window"), "{notes}");
+    // Each window: 8 distilled steps, then 3 refinement steps.
+    let denoising = w.denoising.lock().clone();
+    assert_eq!(denoising.iter().filter(|&&d| d == (3, 3)).count(), 3);
+    assert_eq!(denoising.iter().filter(|&&d| d == (8, 8)).count(), 3);
+
+    let size = WindowSize::new(33, Some(9), 8).unwrap();
+    let shot = shot_key(&current_identity(&model).unwrap(), &r).0;
+    let shot = long_shot::two_pass_shot(&shot, [(32, 32), (64, 64)]);
+    let store = WindowStore::open(&dir).unwrap();
+    let windows: Vec<_> = (0..3)
+        .map(|k| {
+            store
+                .get(&long_shot::window_key(&shot, size, 0.5, k, 3))
+                .unwrap()
+                .expect("every window is stored under its two-pass key")
+        })
+        .collect();
+    // Latents at the refinement size (64x64 / 32), two shared frames.
+    let frame = |e: &long_shot::store::WindowEntry, f: usize| -> Vec<f32> {
+        let [c, lf, h, w] = e.latent_dims;
+        assert_eq!((h, w), (2, 2));
+        (0..c)
+            .flat_map(|ch| e.latents[(ch * lf + f) * h * w..(ch * lf + f + 1) * h * w].to_vec())
+            .collect()
+    };
+    for k in 1..3 {
+        let lf = windows[k - 1].latent_dims[1];
+        for j in 0..2 {
+            assert!(
+                frame(&windows[k], j) == frame(&windows[k - 1], lf - 2 + j),
+                "window {k} latent frame {j}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,6 +1,8 @@
-//! Long shots made in windows on the tiny random-weight model: exact
-//! frame counts, seams that are the stated blend of the two windows'
-//! decodes, and resumption from the windows folder after an abort.
+//! Long shots made in windows on the tiny random-weight model: 200-frame
+//! Generate, Extend (both ways) and Fill with exact frame counts, seams
+//! that are the stated blend of the two windows' decodes, real frames
+//! never shown nor drift-matched, and resumption from the windows folder
+//! after an abort.
 
 use genfx::backend::Device;
 use genfx::engine::{
@@ -128,8 +130,6 @@ fn window_frame(e: &long_shot::store::WindowEntry, i: usize) -> Vec<f32> {
     rgb
 }
 
-/// Every shown frame inside a seam is the ramp blend of the two windows'
-/// stored decodes (then marked), and every other one a window's decode.
 /// The plan of `r` and its stored windows in `dir`.
 fn stored(
     r: &ShotRequest,
@@ -143,11 +143,12 @@ fn stored(
     let identity = current_identity(&r.model).unwrap();
     let shot = shot_key(&identity, r).0;
     let store = WindowStore::open(dir).unwrap();
+    let drift = r.windows.drift.expect("the tests set a drift strength");
     let count = plan.windows.len();
     let entries = (0..count)
         .map(|k| {
             store
-                .get(&long_shot::window_key(&shot, size, 0.5, k, count))
+                .get(&long_shot::window_key(&shot, size, drift, k, count))
                 .unwrap()
                 .expect("every window is stored")
         })
@@ -155,6 +156,8 @@ fn stored(
     (plan, entries)
 }
 
+/// Every shown frame inside a seam is the ramp blend of the two windows'
+/// stored decodes (then marked), and every other one a window's decode.
 fn check_seams(r: &ShotRequest, frames: &[Frame], dir: &std::path::Path) {
     let (plan, entries) = stored(r, dir);
     let count = plan.windows.len();
@@ -244,22 +247,37 @@ fn a_long_generate_is_exact_seamed_and_resumes_after_an_abort() {
     let _ = std::fs::remove_dir_all(&resumed);
 }
 
+/// Latent frames of window `k` of `plan` that hold real frames.
+fn real_latent_frames(plan: &long_shot::plan::LongPlan, k: usize) -> Vec<usize> {
+    plan.windows[k]
+        .real
+        .iter()
+        .flat_map(|r| r.at / 8..r.at / 8 + (r.frames - 1) / 8 + 1)
+        .collect()
+}
+
+/// Latent frame `f` of a stored window, all channels.
+fn latent_frame(e: &long_shot::store::WindowEntry, f: usize) -> Vec<f32> {
+    let [c, lf, h, w] = e.latent_dims;
+    (0..c)
+        .flat_map(|ch| e.latents[(ch * lf + f) * h * w..(ch * lf + f + 1) * h * w].to_vec())
+        .collect()
+}
+
 #[test]
 fn long_extends_and_fills_keep_real_frames_out_and_blend_their_seams() {
-    for (name, job, n) in [
+    for (name, job) in [
         (
             "forward",
             Job::ExtendForward {
                 context: clip(9, 0.0),
             },
-            100,
         ),
         (
             "backward",
             Job::ExtendBackward {
                 context: clip(9, 1.0),
             },
-            100,
         ),
         (
             "fill",
@@ -267,17 +285,70 @@ fn long_extends_and_fills_keep_real_frames_out_and_blend_their_seams() {
                 before: clip(9, 0.0),
                 after: clip(9, 2.0),
             },
-            100,
         ),
     ] {
         let dir = temp(name);
-        let r = request(job, n);
+        let r = request(job, 200);
         let w = Watch::default();
         let frames = make(&r, &w, Some(&dir)).unwrap();
-        assert_eq!(frames.len(), n as usize, "{name}");
-        assert!(frames.iter().flat_map(|f| &f.rgb).all(|v| v.is_finite()));
+        assert_eq!(frames.len(), 200, "{name}");
+        assert!(frames
+            .iter()
+            .flat_map(|f| &f.rgb)
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
         check_seams(&r, &frames, &dir);
+
+        // Real frames are never shown as new ones...
+        let (plan, entries) = stored(&r, &dir);
+        let real: Vec<usize> = plan
+            .windows
+            .iter()
+            .flat_map(|win| {
+                win.real
+                    .iter()
+                    .flat_map(move |x| win.start + x.at..win.start + x.at + x.frames)
+            })
+            .collect();
+        assert!(!real.is_empty(), "{name}: the plan places no real frames");
+        assert!(
+            plan.shown.iter().all(|f| !real.contains(f)),
+            "{name}: a real frame is shown as a new one"
+        );
+        // ...and drift matching leaves their latents as the denoiser gave
+        // them: the window made first, with drift matching off, has the
+        // same latents at its real frames and other ones elsewhere.
+        let first = plan.making_order()[0];
+        let fixed = real_latent_frames(&plan, first);
+        assert!(
+            !fixed.is_empty(),
+            "{name}: the first window has no real frames"
+        );
+        let off_dir = temp(&format!("{name}-nodrift"));
+        let mut off = r.clone();
+        off.windows.drift = Some(0.0);
+        make(&off, &Watch::default(), Some(&off_dir)).unwrap();
+        let size = WindowSize::new(WINDOW as usize, Some(OVERLAP as usize), 8).unwrap();
+        let shot = shot_key(&current_identity(&off.model).unwrap(), &off).0;
+        let count = plan.windows.len();
+        let undrifted = WindowStore::open(&off_dir)
+            .unwrap()
+            .get(&long_shot::window_key(&shot, size, 0.0, first, count))
+            .unwrap()
+            .expect("the first window is stored");
+        let lf = entries[first].latent_dims[1];
+        for f in 0..lf {
+            let (a, b) = (
+                latent_frame(&entries[first], f),
+                latent_frame(&undrifted, f),
+            );
+            if fixed.contains(&f) {
+                assert!(a == b, "{name}: real latent frame {f} was changed");
+            } else {
+                assert!(a != b, "{name}: new latent frame {f} was not drift-matched");
+            }
+        }
         let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&off_dir);
     }
 }
 
@@ -300,4 +371,118 @@ fn bad_timed_prompts_and_window_settings_are_refused() {
         make(&r, &Watch::default(), None),
         Err(EngineError::InvalidRequest(_))
     ));
+}
+
+/// Paths of the windows `r` keeps in `dir`, in window order.
+fn window_paths(r: &ShotRequest, dir: &std::path::Path) -> Vec<PathBuf> {
+    let size = WindowSize::new(WINDOW as usize, Some(OVERLAP as usize), 8).unwrap();
+    let plan = long_shot::plan::long_plan(shape(&r.job), r.num_frames as usize, size, 8).unwrap();
+    let shot = shot_key(&current_identity(&r.model).unwrap(), r).0;
+    let store = WindowStore::open(dir).unwrap();
+    let count = plan.windows.len();
+    let drift = r.windows.drift.unwrap();
+    (0..count)
+        .map(|k| store.path(&long_shot::window_key(&shot, size, drift, k, count)))
+        .collect()
+}
+
+#[test]
+fn the_cache_size_limit_counts_windows_and_evicts_the_least_recently_used() {
+    use genfx::pipeline::disk_cache::{DiskCachedEngine, DiskShotCache, ShotKey};
+    use std::time::{Duration, SystemTime};
+    let dir = temp("evict");
+    let cached = |limit: Option<u64>| {
+        DiskCachedEngine::in_folder(
+            std::sync::Arc::new(LtxEngine::new(Device::cpu())),
+            dir.clone(),
+        )
+        .with_limit(limit)
+    };
+    // 33 + 3·24 = 105: four windows of 33 frames, equal in size.
+    let a = request(Job::Generate { reference: None }, 105);
+    let b = ShotRequest {
+        seed: 6,
+        ..a.clone()
+    };
+    cached(None)
+        .generate_into(&a, &Watch::default(), &CollectFrames::default(), None)
+        .unwrap();
+    let old = window_paths(&a, &dir);
+    let size = std::fs::metadata(&old[0]).unwrap().len();
+    assert!(old
+        .iter()
+        .all(|p| std::fs::metadata(p).unwrap().len() == size));
+    // A shot entry used before all of them, and a's windows last used in
+    // the order 0, 1, 2, 3.
+    let one = Frame::new(32, 32, vec![0.5; 32 * 32 * 3]).unwrap();
+    let shot_key = ShotKey([9; 32]);
+    let shots = DiskShotCache::open(&dir).unwrap();
+    shots
+        .put(&shot_key, &genfx::engine::Shot { frames: vec![one] })
+        .unwrap();
+    let hour_ago = |h: u64| SystemTime::now() - Duration::from_secs(3600 * h);
+    let set_used = |p: &std::path::Path, t: SystemTime| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap()
+    };
+    set_used(&shots.entry_path(&shot_key), hour_ago(10));
+    for (k, p) in old.iter().enumerate() {
+        set_used(p, hour_ago(5 - k as u64));
+    }
+    // Window 0's lock is held (as by a process writing it): never evicted.
+    let store = WindowStore::open(&dir).unwrap();
+    let key0 = long_shot::window_key(
+        &shot_key_of(&a),
+        WindowSize::new(WINDOW as usize, Some(OVERLAP as usize), 8).unwrap(),
+        0.5,
+        0,
+        4,
+    );
+    assert_eq!(store.path(&key0), old[0]);
+    let lock = store.try_lock(&key0).unwrap().expect("no one holds it");
+
+    // Room for b's four windows and two more: the shot entry, then a's
+    // windows 1 and 2 (the least recently used but the locked 0) go.
+    let limit = 6 * size + size / 2;
+    let w = Watch::default();
+    let sink = CollectFrames::default();
+    cached(Some(limit))
+        .generate_into(&b, &w, &sink, None)
+        .unwrap();
+    assert_eq!(sink.into_shot().frames.len(), 105);
+    assert!(w
+        .notes
+        .lock()
+        .join("\n")
+        .contains("4 windows made, 0 reused"));
+    assert!(
+        !shots.entry_path(&shot_key).exists(),
+        "the shot entry stayed"
+    );
+    let present: Vec<bool> = old.iter().map(|p| p.exists()).collect();
+    assert_eq!(present, [true, false, false, true], "a's windows");
+    assert!(
+        window_paths(&b, &dir).iter().all(|p| p.exists()),
+        "b's windows"
+    );
+    let total: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".genfxwin") || n.ends_with(".genfxshot")
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(total <= limit, "{total} bytes kept over a limit of {limit}");
+    drop(lock);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn shot_key_of(r: &ShotRequest) -> [u8; 32] {
+    shot_key(&current_identity(&r.model).unwrap(), r).0
 }

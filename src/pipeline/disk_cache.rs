@@ -12,7 +12,10 @@
 //!
 //! The folder is bounded: after each store, the least recently used entries
 //! (a hit refreshes an entry's modification time) are removed until the
-//! folder's entries fit the size limit. Only files named like our entries
+//! folder's entries fit the size limit. A long shot's window entries, kept
+//! in the same folder, count and are evicted with them (when each window
+//! starts and when the shot ends), except windows locked by the process
+//! making them and those the current long shot has used. Only files named like our entries
 //! or our temporary files (see [`super::temp_files`]) are ever removed, so a
 //! cache folder shared with other files loses none of them. A key is 32
 //! bytes shown as hex, so no key can name a path outside the folder.
@@ -21,7 +24,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
@@ -286,7 +289,7 @@ impl DiskShotCache {
         }
         temp_files::commit(&temp, &final_path)?;
         if let Some(limit) = self.limit {
-            self.evict(limit, key);
+            self.evict(limit, Some(key), None);
         }
         Ok(())
     }
@@ -313,25 +316,80 @@ impl DiskShotCache {
             .collect()
     }
 
-    /// Removes least recently used entries, never `keep`, until the
-    /// entries fit in `limit` bytes.
-    fn evict(&self, limit: u64, keep: &ShotKey) {
-        let mut entries = self.entries();
-        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
-        entries.sort_by_key(|(_, _, used)| *used);
-        for (key, len, _) in entries {
+    /// Every file the size limit counts: shot entries and a long shot's
+    /// window entries ([`super::long_shot::store`]), with size and last
+    /// use, and whether it is a window whose lock is held (being made or
+    /// written). Links and files not named like entries are not counted.
+    fn cached_files(&self) -> Vec<CachedFile> {
+        let Ok(list) = fs::read_dir(&self.dir) else {
+            return vec![];
+        };
+        let window_suffix = format!(".{}", super::long_shot::store::SUFFIX);
+        list.flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                let (hex, window) = match name.strip_suffix(&format!(".{SUFFIX}")) {
+                    Some(hex) => (hex, false),
+                    None => (name.strip_suffix(&window_suffix)?, true),
+                };
+                ShotKey::from_hex(hex)?;
+                let meta = fs::symlink_metadata(e.path()).ok()?;
+                if !meta.is_file() {
+                    return None;
+                }
+                let locked = window && super::long_shot::store::is_locked(&e.path());
+                Some(CachedFile {
+                    path: e.path(),
+                    len: meta.len(),
+                    used: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    window,
+                    locked,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes the least recently used shots and windows until they fit in
+    /// `limit` bytes. Never removed: the shot `keep`, a window whose lock
+    /// is held, and windows used at or after `since` (those of the long
+    /// shot being made, which it may read back before it ends).
+    fn evict(&self, limit: u64, keep: Option<&ShotKey>, since: Option<SystemTime>) {
+        let mut files = self.cached_files();
+        let mut total: u64 = files.iter().map(|f| f.len).sum();
+        files.sort_by_key(|f| f.used);
+        let kept = keep.map(|k| self.entry_path(k));
+        for f in files {
             if total <= limit {
                 break;
             }
-            if key == *keep {
+            let in_use = f.window && (f.locked || since.is_some_and(|s| f.used >= s));
+            if in_use || kept.as_ref() == Some(&f.path) {
                 continue;
             }
-            if fs::remove_file(self.entry_path(&key)).is_ok() {
-                log::info!("shot cache: evicted {} ({len} bytes)", key.hex());
-                total -= len;
+            if fs::remove_file(&f.path).is_ok() {
+                log::info!("shot cache: evicted {} ({} bytes)", f.path.display(), f.len);
+                total -= f.len;
             }
         }
     }
+
+    /// Applies the size limit to the folder during and after a long shot
+    /// begun at `since`, whose windows stay.
+    pub fn evict_for_long_shot(&self, since: SystemTime) {
+        if let Some(limit) = self.limit {
+            self.evict(limit, None, Some(since));
+        }
+    }
+}
+
+/// A file the size limit counts.
+struct CachedFile {
+    path: PathBuf,
+    len: u64,
+    used: SystemTime,
+    window: bool,
+    locked: bool,
 }
 
 /// Marks an entry as just used (its modification time is its last use;
@@ -657,19 +715,36 @@ impl ShotEngine for DiskCachedEngine {
             }
         }
         // Frames pass through to the caller as they come; a shot of one
-        // pass is also kept to be stored whole.
+        // pass (all its frames in one hand-over) is also kept to be stored
+        // whole. A long shot hands them over window by window and keeps
+        // none: its windows are its cache, and its memory stays flat.
         let keep = WholeShot {
             sink,
-            frames: parking_lot::Mutex::new(Some(Vec::new())),
+            expected: request.num_frames as usize,
+            frames: parking_lot::Mutex::new(WholeState::Waiting),
         };
-        self.inner
-            .generate_into(request, observer, &keep, Some(windows))?;
-        let Some(frames) = keep.frames.into_inner() else {
-            return Ok(());
+        // Windows made or reused from now on belong to this shot: the size
+        // limit keeps them (a file system may round times down a second
+        // or two, so a little earlier than now).
+        let since = SystemTime::now() - Duration::from_secs(2);
+        let evicting = Evicting {
+            inner: observer,
+            cache: (windows == folder.as_path()).then_some(&cache),
+            since,
         };
-        if frames.len() != request.num_frames as usize {
-            return Ok(());
+        let made = self
+            .inner
+            .generate_into(request, &evicting, &keep, Some(windows));
+        let state = keep.frames.into_inner();
+        if !matches!(state, WholeState::Kept(_)) {
+            if let Some(cache) = evicting.cache {
+                cache.evict_for_long_shot(since);
+            }
         }
+        made?;
+        let WholeState::Kept(frames) = state else {
+            return Ok(());
+        };
         let shot = Shot { frames };
         if let Err(e) = cache.put(&key, &shot) {
             let why = if is_disk_full(&e) {
@@ -686,28 +761,62 @@ impl ShotEngine for DiskCachedEngine {
     }
 }
 
-/// Frames longer than one pass of the model are a long shot's: its windows
-/// are its cache, and it is not kept whole.
-const MAX_WHOLE_FRAMES: usize = super::long_shot::plan::MAX_WINDOW;
+/// Passes everything on to the caller's observer, and applies the cache's
+/// size limit as each window of a long shot starts (after its predecessor
+/// was stored).
+struct Evicting<'a> {
+    inner: &'a dyn JobObserver,
+    /// The cache, when the windows are kept in its folder.
+    cache: Option<&'a DiskShotCache>,
+    since: SystemTime,
+}
 
-/// Passes frames on and keeps a copy while the shot is short enough to be
-/// stored whole.
+impl JobObserver for Evicting<'_> {
+    fn progress(&self, stage: crate::engine::Stage, done: u32, total: u32) {
+        self.inner.progress(stage, done, total);
+    }
+    fn should_abort(&self) -> bool {
+        self.inner.should_abort()
+    }
+    fn notice(&self, message: &str) {
+        self.inner.notice(message);
+    }
+    fn window(&self, index: u32, count: u32) {
+        if let (Some(cache), true) = (self.cache, index > 0) {
+            cache.evict_for_long_shot(self.since);
+        }
+        self.inner.window(index, count);
+    }
+}
+
+/// What [`WholeShot`] holds.
+enum WholeState {
+    /// No frames yet.
+    Waiting,
+    /// The whole shot, handed over at once (a single pass).
+    Kept(Vec<Frame>),
+    /// Frames came in parts (a long shot's windows): none kept.
+    Streamed,
+}
+
+/// Passes frames on, and keeps a copy when the whole shot arrives in one
+/// hand-over, as a single pass delivers it.
 struct WholeShot<'a> {
     sink: &'a dyn FrameSink,
-    frames: parking_lot::Mutex<Option<Vec<Frame>>>,
+    expected: usize,
+    frames: parking_lot::Mutex<WholeState>,
 }
 
 impl FrameSink for WholeShot<'_> {
     fn frames_ready(&self, first: usize, frames: &[Frame]) -> Result<(), EngineError> {
         {
-            let mut kept = self.frames.lock();
-            if let Some(k) = kept.as_mut() {
-                if k.len() + frames.len() > MAX_WHOLE_FRAMES {
-                    *kept = None;
-                } else {
-                    k.extend_from_slice(frames);
+            let mut state = self.frames.lock();
+            *state = match *state {
+                WholeState::Waiting if first == 0 && frames.len() == self.expected => {
+                    WholeState::Kept(frames.to_vec())
                 }
-            }
+                _ => WholeState::Streamed,
+            };
         }
         self.sink.frames_ready(first, frames)
     }

@@ -897,26 +897,71 @@ struct LtxWindows<'a> {
     /// Each window's index into `prompts`.
     prompt_of: Vec<usize>,
     negative: Option<super::components::EncodedPrompt>,
-    sampling: Box<dyn Fn(usize) -> Result<Sampling, EngineError> + 'a>,
+    /// A window's sampling from its frame count and (first) pass size.
+    sampling: SamplingFor<'a>,
     conditions: Box<dyn Fn(usize) -> Result<Vec<Condition>, EngineError> + 'a>,
+    /// The distilled two-pass recipe per window, when the shot runs it.
+    two_pass: Option<WindowTwoPass<'a>>,
+}
+
+/// A window's sampling from its frame count and (first) pass size.
+type SamplingFor<'a> = Box<dyn Fn(usize, (usize, usize)) -> Result<Sampling, EngineError> + 'a>;
+
+/// What each window's two passes need besides the pipeline.
+struct WindowTwoPass<'a> {
+    upscaler: Arc<super::upsample::DeviceUpscaler>,
+    sizes: [(usize, usize); 2],
+    config: &'a crate::sampler::schedule::SchedulerConfig,
 }
 
 impl LtxWindows<'_> {
     fn params(&self, k: usize, conditions: Vec<Condition>) -> Result<RunParams, EngineError> {
         let win = &self.plan.windows[k];
+        let (width, height) = (self.request.width as usize, self.request.height as usize);
+        // The schedule's shift follows the (first) pass's size.
+        let first = self
+            .two_pass
+            .as_ref()
+            .map_or((width, height), |t| t.sizes[0]);
         Ok(RunParams {
-            width: self.request.width as usize,
-            height: self.request.height as usize,
+            width,
+            height,
             num_frames: win.frames,
             frame_rate: self.request.frame_rate,
             conditions,
-            sampling: (self.sampling)(win.frames)?,
+            sampling: (self.sampling)(win.frames, first)?,
         })
     }
 
     /// Window 0 draws the single pass's noise; window k its own stream.
     fn noise(&self, k: usize) -> PhiloxNoise {
         PhiloxNoise::new(self.request.seed, k as u32)
+    }
+
+    /// Window k's refinement stream (window 0's is the single shot's).
+    fn refine_noise(&self, k: usize) -> PhiloxNoise {
+        PhiloxNoise::new(self.request.seed, two_pass::REFINE_SHOT | k as u32)
+    }
+
+    /// Window k's two passes, as a single shot of its frames runs them.
+    fn two_pass_run<'b>(
+        &'b self,
+        t: &'b WindowTwoPass<'b>,
+        params: &RunParams,
+    ) -> Result<TwoPass<'b>, EngineError> {
+        let (lw, lh) = (t.sizes[1].0 / 32, t.sizes[1].1 / 32);
+        let mu = t.config.use_dynamic_shifting.then(|| {
+            t.config
+                .calculate_shift(((params.num_frames - 1) / 8 + 1) * lw * lh)
+        });
+        Ok(TwoPass {
+            pipeline: self.pipeline,
+            upscaler: t.upscaler.as_ref(),
+            settings: two_pass::SETTINGS,
+            refine: two_pass::refine_sampling(&params.sampling, t.config, mu)?,
+            first: params.sampling.clone(),
+            sizes: t.sizes,
+        })
     }
 }
 
@@ -929,6 +974,22 @@ impl long_shot::run::WindowMaker for LtxWindows<'_> {
         observer: &dyn JobObserver,
     ) -> Result<(Vec<f32>, [usize; 4]), EngineError> {
         let params = self.params(k, (self.conditions)(k)?)?;
+        if let Some(t) = &self.two_pass {
+            let link = link.map(|(latents, at)| two_pass::Link {
+                latents,
+                frames: self.plan.latent_overlap,
+                latent_index: at,
+            });
+            let out = self.two_pass_run(t, &params)?.denoise(
+                &self.prompts[self.prompt_of[k]],
+                self.negative.as_ref(),
+                &params,
+                (&self.noise(k), &self.refine_noise(k)),
+                link.as_ref(),
+                observer,
+            )?;
+            return Ok((out.latents, out.latent_dims));
+        }
         let latent = link.map(|(latents, at)| super::ltx::LatentCondition {
             latents: latents.to_vec(),
             frames: self.plan.latent_overlap,
@@ -961,6 +1022,12 @@ impl long_shot::run::WindowMaker for LtxWindows<'_> {
             latents,
             latent_dims: dims,
         };
+        if let Some(t) = &self.two_pass {
+            return Ok(self
+                .two_pass_run(t, &params)?
+                .decode(denoised, &params, &self.refine_noise(k), observer)?
+                .video);
+        }
         Ok(self
             .pipeline
             .decode(denoised, &params, &self.noise(k), observer)?
@@ -983,10 +1050,52 @@ impl LongJob<'_> {
             )));
         }
         let count = plan.windows.len();
+        let (width, height) = (request.width as usize, request.height as usize);
+        model.upsampler.locate(&request.model, &model.folder.root);
+        let (mut passes, said) = two_pass::choose(
+            model.folder.variant == Variant::Distilled,
+            request.quality,
+            model.upsampler.path().as_deref(),
+            (width, height),
+            32,
+        );
+        if let Some(said) = said {
+            log::info!("{said}");
+            observer.notice(&format!("{said} (each window)"));
+        }
+        // A file that is not a usable upsampler costs the second pass, not
+        // the shot.
+        let upscaler = match passes {
+            Passes::Single => None,
+            Passes::Two(_) => match model.upscaler() {
+                Ok(Some(upscaler)) => Some(upscaler),
+                failed => {
+                    let why = match failed {
+                        Err(EngineError::NoModel(why)) => why,
+                        Err(e) => e.to_string(),
+                        _ => "it is no longer there".into(),
+                    };
+                    let said = format!(
+                        "single pass after all: the latent upsampler could not be used: {why}"
+                    );
+                    log::warn!("{said}");
+                    observer.notice(&said);
+                    passes = Passes::Single;
+                    None
+                }
+            },
+        };
         observer.notice(&format!(
             "long shot: {} new frames in {count} windows of up to {} frames, overlapping by {} \
-             ({} latent frames), drift matching at {drift}; single pass per window",
-            request.num_frames, self.size.length, self.size.overlap, plan.latent_overlap
+             ({} latent frames), drift matching at {drift}; {} per window",
+            request.num_frames,
+            self.size.length,
+            self.size.overlap,
+            plan.latent_overlap,
+            match passes {
+                Passes::Single => "single pass",
+                Passes::Two(_) => "two passes",
+            }
         ));
         if let Some(made) = plan.retimed_from {
             observer.notice(&format!(
@@ -1013,8 +1122,7 @@ impl LongJob<'_> {
             })
             .collect();
         let sampling = {
-            let (width, height) = (request.width as usize, request.height as usize);
-            move |frames: usize| {
+            move |frames: usize, (width, height): (usize, usize)| {
                 let tokens = ((frames - 1) / 8 + 1) * (width / 32) * (height / 32);
                 sampling_for(
                     &model.folder,
@@ -1025,7 +1133,7 @@ impl LongJob<'_> {
                 )
             }
         };
-        let guided = sampling(self.size.length)?.guidance_scale > 1.0;
+        let guided = sampling(self.size.length, (width, height))?.guidance_scale > 1.0;
         let mut all: Vec<&str> = texts.clone();
         if guided {
             all.push(request.negative_prompt.as_str());
@@ -1102,6 +1210,14 @@ impl LongJob<'_> {
             negative,
             sampling: Box::new(sampling),
             conditions: Box::new(conditions),
+            two_pass: match (&passes, upscaler) {
+                (Passes::Two(sizes), Some(upscaler)) => Some(WindowTwoPass {
+                    upscaler,
+                    sizes: *sizes,
+                    config: &model.folder.scheduler,
+                }),
+                _ => None,
+            },
         };
         // Finished windows are named by the shot's key (as asked, like the
         // shot cache's) and the plan.
@@ -1126,7 +1242,12 @@ impl LongJob<'_> {
         });
         let keys: Vec<[u8; 32]> = match &store {
             Some((_, identity)) => {
-                let shot = super::disk_cache::shot_key(identity, self.original).0;
+                let mut shot = super::disk_cache::shot_key(identity, self.original).0;
+                // Windows of two passes are other windows than one pass's
+                // (an upsampler added to a model folder outside it, say).
+                if let Passes::Two(sizes) = &passes {
+                    shot = long_shot::two_pass_shot(&shot, *sizes);
+                }
                 (0..count)
                     .map(|k| long_shot::window_key(&shot, self.size, drift, k, count))
                     .collect()

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::components::EncodedPrompt;
-use super::ltx::{Condition, LtxPipeline, RunOutput, RunParams, Sampling, StartLatents};
+use super::ltx::{
+    Condition, Denoised, LatentCondition, LtxPipeline, RunOutput, RunParams, Sampling, StartLatents,
+};
 use super::upsample::{upsample_latents, DeviceUpscaler, LatentUpscaler, UpsampleSettings};
 use crate::backend::Device;
 use crate::engine::{EngineError, JobObserver};
@@ -333,6 +335,15 @@ pub struct TwoPass<'a> {
     pub sizes: [(usize, usize); 2],
 }
 
+/// Latent frames a window of a long shot takes from its neighbour
+/// ([`super::long_shot`]), at the refinement pass's latent size.
+pub struct Link<'a> {
+    /// `[C, frames, h, w]`.
+    pub latents: &'a [f32],
+    pub frames: usize,
+    pub latent_index: usize,
+}
+
 impl TwoPass<'_> {
     /// Runs both passes; the video comes back at `params`' size (the
     /// latents at the refinement pass's). The first pass draws from
@@ -346,8 +357,28 @@ impl TwoPass<'_> {
         refine_noise: &dyn NoiseSource,
         observer: &dyn JobObserver,
     ) -> Result<RunOutput, EngineError> {
+        let noises = (first_noise, refine_noise);
+        let high = self.denoise(positive, negative, params, noises, None, observer)?;
+        self.decode(high, params, refine_noise, observer)
+    }
+
+    /// Both passes without the decode. A window of a long shot gives its
+    /// neighbour's latent frames as `link`: the refinement pass keeps them
+    /// as they are (so neighbouring windows share those latents exactly),
+    /// and the first pass keeps them resampled to its size, so its layout
+    /// follows the neighbour's before the refinement adds detail.
+    pub fn denoise(
+        &self,
+        positive: &EncodedPrompt,
+        negative: Option<&EncodedPrompt>,
+        params: &RunParams,
+        (first_noise, refine_noise): (&dyn NoiseSource, &dyn NoiseSource),
+        link: Option<&Link>,
+        observer: &dyn JobObserver,
+    ) -> Result<Denoised, EngineError> {
         let asked = (params.width, params.height);
         let [(w1, h1), (w2, h2)] = self.sizes;
+        let (spatial, _) = self.pipeline.vae.compression();
         let first_params = RunParams {
             width: w1,
             height: h1,
@@ -355,12 +386,31 @@ impl TwoPass<'_> {
             sampling: self.first.clone(),
             ..params.clone()
         };
-        let low = self.pipeline.denoise(
+        let linked = |size: (usize, usize)| -> Vec<LatentCondition> {
+            link.map(|l| {
+                let channels = l.latents.len() / (l.frames * (w2 / spatial) * (h2 / spatial));
+                LatentCondition {
+                    latents: resize_planes(
+                        l.latents,
+                        channels * l.frames,
+                        (w2 / spatial, h2 / spatial),
+                        (size.0 / spatial, size.1 / spatial),
+                    ),
+                    frames: l.frames,
+                    latent_index: l.latent_index,
+                    strength: 1.0,
+                }
+            })
+            .into_iter()
+            .collect()
+        };
+        let low = self.pipeline.denoise_with(
             positive,
             negative,
             &first_params,
             first_noise,
             None,
+            &linked((w1, h1)),
             observer,
         )?;
         if observer.should_abort() {
@@ -376,7 +426,6 @@ impl TwoPass<'_> {
             low.latent_dims,
             self.settings,
         )?;
-        let (spatial, _) = self.pipeline.vae.compression();
         let expected = [dims[0], low.latent_dims[1], h2 / spatial, w2 / spatial];
         if dims != expected {
             return Err(EngineError::NoModel(format!(
@@ -385,30 +434,54 @@ impl TwoPass<'_> {
                 low.latent_dims
             )));
         }
-        let (refine, sigma) = &self.refine;
-        let second_params = RunParams {
-            width: w2,
-            height: h2,
-            conditions: resized(&params.conditions, asked, (w2, h2)),
-            sampling: refine.clone(),
-            ..params.clone()
-        };
+        let (_, sigma) = &self.refine;
         let start = StartLatents {
             latents,
             sigma: *sigma,
         };
-        let high = self.pipeline.denoise(
+        self.pipeline.denoise_with(
             positive,
             negative,
-            &second_params,
+            &self.second_params(params),
             refine_noise,
             Some(&start),
+            &linked((w2, h2)),
             observer,
-        )?;
+        )
+    }
+
+    /// The refinement pass's run of `params`.
+    fn second_params(&self, params: &RunParams) -> RunParams {
+        let [_, (w2, h2)] = self.sizes;
+        RunParams {
+            width: w2,
+            height: h2,
+            conditions: resized(&params.conditions, (params.width, params.height), (w2, h2)),
+            sampling: self.refine.0.clone(),
+            ..params.clone()
+        }
+    }
+
+    /// Decodes [`denoise`](Self::denoise)'s latents at the refinement
+    /// pass's size and scales the video to `params`' size.
+    pub fn decode(
+        &self,
+        high: Denoised,
+        params: &RunParams,
+        refine_noise: &dyn NoiseSource,
+        observer: &dyn JobObserver,
+    ) -> Result<RunOutput, EngineError> {
+        let [_, (w2, h2)] = self.sizes;
+        let second_params = self.second_params(params);
         let mut out = self
             .pipeline
             .decode(high, &second_params, refine_noise, observer)?;
-        out.video = resize_planes(&out.video, 3 * params.num_frames, (w2, h2), asked);
+        out.video = resize_planes(
+            &out.video,
+            3 * params.num_frames,
+            (w2, h2),
+            (params.width, params.height),
+        );
         Ok(out)
     }
 }

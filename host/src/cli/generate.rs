@@ -285,7 +285,25 @@ pub fn run(args: Args) -> Result<(), Failure> {
     engine::default_engine()
         .generate_into(&request, &observer, &writer, None)
         .map_err(|e| Failure::Failed(format!("the engine could not make the shot: {e}")))?;
+    if let Some(kib) = peak_resident_kib() {
+        eprintln!("genfx: peak memory {:.1} MiB", kib as f64 / 1024.0);
+    }
     Ok(())
+}
+
+/// This process's peak resident memory in KiB (`VmHWM`), where the system
+/// tells it (Linux): a long shot's memory should not grow with its length,
+/// and this line lets a user (and the long-shot CLI test) see that.
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]

@@ -37,3 +37,16 @@ pub fn window_key(
     h.update(drift.to_bits().to_le_bytes());
     h.finalize().into()
 }
+
+/// The shot key a long shot of two passes per window (at `sizes`) names its
+/// windows with: they are not the windows of one pass.
+pub fn two_pass_shot(shot: &[u8; 32], sizes: [(usize, usize); 2]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"genfx-two-pass-windows-1");
+    h.update(shot);
+    for v in sizes.iter().flat_map(|&(w, h)| [w, h]) {
+        h.update((v as u64).to_le_bytes());
+    }
+    h.finalize().into()
+}

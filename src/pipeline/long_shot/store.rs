@@ -10,20 +10,30 @@
 //! again). The key hashes the shot's key, the window plan and the window's
 //! index, so no entry is served to another shot or plan.
 //!
-//! While a process makes a window it holds `<key>.genfxwin.lock`, created
-//! exclusively and holding its pid, host and start time; a thread touches
-//! it every few seconds. Another process finding the lock waits for the
-//! entry instead of making the window again. A lock whose process is gone
-//! (same host) or that was not touched for [`stale_after`] is taken over.
-//! Racing takeovers can at worst make a window twice: both writers write
-//! the same bytes.
+//! While a process makes a window it holds an advisory lock (`flock` on
+//! Unix, `LockFileEx` on Windows, through the `fs4` crate) on
+//! `<key>.genfxwin.lock`, which names its pid and host for the notice of
+//! processes that find it held; they wait for the entry instead of making
+//! the window again. The kernel releases a lock when its process ends,
+//! however it ends, so a killed process's lock is free at once: there is no
+//! staleness to guess, and taking a lock is one atomic step, so two
+//! processes can never both make a window (network file systems lock
+//! through their lock manager; where locking is not supported at all the
+//! window is made without a lock, as the log says).
+//!
+//! On Unix the holder removes the lock file before it lets go; a process
+//! that locked the file just as it was removed finds the name gone or
+//! naming a new file, and tries again, so only a lock on the file the name
+//! names counts. Elsewhere lock files stay (removing an open file is not
+//! reliable there).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
+
+use fs4::{FileExt, TryLockError};
 
 use sha2::{Digest, Sha256};
 
@@ -31,20 +41,23 @@ use super::super::temp_files;
 use crate::engine::{EngineError, JobObserver};
 
 const MAGIC: &[u8; 8] = b"GFXWIN01";
-const SUFFIX: &str = "genfxwin";
-/// Test hook: milliseconds to pause half way through writing an entry, so
-/// a test can kill the writer mid-write.
+/// Window entries are `<64 hex>.genfxwin` (the shot cache counts them
+/// against its size limit).
+pub const SUFFIX: &str = "genfxwin";
+/// Test hook, not a setting: milliseconds to pause half way through
+/// writing every window entry, so the long-shot CLI test can kill the
+/// writer while the entry is half written (a kill at a random moment would
+/// rarely land in a write that takes a millisecond). Read once per process;
+/// it only waits, so what is written, and every frame, are unchanged.
 pub const WRITE_DELAY_ENV: &str = "GENFX_WINDOW_WRITE_DELAY_MS";
-/// Seconds after which an untouched lock is stale (default 60).
-pub const STALE_ENV: &str = "GENFX_WINDOW_LOCK_STALE_S";
 
-/// How long a lock may go untouched before it is taken over.
-pub fn stale_after() -> Duration {
-    let secs = std::env::var(STALE_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(60);
-    Duration::from_secs(secs.max(1))
+fn write_delay() -> Option<Duration> {
+    static DELAY: OnceLock<Option<Duration>> = OnceLock::new();
+    *DELAY.get_or_init(|| {
+        let ms = std::env::var(WRITE_DELAY_ENV).ok()?.trim().parse().ok()?;
+        log::warn!("{WRITE_DELAY_ENV}={ms}: every window entry pauses half written (a test hook)");
+        Some(Duration::from_millis(ms))
+    })
 }
 
 /// One finished window.
@@ -131,17 +144,21 @@ impl WindowStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
-        decode(&bytes, key).map(Some).map_err(|why| {
+        let entry = decode(&bytes, key).map_err(|why| {
             let _ = fs::remove_file(&path);
             format!("{}: {why}", path.display())
-        })
+        })?;
+        // Its modification time is its last use, for the shot cache's
+        // least-recently-used eviction.
+        if let Ok(f) = fs::OpenOptions::new().write(true).open(&path) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+        Ok(Some(entry))
     }
 
     /// Stores `entry` under `key`, atomically.
     pub fn put(&self, key: &[u8; 32], entry: &WindowEntry) -> io::Result<()> {
-        let delay = std::env::var(WRITE_DELAY_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok());
+        let delay = write_delay();
         temp_files::write_atomically(&self.path(key), |file: &mut File| {
             let mut w = Hashing {
                 inner: BufWriter::new(&mut *file),
@@ -153,11 +170,10 @@ impl WindowStore {
                 w.put_u32(d)?;
             }
             w.put_f32s(&entry.latents)?;
-            if let Some(ms) = delay {
+            if let Some(pause) = delay {
                 w.inner.flush()?;
-                log::info!("window entry half written; pausing {ms} ms");
                 eprintln!("genfx: test: window entry half written");
-                std::thread::sleep(Duration::from_millis(ms));
+                std::thread::sleep(pause);
             }
             w.put_u32(entry.frames)?;
             w.put_u32(entry.width)?;
@@ -170,9 +186,15 @@ impl WindowStore {
         })
     }
 
+    /// Window `key`'s lock if no process holds it, whether or not the
+    /// window is finished (`None`: a process holds it).
+    pub fn try_lock(&self, key: &[u8; 32]) -> io::Result<Option<WindowLock>> {
+        WindowLock::try_take(&self.lock_path(key))
+    }
+
     /// The finished window `key`, or the right to make it. A window locked
-    /// by a live process is waited for (`window` names it in the notice);
-    /// a stale lock is taken over. Errors only when the observer aborts.
+    /// by a running process is waited for (`window` names it in the
+    /// notice). Errors only when the observer aborts.
     pub fn claim(
         &self,
         key: &[u8; 32],
@@ -189,39 +211,20 @@ impl WindowStore {
                     "discarded a damaged window of a long shot ({why}); making it again"
                 )),
             }
-            match WindowLock::create(&lock_path) {
-                Ok(lock) => {
+            match self.try_lock(key) {
+                Ok(Some(lock)) => {
                     // Finished between our look and our lock?
                     if let Ok(Some(entry)) = self.get(key) {
                         return Ok(Claim::Done(entry));
                     }
                     return Ok(Claim::Make(Some(lock)));
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    log::warn!(
-                        "cannot lock {}: {e}; making the window without a lock",
-                        lock_path.display()
-                    );
-                    return Ok(Claim::Make(None));
-                }
-            }
-            match lock_state(&lock_path) {
-                LockState::Gone => continue,
-                LockState::Stale(holder) => {
-                    log::info!("taking over window {window} from a stale lock ({holder})");
-                    // Moved aside first, so only one taker removes it.
-                    let aside = temp_files::temp_path(&lock_path);
-                    if fs::rename(&lock_path, &aside).is_ok() {
-                        let _ = fs::remove_file(&aside);
-                    }
-                    continue;
-                }
-                LockState::Live(holder) => {
+                Ok(None) => {
                     if !told {
                         observer.notice(&format!(
-                            "window {} is being made by another process ({holder}); waiting for it",
-                            window + 1
+                            "window {} is being made by another process ({}); waiting for it",
+                            window + 1,
+                            holder(&lock_path)
                         ));
                         told = true;
                     }
@@ -230,108 +233,120 @@ impl WindowStore {
                     }
                     std::thread::sleep(Duration::from_millis(200));
                 }
+                Err(e) => {
+                    log::warn!(
+                        "cannot lock {}: {e}; making the window without a lock",
+                        lock_path.display()
+                    );
+                    return Ok(Claim::Make(None));
+                }
             }
         }
     }
 }
 
-enum LockState {
-    Gone,
-    Stale(String),
-    Live(String),
+/// Whether the window entry at `entry` is being made or written: its lock
+/// is held by a process (the shot cache never evicts such a window).
+pub fn is_locked(entry: &Path) -> bool {
+    let mut lock = entry.as_os_str().to_owned();
+    lock.push(".lock");
+    let Ok(file) = File::open(PathBuf::from(lock)) else {
+        return false;
+    };
+    // A shared lock is refused while anyone holds the exclusive one; ours
+    // is let go at once (a maker trying in that instant waits one poll).
+    match FileExt::try_lock_shared(&file) {
+        Ok(()) => {
+            let _ = FileExt::unlock(&file);
+            false
+        }
+        Err(_) => true,
+    }
 }
 
-fn lock_state(path: &Path) -> LockState {
-    let Ok(meta) = fs::metadata(path) else {
-        return LockState::Gone;
-    };
+/// Who holds the lock at `path`, as its file says.
+fn holder(path: &Path) -> String {
     let mut text = String::new();
     if let Ok(f) = File::open(path) {
         let _ = f.take(256).read_to_string(&mut text);
     }
     let mut fields = text.split_whitespace();
-    let pid = fields.next().and_then(|p| p.parse::<u32>().ok());
-    let host = fields.next().unwrap_or("").to_string();
-    let holder = format!(
-        "pid {} on {}",
-        pid.map_or("?".into(), |p| p.to_string()),
-        if host.is_empty() { "?" } else { &host }
-    );
-    let dead = pid.is_some_and(|pid| {
-        host == temp_files::host_name()
-            && pid != std::process::id()
-            && temp_files::process_gone(pid) == Some(true)
-    });
-    let untouched = meta
-        .modified()
-        .ok()
-        .and_then(|t| SystemTime::now().duration_since(t).ok())
-        .is_some_and(|age| age > stale_after());
-    // A lock being written has no text yet; only its age can make it stale.
-    if dead || untouched {
-        LockState::Stale(holder)
-    } else {
-        LockState::Live(holder)
+    match (fields.next(), fields.next()) {
+        (Some(pid), Some(host)) => format!("pid {pid} on {host}"),
+        _ => "a process that is starting".into(),
     }
 }
 
-/// A window's lock, touched by a thread while held and removed on drop.
+/// Whether `file` is the file `path` names now (the same inode).
+#[cfg(unix)]
+fn names(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Lock files are never removed off Unix, so the name always names it.
+#[cfg(not(unix))]
+fn names(_: &Path, _: &File) -> bool {
+    true
+}
+
+/// A window's lock: an exclusive advisory lock on its lock file, let go
+/// (and on Unix the file removed) on drop, and by the kernel if the
+/// process dies.
 pub struct WindowLock {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
-    refresher: Option<std::thread::JoinHandle<()>>,
+    file: File,
 }
 
 impl WindowLock {
-    fn create(path: &Path) -> io::Result<Self> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        writeln!(
-            f,
-            "{} {} {now}",
-            std::process::id(),
-            temp_files::host_name()
-        )?;
-        f.sync_all()?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let every = (stale_after() / 4).max(Duration::from_millis(250));
-        let refresher = {
-            let (stop, path) = (stop.clone(), path.to_path_buf());
-            std::thread::spawn(move || {
-                let tick = Duration::from_millis(100);
-                let mut waited = Duration::ZERO;
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    waited += tick;
-                    if waited >= every {
-                        waited = Duration::ZERO;
-                        if let Ok(f) = fs::OpenOptions::new().write(true).open(&path) {
-                            let _ = f.set_modified(SystemTime::now());
-                        }
-                    }
-                }
-            })
-        };
-        Ok(Self {
-            path: path.to_path_buf(),
-            stop,
-            refresher: Some(refresher),
-        })
+    /// The lock at `path` if no process holds it (`None` if one does).
+    fn try_take(path: &Path) -> io::Result<Option<Self>> {
+        loop {
+            let file = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
+            // fs4's, not std's `File::try_lock` (Rust 1.89, above our MSRV).
+            match FileExt::try_lock(&file) {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+            // The holder before us removed the file after we opened it:
+            // our lock is on a file no longer there. Try again.
+            if !names(path, &file) {
+                continue;
+            }
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            // Who holds it, for the notice of those who wait; the lock
+            // itself is the flock, whatever the text says.
+            file.set_len(0)?;
+            (&file).write_all(
+                format!("{} {} {now}\n", std::process::id(), temp_files::host_name()).as_bytes(),
+            )?;
+            return Ok(Some(Self {
+                path: path.to_path_buf(),
+                file,
+            }));
+        }
     }
 }
 
 impl Drop for WindowLock {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.refresher.take() {
-            let _ = t.join();
+        // Removed while still held, so no one locks it between our unlock
+        // and the removal; those who opened it already find it gone.
+        if cfg!(unix) {
+            let _ = fs::remove_file(&self.path);
         }
-        let _ = fs::remove_file(&self.path);
+        let _ = FileExt::unlock(&self.file);
     }
 }
 
@@ -445,7 +460,7 @@ mod tests {
     }
 
     #[test]
-    fn a_claim_locks_and_a_dead_holders_lock_is_taken_over() {
+    fn a_claim_locks_and_a_lock_no_process_holds_is_free() {
         let d = dir("lock");
         let store = WindowStore::open(&d).unwrap();
         let key = [3u8; 32];
@@ -454,14 +469,41 @@ mod tests {
         };
         let text = fs::read_to_string(store.lock_path(&key)).unwrap();
         assert!(text.starts_with(&format!("{} ", std::process::id())));
+        assert!(is_locked(&store.path(&key)));
+        // Held: another claim waits (here it is told to stop at once).
+        struct Stop(parking_lot::Mutex<Vec<String>>);
+        impl JobObserver for Stop {
+            fn progress(&self, _: crate::engine::Stage, _: u32, _: u32) {}
+            fn should_abort(&self) -> bool {
+                true
+            }
+            fn notice(&self, m: &str) {
+                self.0.lock().push(m.into());
+            }
+        }
+        let stop = Stop(Default::default());
+        assert!(matches!(
+            store.claim(&key, 0, &stop),
+            Err(EngineError::Aborted)
+        ));
+        let said = stop.0.lock().join("\n");
+        assert!(
+            said.contains(&format!("pid {}", std::process::id())),
+            "{said}"
+        );
         drop(lock);
-        assert!(!store.lock_path(&key).exists());
-        // A lock of a process of this host that no longer runs.
+        assert!(!is_locked(&store.path(&key)));
+        if cfg!(unix) {
+            assert!(!store.lock_path(&key).exists());
+        }
+        // A lock file whose process was killed (its flock went with it),
+        // naming a live process or not: free, whatever its age.
         fs::write(
             store.lock_path(&key),
-            format!("{} {} 0\n", u32::MAX - 1, temp_files::host_name()),
+            format!("{} somewhere 0\n", std::process::id()),
         )
         .unwrap();
+        assert!(!is_locked(&store.path(&key)));
         assert!(matches!(
             store.claim(&key, 0, &Silent).unwrap(),
             Claim::Make(Some(_))
@@ -472,5 +514,38 @@ mod tests {
             Claim::Done(_)
         ));
         fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// Many claimants at once on a window whose lock file a killed process
+    /// left: exactly one makes it, the others wait and read it. (flock
+    /// locks belong to open files, so threads contend as processes do.)
+    #[test]
+    fn racing_claimants_over_a_left_lock_make_the_window_once() {
+        for round in 0..5 {
+            let d = dir(&format!("race{round}"));
+            let store = WindowStore::open(&d).unwrap();
+            let key = [5u8; 32];
+            fs::write(store.lock_path(&key), "4000000 gone-host 0\n").unwrap();
+            let barrier = std::sync::Barrier::new(8);
+            let made = std::sync::atomic::AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        barrier.wait();
+                        match store.claim(&key, 0, &Silent).unwrap() {
+                            Claim::Make(lock) => {
+                                assert!(lock.is_some());
+                                made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                std::thread::sleep(Duration::from_millis(50));
+                                store.put(&key, &entry()).unwrap();
+                            }
+                            Claim::Done(e) => assert_eq!(e, entry()),
+                        }
+                    });
+                }
+            });
+            assert_eq!(made.into_inner(), 1, "round {round}");
+            fs::remove_dir_all(&d).unwrap();
+        }
     }
 }
