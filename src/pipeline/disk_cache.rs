@@ -859,11 +859,12 @@ pub fn read_entry_head(head: &[u8], key: &ShotKey) -> Result<(u32, u32, u32), St
 }
 
 impl DiskShotCache {
-    /// Removes least recently used entries beyond the size limit, never
-    /// `keep`: for writers that put an entry in place themselves.
+    /// Removes least recently used shots and windows beyond the size
+    /// limit, never `keep` nor a window whose lock is held: for writers
+    /// that put an entry in place themselves.
     pub fn trim(&self, keep: &ShotKey) {
         if let Some(limit) = self.limit {
-            self.evict(limit, keep);
+            self.evict(limit, Some(keep), None);
         }
     }
 
