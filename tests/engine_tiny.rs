@@ -266,8 +266,19 @@ fn the_default_engine_generates_and_caches_on_disk() {
     let e = genfx::engine::default_engine();
     let r = request(Job::Generate { reference: None });
     let first = e.generate(&r, &Watch::default()).unwrap();
-    let entries = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(entries, 1);
+    // One entry, and its provenance record beside it.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].ends_with(".genfxshot"), "{names:?}");
+    assert_eq!(
+        names[1],
+        names[0].replace(".genfxshot", ".provenance.json"),
+        "{names:?}"
+    );
     let w = Watch::default();
     let second = genfx::engine::default_engine().generate(&r, &w).unwrap();
     assert_eq!(first.frames, second.frames);

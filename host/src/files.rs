@@ -1,10 +1,13 @@
-//! Reading and writing pictures: 16-bit PNG and float EXR.
+//! Reading and writing pictures: 16-bit PNG and float EXR, with Content
+//! Credentials when asked (see [`crate::credentials`]).
 
+use crate::credentials::verify::sidecar_path;
+use crate::credentials::ManifestSigner;
 use crate::image::Picture;
 use crate::HostError;
 use genfx::pipeline::temp_files;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
 
 /// Output file formats.
@@ -49,12 +52,28 @@ pub fn read(path: &Path) -> Result<Picture, HostError> {
 /// a farm checking only for the file would accept); the next run's
 /// [`sweep_leftovers`] removes the temporary file.
 pub fn write(path: &Path, picture: &Picture) -> Result<(), HostError> {
+    write_signed(path, picture, None)
+}
+
+/// [`write`], with a C2PA manifest from `signer` when given one: embedded
+/// in a PNG; for an EXR in a sidecar `.c2pa` beside it, written before the
+/// frame is renamed into place. An EXR written unsigned loses any sidecar
+/// of an earlier frame under its name, which no longer describes it.
+pub fn write_signed(
+    path: &Path,
+    picture: &Picture,
+    signer: Option<&ManifestSigner>,
+) -> Result<(), HostError> {
     let format = Format::of_path(path).ok_or_else(|| io_error(path, "not a .png or .exr file"))?;
     let temp = temp_files::temp_path(path);
     let written = match format {
         Format::Png => write_png(&temp, picture),
         Format::Exr => write_exr(&temp, picture),
     }
+    .and_then(|()| match signer {
+        Some(signer) => credit(path, &temp, format, signer),
+        None => uncredit(path, format),
+    })
     .and_then(|()| {
         File::options()
             .write(true)
@@ -67,6 +86,49 @@ pub fn write(path: &Path, picture: &Picture) -> Result<(), HostError> {
         return Err(e);
     }
     temp_files::commit(&temp, path).map_err(|e| io_error(path, e))
+}
+
+/// Adds the manifest for the frame bound for `path`, now in `temp`.
+fn credit(
+    path: &Path,
+    temp: &Path,
+    format: Format,
+    signer: &ManifestSigner,
+) -> Result<(), HostError> {
+    let title = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let bytes = std::fs::read(temp).map_err(|e| io_error(path, e))?;
+    match format {
+        Format::Png => {
+            let signed = signer
+                .sign_png(&title, &bytes)
+                .map_err(|e| io_error(path, e))?;
+            std::fs::write(temp, signed).map_err(|e| io_error(path, e))
+        }
+        Format::Exr => {
+            let store = signer
+                .sidecar(&title, "image/x-exr", &bytes)
+                .map_err(|e| io_error(path, e))?;
+            let sidecar = sidecar_path(path);
+            temp_files::write_atomically(&sidecar, |f| f.write_all(&store))
+                .map_err(|e| io_error(&sidecar, e))
+        }
+    }
+}
+
+fn uncredit(path: &Path, format: Format) -> Result<(), HostError> {
+    if format == Format::Exr {
+        let sidecar = sidecar_path(path);
+        match std::fs::remove_file(&sidecar) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_error(&sidecar, e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Removes the temporary frames killed runs of GenFX left in `dir` (only

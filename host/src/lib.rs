@@ -9,6 +9,7 @@
 pub mod abi;
 pub mod bundle;
 pub mod cli;
+pub mod credentials;
 pub mod defaults;
 pub mod describe;
 pub mod files;

@@ -3,7 +3,8 @@
 //! times in a row. After every kill:
 //! - every cache entry on disk is whole (its checksum holds and it holds the
 //!   reference shot), and every frame under its final name is the reference
-//!   frame byte for byte: a kill leaves at most a temporary file;
+//!   frame pixel for pixel (its Content Credentials differ per run): a kill
+//!   leaves at most a temporary file;
 //! - the next run serves the whole entry or generates again, and writes the
 //!   reference frames, and the leftovers of the killed run are gone.
 //!
@@ -11,6 +12,8 @@
 //! `GENFX_KILL9_SEED` replays a sequence of kill times (the seed is printed).
 
 #![cfg(unix)]
+
+mod common;
 
 use genfx::pipeline::disk_cache::{DiskShotCache, Lookup};
 use std::collections::BTreeMap;
@@ -72,7 +75,7 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             list.flatten()
                 .map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    (name, std::fs::read(e.path()).unwrap_or_default())
+                    (name, common::content(&e.path()))
                 })
                 .collect()
         })

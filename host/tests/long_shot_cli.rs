@@ -13,6 +13,8 @@
 
 #![cfg(unix)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -90,7 +92,7 @@ fn frames(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .flatten()
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            (name, std::fs::read(e.path()).unwrap())
+            (name, common::content(&e.path()))
         })
         .collect()
 }

@@ -61,7 +61,7 @@ fn frames(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .map(|e| {
             (
                 e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
+                content(&e.path()),
             )
         })
         .collect()

@@ -90,7 +90,7 @@ fn frames(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .map(|e| {
             let path = e.expect("entry").path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&path).expect("read frame"))
+            (name, content(&path))
         })
         .collect()
 }

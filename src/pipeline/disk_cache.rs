@@ -15,8 +15,10 @@
 //! folder's entries fit the size limit. A long shot's window entries, kept
 //! in the same folder, count and are evicted with them (when each window
 //! starts and when the shot ends), except windows locked by the process
-//! making them and those the current long shot has used. Only files named like our entries
-//! or our temporary files (see [`super::temp_files`]) are ever removed, so a
+//! making them and those the current long shot has used. Only files named
+//! like our entries, their provenance records (see
+//! [`crate::provenance::record`]) or our temporary files (see
+//! [`super::temp_files`]) are ever removed, so a
 //! cache folder shared with other files loses none of them. A key is 32
 //! bytes shown as hex, so no key can name a path outside the folder.
 
@@ -31,6 +33,7 @@ use sha2::{Digest, Sha256};
 
 pub use super::model_identity::{current_identity, model_identity, IdentityError};
 use super::temp_files;
+use crate::provenance::record;
 
 use crate::engine::{
     Clip, CollectFrames, EngineError, Frame, FrameSink, Job, JobObserver, Quality, Shot,
@@ -259,6 +262,7 @@ impl DiskShotCache {
                 // Another process may have replaced it meanwhile; removing a
                 // good entry only costs a regeneration.
                 let _ = fs::remove_file(&path);
+                let _ = fs::remove_file(record::path_for(&path));
                 Lookup::Corrupt(format!("{}: {reason}", path.display()))
             }
         }
@@ -368,6 +372,10 @@ impl DiskShotCache {
                 continue;
             }
             if fs::remove_file(&f.path).is_ok() {
+                // A shot entry's provenance record goes with it.
+                if !f.window {
+                    let _ = fs::remove_file(record::path_for(&f.path));
+                }
                 log::info!("shot cache: evicted {} ({} bytes)", f.path.display(), f.len);
                 total -= f.len;
             }
@@ -746,7 +754,13 @@ impl ShotEngine for DiskCachedEngine {
             return Ok(());
         };
         let shot = Shot { frames };
-        if let Err(e) = cache.put(&key, &shot) {
+        let stored = cache.put(&key, &shot);
+        if stored.is_ok() {
+            if let Err(e) = record::write(&cache.entry_path(&key), &identity, request) {
+                log::warn!("shot {}: no provenance record: {e}", key.hex());
+            }
+        }
+        if let Err(e) = stored {
             let why = if is_disk_full(&e) {
                 "the disk is full".to_string()
             } else {

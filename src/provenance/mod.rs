@@ -1,9 +1,11 @@
 //! Provenance of generated frames: the invisible mark every generated
 //! frame carries ([`watermark`]) and its channel code, and the studio's
-//! prompt policy ([`policy`]).
+//! prompt policy ([`policy`]), and the record kept beside each cached shot
+//! ([`record`]).
 
 mod code;
 pub mod policy;
+pub mod record;
 pub mod test_pictures;
 pub mod watermark;
 

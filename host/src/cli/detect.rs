@@ -2,6 +2,11 @@
 //! GenFX mark (src/provenance/watermark.rs), with the chance that an
 //! unmarked picture would score as high and the payload.
 //!
+//! Each file's line also says whether it carries Content Credentials (a
+//! C2PA manifest, embedded or in a sidecar `.c2pa`) and whether they
+//! verify (`credentials::verify`); the exit status still speaks only of the
+//! mark, which survives where metadata is stripped.
+//!
 //! Each file gets one JSON line; a folder's pictures of one size are also
 //! pooled as one shot (a line with `"shot"`), as are a video's frames. EXR
 //! holds linear light, so its values are encoded to sRGB (what the mark was
@@ -13,6 +18,7 @@ use std::process::{Command, Stdio};
 use genfx::provenance::watermark::{key_from_env, Detection, Detector};
 
 use super::{usage, Args, Failure};
+use crate::credentials::verify::{self, Details, Verdict};
 use crate::image::Picture;
 
 const PICTURES: &[&str] = &["png", "exr", "jpg", "jpeg"];
@@ -137,7 +143,63 @@ fn hex(payload: Option<u64>) -> serde_json::Value {
     payload.map_or(serde_json::Value::Null, |p| format!("{p:016x}").into())
 }
 
-fn report(label: &str, name: &Path, d: &Detection, human: bool) {
+/// The manifest's fields of a file's JSON line.
+fn c2pa_fields(line: &mut serde_json::Value, verdict: &Verdict) {
+    let d = verdict.details();
+    let field = |f: fn(&Details) -> Option<String>| -> serde_json::Value {
+        d.and_then(f).map_or(serde_json::Value::Null, Into::into)
+    };
+    line["c2pa"] = verdict.summary().into();
+    line["c2pa_action"] = field(|d| d.action.clone());
+    line["c2pa_source_type"] = field(|d| d.source_type.clone());
+    line["c2pa_generator"] = field(|d| d.generator.clone());
+    line["c2pa_model"] = field(|d| d.model.clone());
+    line["c2pa_signer"] = field(|d| d.signer.clone());
+    line["c2pa_signer_trusted"] = d.map_or(serde_json::Value::Null, |d| d.trusted.into());
+    line["c2pa_manifest"] = field(|d| Some(d.location.clone()));
+}
+
+/// The manifest in a sentence.
+fn c2pa_prose(verdict: &Verdict) -> String {
+    let claims = |d: &Details| {
+        let mut parts = vec![];
+        if let Some(a) = &d.action {
+            parts.push(a.clone());
+        }
+        if let Some(t) = &d.source_type {
+            parts.push(t.clone());
+        }
+        if let Some(g) = &d.generator {
+            parts.push(format!("by {g}"));
+        }
+        if let Some(m) = &d.model {
+            parts.push(format!("model {m}"));
+        }
+        let signer = d.signer.as_deref().unwrap_or("an unnamed signer");
+        let trust = if d.trusted {
+            "a signer your trust anchors vouch for"
+        } else {
+            "a signer no trust list vouches for, so it shows the file is unchanged since signing but not who signed it"
+        };
+        format!(
+            "{} ({}), signed by {signer}: {trust}",
+            parts.join(", "),
+            d.location
+        )
+    };
+    match verdict {
+        Verdict::Absent => "Content Credentials: none".into(),
+        Verdict::Valid(d) => format!("Content Credentials: valid, {}", claims(d)),
+        Verdict::Invalid { reason, details } => format!(
+            "Content Credentials: INVALID ({reason}){}",
+            details
+                .as_ref()
+                .map_or(String::new(), |d| format!("; they claim {}", claims(d)))
+        ),
+    }
+}
+
+fn report(label: &str, name: &Path, d: &Detection, c2pa: Option<&Verdict>, human: bool) {
     if human {
         let verdict = if d.marked {
             "GenFX mark"
@@ -148,37 +210,42 @@ fn report(label: &str, name: &Path, d: &Detection, human: bool) {
             .payload
             .map_or("no payload".into(), |p| format!("payload {p:016x}"));
         println!(
-            "{}: {verdict} ({} frame{}, z = {:.2}, chance an unmarked {label} scores as high: {:.2e}, {payload})",
+            "{}: {verdict} ({} frame{}, z = {:.2}, chance an unmarked {label} scores as high: {:.2e}, {payload}){}",
             name.display(),
             d.frames,
             if d.frames == 1 { "" } else { "s" },
             d.z,
-            d.false_positive_rate
+            d.false_positive_rate,
+            c2pa.map_or(String::new(), |v| format!(". {}", c2pa_prose(v)))
         );
     } else {
-        println!(
-            "{}",
-            serde_json::json!({
-                label: name.display().to_string(),
-                "marked": d.marked,
-                "false_positive_rate": d.false_positive_rate,
-                "payload": hex(d.payload),
-                "z": d.z,
-                "frames": d.frames,
-            })
-        );
+        let mut line = serde_json::json!({
+            label: name.display().to_string(),
+            "marked": d.marked,
+            "false_positive_rate": d.false_positive_rate,
+            "payload": hex(d.payload),
+            "z": d.z,
+            "frames": d.frames,
+        });
+        if let Some(v) = c2pa {
+            c2pa_fields(&mut line, v);
+        }
+        println!("{line}");
     }
 }
 
-fn report_error(name: &Path, error: &str, human: bool) {
+fn report_error(name: &Path, error: &str, c2pa: &Verdict, human: bool) {
     if human {
-        println!("{}: cannot check: {error}", name.display());
-    } else {
         println!(
-            "{}",
-            serde_json::json!({"file": name.display().to_string(), "marked": false,
-                "false_positive_rate": null, "payload": null, "error": error})
+            "{}: cannot check the mark: {error}. {}",
+            name.display(),
+            c2pa_prose(c2pa)
         );
+    } else {
+        let mut line = serde_json::json!({"file": name.display().to_string(), "marked": false,
+            "false_positive_rate": null, "payload": null, "error": error});
+        c2pa_fields(&mut line, c2pa);
+        println!("{line}");
     }
 }
 
@@ -242,22 +309,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     VIDEOS.join(", ")
                 ))
             };
+            let c2pa = verify::verify(file);
             match result {
                 Ok(d) => {
                     // a frame alone may be too weak; its shot decides
                     unmarked += usize::from(!d.marked && !folder);
-                    report("file", file, &d, human);
+                    report("file", file, &d, Some(&c2pa), human);
                 }
                 Err(e) => {
                     unmarked += 1;
-                    report_error(file, &e, human);
+                    report_error(file, &e, &c2pa, human);
                 }
             }
         }
         if folder && pooled > 0 {
             let d = shot.result();
             unmarked += usize::from(!d.marked);
-            report("shot", &path, &d, human);
+            report("shot", &path, &d, None, human);
         }
     }
     if unmarked > 0 {

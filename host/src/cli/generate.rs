@@ -2,6 +2,7 @@
 
 use super::render::{frame_path, output_format};
 use super::{usage, Args, Failure};
+use crate::credentials;
 use crate::files;
 use crate::image::Picture;
 use crate::source::{FolderSource, FrameSource};
@@ -121,6 +122,8 @@ fn near_seam(mut clip: Clip, n: usize, new_frames_follow: bool) -> Clip {
 struct FrameWriter<'a> {
     out: &'a Path,
     format: crate::files::Format,
+    /// Signs each frame's Content Credentials.
+    signer: &'a credentials::ManifestSigner,
 }
 
 impl FrameSink for FrameWriter<'_> {
@@ -128,7 +131,7 @@ impl FrameSink for FrameWriter<'_> {
         for (i, frame) in frames.iter().enumerate() {
             let at = first + i;
             let path = frame_path(self.out, at as i32, self.format);
-            files::write(&path, &picture_of(frame)).map_err(|e| {
+            files::write_signed(&path, &picture_of(frame), Some(self.signer)).map_err(|e| {
                 EngineError::Failed(format!("cannot write {}: {e:?}", path.display()))
             })?;
             println!("frame {at} -> {}", path.display());
@@ -272,6 +275,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             disk_cache::parse_limit_gb(gb).map_err(|e| usage(format!("--cache-max-gb: {e}")))?;
         disk_cache::set_cache_limit(limit);
     }
+    // Before the long part, so a key that cannot be made or read fails
+    // the run at once.
+    let signer = credentials::signer_for(&request.model).map_err(Failure::Failed)?;
     let observer = ProgressPrinter {
         terminal: std::io::stderr().is_terminal(),
         last: Mutex::new(None),
@@ -281,7 +287,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     files::sweep_leftovers(&out);
     // Frames are written as the engine finishes them (a long shot window
     // by window), so memory does not grow with the shot's length.
-    let writer = FrameWriter { out: &out, format };
+    let writer = FrameWriter {
+        out: &out,
+        format,
+        signer: &signer,
+    };
     engine::default_engine()
         .generate_into(&request, &observer, &writer, None)
         .map_err(|e| Failure::Failed(format!("the engine could not make the shot: {e}")))?;

@@ -2,8 +2,10 @@
 
 use super::list::host_kind;
 use super::{usage, Args, Failure};
+use crate::credentials;
 use crate::describe::full_context;
 use crate::files::{self, Format};
+use crate::objects::ParamValue;
 use crate::source::{FolderSource, FrameSource};
 use crate::{Bundle, Instance, InstanceSpec, Project};
 use std::collections::BTreeMap;
@@ -37,6 +39,20 @@ pub fn output_format(args: &Args) -> Result<Format, Failure> {
 
 pub fn frame_path(dir: &Path, frame: i32, format: Format) -> PathBuf {
     dir.join(format!("frame_{frame:05}.{}", format.extension()))
+}
+
+/// Whether `plugin` is one of GenFX's effects, whose rendered frames
+/// are generated (another plugin's output is not ours to credit).
+fn generated_by_genfx(plugin: &str) -> bool {
+    plugin.starts_with("org.genfx.")
+}
+
+/// The effect's Model setting, for the manifest.
+fn model_setting(instance: &Instance) -> PathBuf {
+    match instance.param_value("model") {
+        Ok(ParamValue::Text(text)) => PathBuf::from(text.to_string_lossy().into_owned()),
+        _ => PathBuf::new(),
+    }
 }
 
 fn size(text: &str) -> Result<(u32, u32), String> {
@@ -162,15 +178,38 @@ pub fn run(args: Args) -> Result<(), Failure> {
         domain.0,
         domain.1
     );
+    let signer = generated_by_genfx(plugin)
+        .then(|| credentials::signer_for(&model_setting(&instance)))
+        .transpose()
+        .map_err(Failure::Failed)?;
     std::fs::create_dir_all(&out)
         .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", out.display())))?;
     files::sweep_leftovers(&out);
+    let mut uncredited = Vec::new();
     let result = instance.render_sequence(first, last, |frame, picture| {
         let path = frame_path(&out, frame, format);
-        files::write(&path, &picture)?;
+        // A frame the effect passes through from a source clip (identity)
+        // is real footage: it gets no "made by a trained model" manifest.
+        let credit = match &signer {
+            Some(s) if instance.is_identity(frame as f64)?.is_none() => Some(s),
+            Some(_) => {
+                uncredited.push(frame);
+                None
+            }
+            None => None,
+        };
+        files::write_signed(&path, &picture, credit)?;
         println!("frame {frame} -> {}", path.display());
         Ok(())
     });
+    if !uncredited.is_empty() {
+        eprintln!(
+            "genfx: {} frame{} passed through from the source without change and carr{} no Content Credentials: {uncredited:?}",
+            uncredited.len(),
+            if uncredited.len() == 1 { "" } else { "s" },
+            if uncredited.len() == 1 { "ies" } else { "y" },
+        );
+    }
     let destroyed = instance.destroy();
     result?;
     destroyed?;

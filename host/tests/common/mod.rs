@@ -134,3 +134,24 @@ pub fn still_healthy(bundle: &Arc<Bundle>) {
     assert_eq!(got, *source.frame(1).unwrap().unwrap());
     instance.destroy().expect("destroy");
 }
+
+/// What a file in an output or cache folder holds, for comparing runs: a
+/// frame's pixels (its Content Credentials differ per run: a new signature,
+/// time and instance id each time), any other file's bytes. A frame that
+/// cannot be decoded (torn) compares as its bytes.
+pub fn content(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let picture = path
+        .extension()
+        .is_some_and(|e| e == "png" || e == "exr")
+        .then(|| genfx_host::files::read(path).ok())
+        .flatten();
+    match picture {
+        Some(p) => p
+            .rgba
+            .iter()
+            .flat_map(|v| v.to_bits().to_le_bytes())
+            .collect(),
+        None => bytes,
+    }
+}

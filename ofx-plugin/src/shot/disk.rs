@@ -14,6 +14,7 @@
 use genfx::engine::{Shot, ShotRequest};
 use genfx::pipeline::disk_cache::{self, current_identity, DiskShotCache, Lookup, ShotKey};
 use genfx::pipeline::model_folder;
+use genfx::provenance::record;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +71,36 @@ pub fn load(dir: &Path, key: &ShotKey) -> Loaded {
 /// effect's Cache size; `None`: no limit).
 pub fn store(dir: &Path, key: &ShotKey, shot: &Shot, limit: Option<u64>) -> io::Result<()> {
     DiskShotCache::open(dir)?.with_limit(limit).put(key, shot)
+}
+
+/// [`store`], then the shot's provenance record beside the entry (see
+/// [`genfx::provenance::record`]). A record that cannot be written is
+/// logged, not an error: the shot itself is kept.
+pub fn store_with_record(
+    dir: &Path,
+    key: &ShotKey,
+    shot: &Shot,
+    limit: Option<u64>,
+    request: &ShotRequest,
+) -> io::Result<()> {
+    store(dir, key, shot, limit)?;
+    let entry = DiskShotCache::open(dir)?.entry_path(key);
+    write_record(&entry, key, request);
+    Ok(())
+}
+
+/// The provenance record of `request`'s shot beside its finished entry
+/// `entry` (of key `key`). A record that cannot be written is logged, not
+/// an error: the shot itself is kept.
+pub fn write_record(entry: &Path, key: &ShotKey, request: &ShotRequest) {
+    let written = match model_identity(&request.model) {
+        Ok(Some(identity)) => record::write(entry, &identity, request).map(|_| ()),
+        Ok(None) => Err(io::Error::other("the model cannot be found")),
+        Err(e) => Err(io::Error::other(e)),
+    };
+    if let Err(e) = written {
+        log::warn!("shot {}: no provenance record: {e}", key.hex());
+    }
 }
 
 #[cfg(test)]

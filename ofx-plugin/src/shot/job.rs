@@ -393,6 +393,8 @@ fn run_job_inner(
             Opened::Other | Opened::Miss => {}
         }
     }
+    let entry = disk.as_ref().map(|(cache, k)| cache.entry_path(k));
+    let record_key = disk.as_ref().map(|(_, k)| *k);
     let writer = frame_writer(key, request, disk, &observer)?;
     handle.publish(writer.frames());
     let label = format!("{}: generating {} frames", effect, request.num_frames);
@@ -416,6 +418,13 @@ fn run_job_inner(
     let (frames, note) = writer.finish()?;
     if let Some(note) = note {
         observer.notice(&note);
+    }
+    // A shot kept whole in its cache entry gets its provenance record
+    // beside it, as every shot the cache keeps.
+    if let Some(entry) = entry.filter(|e| e.is_file()) {
+        if let Some(disk_key) = &record_key {
+            disk::write_record(&entry, disk_key, request);
+        }
     }
     Ok(frames)
 }
