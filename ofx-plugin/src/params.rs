@@ -120,6 +120,9 @@ pub const NEGATIVE_PROMPT: &str = "negativePrompt";
 pub const SEED: &str = "seed";
 pub const LENGTH: &str = "length";
 pub const CONTEXT_FRAMES: &str = "contextFrames";
+pub const WINDOW: &str = "windowLength";
+pub const WINDOW_OVERLAP: &str = "windowOverlap";
+pub const DRIFT: &str = "driftMatching";
 pub const STRENGTH: &str = "strength";
 pub const DIRECTION: &str = "direction";
 pub const QUALITY: &str = "quality";
@@ -175,10 +178,41 @@ pub const PARAMS: &[ParamSpec] = &[
         name: LENGTH,
         label: "Length",
         hint: "New frames to generate; real frames are never counted or shown again. \
-               Fill uses the gap or transition length instead when there is one.",
+               Fill uses the gap or transition length instead when there is one. \
+               Up to 1441 (60 s at 24 fps): a shot longer than the model makes in one pass \
+               is made in overlapping windows, each continuing the one before, and its first \
+               frames can be viewed while later windows are made.",
         page: Page::Shot,
         uses: Uses::All,
-        kind: Kind::Int { default: 97, min: 1, max: 1025, display_min: 9, display_max: 257 },
+        kind: Kind::Int { default: 97, min: 1, max: 1441, display_min: 9, display_max: 1441 },
+    },
+    ParamSpec {
+        name: WINDOW,
+        label: "Window",
+        hint: "Frames the model makes in one pass of a shot longer than that (8k+1, 25 to 257). \
+               0 chooses the longest the model, resolution and free memory allow.",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Int { default: 0, min: 0, max: 257, display_min: 0, display_max: 257 },
+    },
+    ParamSpec {
+        name: WINDOW_OVERLAP,
+        label: "Window overlap",
+        hint: "Frames two neighbouring windows share and blend across (8k+1 from 9, under half \
+               the window). 0 chooses 17, fewer for short windows.",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Int { default: 0, min: 0, max: 129, display_min: 0, display_max: 129 },
+    },
+    ParamSpec {
+        name: DRIFT,
+        label: "Drift matching",
+        hint: "How strongly each window's colour and brightness statistics are pulled to the \
+               reference (the real frames of Extend and Fill, the first window of Generate), \
+               against drift over a long shot. 0 leaves each window as made.",
+        page: Page::Shot,
+        uses: Uses::All,
+        kind: Kind::Double { default: 0.5, min: 0.0, max: 1.0, display_min: 0.0, display_max: 1.0, increment: 0.05 },
     },
     ParamSpec {
         name: CONTEXT_FRAMES,

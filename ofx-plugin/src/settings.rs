@@ -6,7 +6,7 @@ use crate::framing::Framing;
 use crate::ofx::param::ParamSet;
 use crate::ofx::OfxResult;
 use crate::params::{self, Kind};
-use genfx::engine::Quality;
+use genfx::engine::{Quality, WindowSettings};
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -16,6 +16,8 @@ pub struct Settings {
     pub seed: u64,
     pub length: u32,
     pub context_frames: u32,
+    /// A long shot's window plan; automatic unless set.
+    pub windows: WindowSettings,
     pub strength: f32,
     pub backward: bool,
     pub quality: Quality,
@@ -109,6 +111,20 @@ fn text(values: &dyn Values, name: &str) -> OfxResult<String> {
     }
 }
 
+/// The window settings: 0 is automatic, and so is the engine's own drift
+/// strength, so a shot's key changes only for what the user set.
+fn windows(values: &dyn Values, kind: EffectKind) -> OfxResult<WindowSettings> {
+    let frames = |name| -> OfxResult<Option<u32>> {
+        Ok(Some(int(values, kind, name)? as u32).filter(|&n| n > 0))
+    };
+    let drift = double(values, kind, params::DRIFT)? as f32;
+    Ok(WindowSettings {
+        length: frames(params::WINDOW)?,
+        overlap: frames(params::WINDOW_OVERLAP)?,
+        drift: (drift != genfx::pipeline::long_shot::DEFAULT_DRIFT).then_some(drift),
+    })
+}
+
 pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
     let quality = match int(values, kind, params::QUALITY)? {
         0 => Quality::Draft,
@@ -128,6 +144,7 @@ pub fn read(values: &dyn Values, kind: EffectKind) -> OfxResult<Settings> {
         seed: int(values, kind, params::SEED)? as u64,
         length: int(values, kind, params::LENGTH)? as u32,
         context_frames: int(values, kind, params::CONTEXT_FRAMES)? as u32,
+        windows: windows(values, kind)?,
         strength: double(values, kind, params::STRENGTH)? as f32,
         backward: int(values, kind, params::DIRECTION)? == 1,
         quality,
@@ -201,6 +218,7 @@ mod tests {
         for kind in EffectKind::ALL {
             let s = read(&defaults(kind), kind).unwrap();
             assert_eq!(s.length, 97);
+            assert!(s.windows.is_automatic(), "{:?}", s.windows);
             assert_eq!(s.quality, Quality::Standard);
             assert_eq!(s.colour, ColourMode::Auto);
             assert_eq!(s.cache, CacheSetting::Default);
@@ -215,6 +233,8 @@ mod tests {
     fn out_of_range_and_invalid_values_are_tamed() {
         let mut f = defaults(EffectKind::Extend);
         f.0.insert(params::LENGTH, (-5, 0.0, vec![]));
+        f.0.insert(params::WINDOW, (33, 0.0, vec![]));
+        f.0.insert(params::DRIFT, (0, 7.0, vec![]));
         f.0.insert(params::STRENGTH, (0, f64::NAN, vec![]));
         f.0.insert(params::GUIDANCE, (0, 1e9, vec![]));
         f.0.insert(params::QUALITY, (3, 0.0, vec![]));
@@ -231,6 +251,9 @@ mod tests {
             "a negative size is no limit, not a panic"
         );
         assert_eq!(s.length, 1);
+        assert_eq!(s.windows.length, Some(33));
+        assert_eq!(s.windows.overlap, None);
+        assert_eq!(s.windows.drift, Some(1.0));
         assert_eq!(s.strength, 0.0);
         assert_eq!(s.guidance, 30.0);
         assert_eq!(s.quality, Quality::Steps(30));

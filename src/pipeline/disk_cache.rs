@@ -844,3 +844,55 @@ impl FrameSink for WholeShot<'_> {
         self.sink.frames_ready(first, frames)
     }
 }
+
+/// Bytes before an entry's first frame: magic, key, frame count, width,
+/// height.
+pub const ENTRY_HEAD_LEN: usize = 8 + 32 + 12;
+/// Bytes of the checksum that ends an entry (SHA-256 of everything before).
+pub const ENTRY_SUM_LEN: usize = 32;
+
+/// The head of an entry of `frames` frames of `width`x`height`, for writers
+/// that stream a long shot's frames into an entry as they are made (the
+/// frames follow as little-endian f32 RGB, then the SHA-256 of all bytes
+/// before it), so it never has to be whole in memory.
+pub fn entry_head(key: &ShotKey, frames: u32, width: u32, height: u32) -> [u8; ENTRY_HEAD_LEN] {
+    let mut head = [0u8; ENTRY_HEAD_LEN];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..40].copy_from_slice(&key.0);
+    head[40..44].copy_from_slice(&frames.to_le_bytes());
+    head[44..48].copy_from_slice(&width.to_le_bytes());
+    head[48..52].copy_from_slice(&height.to_le_bytes());
+    head
+}
+
+/// The frame count, width and height an entry's head gives, if it is the
+/// head of an entry of `key`.
+pub fn read_entry_head(head: &[u8], key: &ShotKey) -> Result<(u32, u32, u32), String> {
+    if head.len() < ENTRY_HEAD_LEN {
+        return Err(format!("truncated ({} bytes)", head.len()));
+    }
+    if &head[..8] != MAGIC {
+        return Err("not a GenFX shot".into());
+    }
+    if head[8..40] != key.0 {
+        return Err("entry belongs to another shot".into());
+    }
+    let word = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    Ok((word(40), word(44), word(48)))
+}
+
+impl DiskShotCache {
+    /// Removes least recently used shots and windows beyond the size
+    /// limit, never `keep` nor a window whose lock is held: for writers
+    /// that put an entry in place themselves.
+    pub fn trim(&self, keep: &ShotKey) {
+        if let Some(limit) = self.limit {
+            self.evict(limit, Some(keep), None);
+        }
+    }
+
+    /// The size limit this cache keeps to (`None`: unbounded).
+    pub fn limit(&self) -> Option<u64> {
+        self.limit
+    }
+}

@@ -85,15 +85,22 @@ pub fn store_with_record(
 ) -> io::Result<()> {
     store(dir, key, shot, limit)?;
     let entry = DiskShotCache::open(dir)?.entry_path(key);
+    write_record(&entry, key, request);
+    Ok(())
+}
+
+/// The provenance record of `request`'s shot beside its finished entry
+/// `entry` (of key `key`). A record that cannot be written is logged, not
+/// an error: the shot itself is kept.
+pub fn write_record(entry: &Path, key: &ShotKey, request: &ShotRequest) {
     let written = match model_identity(&request.model) {
-        Ok(Some(identity)) => record::write(&entry, &identity, request).map(|_| ()),
+        Ok(Some(identity)) => record::write(entry, &identity, request).map(|_| ()),
         Ok(None) => Err(io::Error::other("the model cannot be found")),
         Err(e) => Err(io::Error::other(e)),
     };
     if let Err(e) = written {
         log::warn!("shot {}: no provenance record: {e}", key.hex());
     }
-    Ok(())
 }
 
 #[cfg(test)]

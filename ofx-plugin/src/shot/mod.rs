@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod disk;
+pub mod frames;
 pub(crate) mod job;
 pub mod key;
 pub mod notes;

@@ -221,7 +221,7 @@ pub(crate) fn request(
         frame_rate,
         strength: s.strength,
         job,
-        windows: Default::default(),
+        windows: s.windows,
     })
 }
 
@@ -269,6 +269,15 @@ pub fn shot_key(r: &ShotRequest) -> ShotKey {
         .u64(r.height as u64)
         .u64(r.num_frames as u64);
     h.f64(r.frame_rate).f64(r.strength as f64);
+    // Set window settings change a long shot; automatic ones leave the key
+    // as it was.
+    if !r.windows.is_automatic() {
+        let w = r.windows;
+        h.str("windows")
+            .u64(w.length.map_or(0, u64::from))
+            .u64(w.overlap.map_or(0, u64::from))
+            .f64(w.drift.map_or(-1.0, f64::from));
+    }
     let clips: Vec<(u64, &Clip)> = match &r.job {
         Job::Generate { reference } => reference.iter().map(|c| (10, c)).collect(),
         Job::ExtendForward { context } => vec![(20, context)],
@@ -355,6 +364,27 @@ mod tests {
             },
             ShotRequest {
                 strength: 0.9,
+                ..base.clone()
+            },
+            ShotRequest {
+                windows: engine::WindowSettings {
+                    length: Some(33),
+                    ..Default::default()
+                },
+                ..base.clone()
+            },
+            ShotRequest {
+                windows: engine::WindowSettings {
+                    overlap: Some(9),
+                    ..Default::default()
+                },
+                ..base.clone()
+            },
+            ShotRequest {
+                windows: engine::WindowSettings {
+                    drift: Some(0.0),
+                    ..Default::default()
+                },
                 ..base.clone()
             },
             ShotRequest {

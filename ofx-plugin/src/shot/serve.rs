@@ -10,7 +10,7 @@ use crate::paint::clear;
 use crate::pixels::{write_row, Premult};
 use crate::problem::Problem;
 use crate::settings::Settings;
-use crate::shot::job::{self, cache_dir, explain, InRender, Reporter};
+use crate::shot::job::{self, cache_dir, explain, JobReporter};
 use crate::shot::request::{gather, geometry, request, shot_key, Geometry};
 use crate::shot::{cache, notes, stand_in, status, ShotKey};
 use genfx::engine::{EngineError, Frame, ShotRequest};
@@ -80,28 +80,46 @@ pub(crate) fn generated(
         key,
     } = prepare(ctx, s, layout, scale)?;
     let dir = cache_dir(s);
-    let shot = match start {
-        Start::No => match job::cached(key, &request, dir.as_ref()) {
-            Some(shot) => {
-                status::post_shot(&ctx.instance, key);
-                shot
-            }
-            None => {
-                status::post_shot(&ctx.instance, key);
-                stand_in::draw(ctx, layout, index, &g, scale[0], output, window)?;
-                return Ok(Served::StandIn);
-            }
-        },
-        Start::Yes => {
-            let reporter = InRender::new(ctx.effect.clone(), ctx.instance.clone());
-            let shot = cache::global().get_or_run(
-                key,
-                || job::run_job(ctx.def.label(), key, &request, dir, &reporter),
-                &|| reporter.aborted(),
-            );
+    let index = index as usize;
+    let frame = match start {
+        Start::No => {
+            // A frame already made (a running job's first windows, or a
+            // finished shot in memory or in the cache folder), else the
+            // stand-in.
+            let ready = cache::global().ready_frame(key, index).or_else(|| {
+                job::cached(key, &request, dir.as_ref())?;
+                cache::global().ready_frame(key, index)
+            });
             status::post_shot(&ctx.instance, key);
-            match shot {
-                Ok(shot) => shot,
+            match ready {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    clear(ctx, output, window);
+                    let (text, status) = explain(&e);
+                    return Err(Problem::Tell(text, status));
+                }
+                None => {
+                    stand_in::draw(ctx, layout, index as u32, &g, scale[0], output, window)?;
+                    return Ok(Served::StandIn);
+                }
+            }
+        }
+        Start::Yes => {
+            let (label, instance) = (ctx.def.label(), ctx.instance.clone());
+            let job = move || -> cache::Job {
+                Box::new(move |handle| {
+                    let shown = instance.clone();
+                    handle.when_settled(move || status::post_shot(&shown, key));
+                    let reporter = JobReporter::new(instance, false);
+                    let engine = job::plugin_engine();
+                    job::run_job(label, key, &request, dir, &reporter, handle, &*engine)
+                })
+            };
+            let effect = ctx.effect.clone();
+            let frame = cache::global().frame(key, index, job, &|| effect.abort_requested());
+            status::post_shot(&ctx.instance, key);
+            match frame {
+                Ok(frame) => frame,
                 Err(EngineError::Aborted) => {
                     clear(ctx, output, window);
                     return Err(Problem::Quiet("aborted".into(), sys::kOfxStatFailed));
@@ -114,11 +132,7 @@ pub(crate) fn generated(
             }
         }
     };
-    let frame = shot
-        .frames
-        .get(index as usize)
-        .ok_or_else(|| Problem::Quiet(format!("shot has no frame {index}"), sys::kOfxStatFailed))?;
-    write_generated(ctx, frame, &g, output, window)?;
+    write_generated(ctx, &frame, &g, output, window)?;
     Ok(Served::Shot(key))
 }
 

@@ -30,8 +30,9 @@ pub const CACHED: &str = "cached";
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
     Queued,
-    /// Overall fraction done, 0..=1.
-    Generating(f64),
+    /// Overall fraction done, 0..=1, and the window being made (index,
+    /// count) of a shot made in windows.
+    Generating(f64, Option<(u32, u32)>),
 }
 
 fn phases() -> &'static Mutex<HashMap<ShotKey, Phase>> {
@@ -44,11 +45,12 @@ pub fn queued(key: ShotKey) {
     phases().lock().entry(key).or_insert(Phase::Queued);
 }
 
-/// The job for `key` has done `fraction` of its work.
-pub fn generating(key: ShotKey, fraction: f64) {
+/// The job for `key` has done `fraction` of its work, in window `window`
+/// (index, count) of a shot made in windows.
+pub fn generating(key: ShotKey, fraction: f64, window: Option<(u32, u32)>) {
     phases()
         .lock()
-        .insert(key, Phase::Generating(fraction.clamp(0.0, 1.0)));
+        .insert(key, Phase::Generating(fraction.clamp(0.0, 1.0), window));
 }
 
 /// The job for `key` ended (done, failed or aborted).
@@ -62,15 +64,22 @@ pub fn text(key: ShotKey) -> String {
     match (cache::global().peek(key), phase) {
         (Peek::Done(_), _) => CACHED.into(),
         (_, Some(Phase::Queued)) => QUEUED.into(),
-        (_, Some(Phase::Generating(f))) => generating_text(f),
+        (_, Some(Phase::Generating(f, window))) => generating_text(f, window),
         (Peek::Running, None) => QUEUED.into(),
         (Peek::Failed(EngineError::Aborted), None) | (Peek::Absent, None) => IDLE.into(),
         (Peek::Failed(e), None) => failed_text(&e.to_string()),
     }
 }
 
-pub fn generating_text(fraction: f64) -> String {
-    format!("generating {} %", (fraction * 100.0).floor() as u32)
+/// "generating 37 %", with "(window 3 of 24)" for a shot made in windows.
+pub fn generating_text(fraction: f64, window: Option<(u32, u32)>) -> String {
+    let percent = (fraction.clamp(0.0, 1.0) * 100.0).floor() as u32;
+    match window {
+        Some((index, count)) => {
+            format!("generating {percent} % (window {} of {count})", index + 1)
+        }
+        None => format!("generating {percent} %"),
+    }
 }
 
 pub fn failed_text(reason: &str) -> String {
@@ -174,8 +183,10 @@ mod tests {
         assert_eq!(text(key), IDLE);
         queued(key);
         assert_eq!(text(key), QUEUED);
-        generating(key, 0.376);
+        generating(key, 0.376, None);
         assert_eq!(text(key), "generating 37 %");
+        generating(key, 0.5, Some((2, 24)));
+        assert_eq!(text(key), "generating 50 % (window 3 of 24)");
         ended(key);
         assert_eq!(text(key), IDLE);
         assert_eq!(failed_text("no model\n  here"), "failed: no model here");
