@@ -402,6 +402,9 @@ fn a_shot_on_disk_is_served_without_a_job_after_memory_is_purged() {
     let farm = make();
     let rendered = farm.render(2.0).expect("background render");
     assert_generated("background render", &rendered);
+    // The render returns as soon as its frame exists; the job goes on to
+    // finish the shot and put its entry in the cache folder.
+    wait_status(&farm, |s| s == "cached");
     farm.purge_caches().expect("purge caches");
     farm.destroy().expect("destroy");
 

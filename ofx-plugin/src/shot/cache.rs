@@ -25,7 +25,7 @@
 use super::frames::{ShotFrames, Wait};
 use genfx::engine::{EngineError, Frame};
 use parking_lot::{Condvar, Mutex};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -61,6 +61,9 @@ struct Slot {
     stop: AtomicBool,
     /// Run once the job's result is in the slot.
     settled: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
+    /// Watchers registered through [`ShotCache::when_settled`], so that a
+    /// watcher asking on every render registers once.
+    settled_watchers: Mutex<HashSet<usize>>,
 }
 
 impl Slot {
@@ -73,6 +76,7 @@ impl Slot {
             render_started: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             settled: Mutex::new(Vec::new()),
+            settled_watchers: Mutex::new(HashSet::new()),
         })
     }
 }
@@ -493,6 +497,32 @@ impl ShotCache {
         }
     }
 
+    /// Runs `f` once the job now running for `key` has its result in place
+    /// (a render that showed a running shot's frames without starting the
+    /// job updates its own status line then). `watcher` names who asks: one
+    /// watcher registers once per job however often it asks. False, and `f`
+    /// is dropped, when no job is running for `key`.
+    pub fn when_settled(
+        &self,
+        key: ShotKey,
+        watcher: usize,
+        f: impl FnOnce() + Send + 'static,
+    ) -> bool {
+        let Some(slot) = self.slots.lock().get(&key).cloned() else {
+            return false;
+        };
+        // The state lock orders this against the job settling: settling
+        // sets the result under it before taking the callbacks.
+        let state = slot.state.lock();
+        if !matches!(*state, State::Running(_)) {
+            return false;
+        }
+        if slot.settled_watchers.lock().insert(watcher) {
+            slot.settled.lock().push(Box::new(f));
+        }
+        true
+    }
+
     /// What the cache holds for `key`, without starting or waiting for
     /// anything (renders that must not start a job, the status line).
     pub fn peek(&self, key: ShotKey) -> Peek {
@@ -830,6 +860,48 @@ mod tests {
         };
         cache.frame(key(34), 0, job, &|| false).unwrap();
         assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+    }
+
+    #[test]
+    fn a_watcher_of_a_running_shot_hears_once_when_it_settles() {
+        let cache = Arc::new(cache(u64::MAX));
+        let calls = Arc::new(AtomicUsize::new(0));
+        assert!(!cache.when_settled(key(35), 1, || {}), "no job runs yet");
+        let (started, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let runner = {
+            let (cache, started, go) = (cache.clone(), started.clone(), go.clone());
+            std::thread::spawn(move || {
+                let job = move || -> Job {
+                    Box::new(move |h: &JobHandle| {
+                        started.wait();
+                        go.wait();
+                        streaming(2, 1, Duration::ZERO, 0.1)(h)
+                    })
+                };
+                cache.frame(key(35), 0, job, &|| false).map(|_| ())
+            })
+        };
+        started.wait();
+        for _ in 0..3 {
+            let (calls, cache2) = (calls.clone(), cache.clone());
+            let registered = cache.when_settled(key(35), 7, move || {
+                assert!(matches!(cache2.peek(key(35)), Peek::Done(_)));
+                calls.fetch_add(1, Ordering::SeqCst);
+            });
+            assert!(registered);
+        }
+        go.wait();
+        runner.join().unwrap().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while calls.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one call per watcher");
+        assert!(
+            !cache.when_settled(key(35), 8, || {}),
+            "settled: nothing to wait for"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::shot::{cache, notes, stand_in, status, ShotKey};
 use genfx::engine::{EngineError, Frame, ShotRequest};
 use ofx_sys as sys;
 use parking_lot::Mutex;
+use std::sync::Arc;
 
 /// Whether a render may start the shot's job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +92,11 @@ pub(crate) fn generated(
                 cache::global().ready_frame(key, index)
             });
             status::post_shot(&ctx.instance, key);
+            // A running job's frames shown here (it was started elsewhere):
+            // this instance's status line follows the job to its end.
+            let shown = ctx.instance.clone();
+            let watcher = Arc::as_ptr(&shown) as usize;
+            cache::global().when_settled(key, watcher, move || status::post_shot(&shown, key));
             match ready {
                 Some(Ok(frame)) => frame,
                 Some(Err(e)) => {
