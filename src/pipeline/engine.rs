@@ -319,6 +319,30 @@ fn snap(value: u32, m: u32) -> u32 {
     (((value + m / 2) / m) * m).max(m)
 }
 
+/// The model's latent upsampler for a two-pass shot, or `None` with a
+/// notice: a file that is not a usable upsampler costs the second pass, not
+/// the shot.
+fn usable_upscaler(
+    model: &LoadedModel,
+    observer: &dyn JobObserver,
+) -> Option<Arc<super::upsample::DeviceUpscaler>> {
+    match model.upscaler() {
+        Ok(Some(upscaler)) => Some(upscaler),
+        failed => {
+            let why = match failed {
+                Err(EngineError::NoModel(why)) => why,
+                Err(e) => e.to_string(),
+                _ => "it is no longer there".into(),
+            };
+            let said =
+                format!("single pass after all: the latent upsampler could not be used: {why}");
+            log::warn!("{said}");
+            observer.notice(&said);
+            None
+        }
+    }
+}
+
 /// LTX-Video's spatio-temporal guidance recipe for a dev checkpoint with
 /// `num_layers` transformer blocks: the published 2B configs (0.9.1 to
 /// 0.9.6) skip block 19 of 28 in `attention_values` mode at scale 1 with
@@ -744,26 +768,9 @@ impl ShotEngine for LtxEngine {
             sampling,
         };
         let noise = PhiloxNoise::new(request.seed, 0);
-        // A file that is not a usable upsampler costs the second pass, not
-        // the shot.
         let upscaler = match passes {
             Passes::Single => None,
-            Passes::Two(_) => match model.upscaler() {
-                Ok(Some(upscaler)) => Some(upscaler),
-                failed => {
-                    let why = match failed {
-                        Err(EngineError::NoModel(why)) => why,
-                        Err(e) => e.to_string(),
-                        _ => "it is no longer there".into(),
-                    };
-                    let said = format!(
-                        "single pass after all: the latent upsampler could not be used: {why}"
-                    );
-                    log::warn!("{said}");
-                    observer.notice(&said);
-                    None
-                }
-            },
+            Passes::Two(_) => usable_upscaler(&model, observer),
         };
         let out = match (passes, upscaler) {
             (Passes::Two(sizes), Some(upscaler)) => {
@@ -1063,28 +1070,13 @@ impl LongJob<'_> {
             log::info!("{said}");
             observer.notice(&format!("{said} (each window)"));
         }
-        // A file that is not a usable upsampler costs the second pass, not
-        // the shot.
         let upscaler = match passes {
             Passes::Single => None,
-            Passes::Two(_) => match model.upscaler() {
-                Ok(Some(upscaler)) => Some(upscaler),
-                failed => {
-                    let why = match failed {
-                        Err(EngineError::NoModel(why)) => why,
-                        Err(e) => e.to_string(),
-                        _ => "it is no longer there".into(),
-                    };
-                    let said = format!(
-                        "single pass after all: the latent upsampler could not be used: {why}"
-                    );
-                    log::warn!("{said}");
-                    observer.notice(&said);
-                    passes = Passes::Single;
-                    None
-                }
-            },
+            Passes::Two(_) => usable_upscaler(model, observer),
         };
+        if upscaler.is_none() {
+            passes = Passes::Single;
+        }
         observer.notice(&format!(
             "long shot: {} new frames in {count} windows of up to {} frames, overlapping by {} \
              ({} latent frames), drift matching at {drift}; {} per window",
