@@ -263,13 +263,15 @@ fn render_command(cache: &Path, out: &Path) -> std::process::Command {
     c
 }
 
+/// Each output file's content: a frame's pixels (its Content Credentials
+/// differ per run), any other file's bytes.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
         .map(|e| {
-            let bytes = std::fs::read(e.path()).unwrap();
-            (e.file_name().to_string_lossy().into_owned(), bytes)
+            let content = common::content(&e.path());
+            (e.file_name().to_string_lossy().into_owned(), content)
         })
         .collect()
 }
