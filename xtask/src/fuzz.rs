@@ -177,7 +177,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// Seconds each target runs in `cargo xtask test`.
-pub const SMOKE_SECONDS: u64 = 3;
+pub const SMOKE_SECONDS: u64 = 1;
 
 /// The short run `cargo xtask test` makes: every target for `seconds`,
 /// starting from its seeds, with no corpus kept.
