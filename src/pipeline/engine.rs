@@ -319,6 +319,63 @@ fn snap(value: u32, m: u32) -> u32 {
     (((value + m / 2) / m) * m).max(m)
 }
 
+/// Encodes a job's prompts (and the negative prompt, when guided) with T5,
+/// telling the user of any that was cut, then sends T5 away and loads the
+/// transformer and VAE. `all` is every text the job encodes, for the room
+/// T5 needs on its device.
+#[allow(clippy::type_complexity)]
+fn encode_prompts(
+    model: &LoadedModel,
+    prompts: &[&str],
+    negative: Option<&str>,
+    all: &[&str],
+    observer: &dyn JobObserver,
+) -> Result<
+    (
+        Vec<super::components::EncodedPrompt>,
+        Option<super::components::EncodedPrompt>,
+        Arc<LtxPipeline>,
+    ),
+    EngineError,
+> {
+    if let Some((device, bytes)) = model.prompts.device_load(all) {
+        model.make_room(&device, bytes);
+    }
+    let mut encoded = Vec::with_capacity(prompts.len());
+    for text in prompts {
+        let e = model.prompts.encode(text, LTX_MAX_SEQUENCE_LENGTH)?;
+        if e.truncated {
+            let which = if prompts.len() > 1 { "a" } else { "the" };
+            observer.notice(&format!(
+                "{which} prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
+            ));
+        }
+        encoded.push(e);
+    }
+    let negative = match negative {
+        Some(text) => {
+            let n = model.prompts.encode(text, LTX_MAX_SEQUENCE_LENGTH)?;
+            if n.truncated {
+                observer.notice("the negative prompt was cut to fit");
+            }
+            Some(n)
+        }
+        None => None,
+    };
+    // T5-XXL is 19 GB in f32 (9.5 GB in bf16): it should not sit in
+    // memory, host or GPU, through denoising. Embeddings stay cached, so an
+    // unchanged prompt does not bring it back.
+    model.prompts.release();
+    // The transformer and VAE, loaded (the first job) now that T5 has left
+    // the device.
+    let pipeline = model.pipeline()?;
+    observer.progress(Stage::EncodingPrompt, 1, 1);
+    if observer.should_abort() {
+        return Err(EngineError::Aborted);
+    }
+    Ok((encoded, negative, pipeline))
+}
+
 /// The model's latent upsampler for a two-pass shot, or `None` with a
 /// notice: a file that is not a usable upsampler costs the second pass, not
 /// the shot.
@@ -725,39 +782,15 @@ impl ShotEngine for LtxEngine {
             condition_frames: conditions.iter().map(|c| c.frames).collect(),
             encodes_prompts: model.prompts.would_load(&texts),
         })?;
-        if let Some((device, bytes)) = model.prompts.device_load(&texts) {
-            model.make_room(&device, bytes);
-        }
-        let positive = model
-            .prompts
-            .encode(&prompt_text, LTX_MAX_SEQUENCE_LENGTH)?;
-        if positive.truncated {
-            observer.notice(&format!(
-                "the prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
-            ));
-        }
-        let negative = if guided {
-            let n = model
-                .prompts
-                .encode(&request.negative_prompt, LTX_MAX_SEQUENCE_LENGTH)?;
-            if n.truncated {
-                observer.notice("the negative prompt was cut to fit");
-            }
-            Some(n)
-        } else {
-            None
-        };
-        // T5-XXL is 19 GB in f32 (9.5 GB in bf16): it should not sit in
-        // memory, host or GPU, through denoising. Embeddings stay cached, so an unchanged prompt does not
-        // bring it back.
-        model.prompts.release();
-        // The transformer and VAE, loaded (the first job) now that T5 has
-        // left the device.
-        let pipeline = model.pipeline()?;
-        observer.progress(Stage::EncodingPrompt, 1, 1);
-        if observer.should_abort() {
-            return Err(EngineError::Aborted);
-        }
+        let negative_text = guided.then_some(request.negative_prompt.as_str());
+        let (mut encoded, negative, pipeline) = encode_prompts(
+            &model,
+            &[prompt_text.as_str()],
+            negative_text,
+            &texts,
+            observer,
+        )?;
+        let positive = encoded.remove(0);
 
         let params = RunParams {
             width: width as usize,
@@ -1144,34 +1177,9 @@ impl LongJob<'_> {
             condition_frames: most_real,
             encodes_prompts: model.prompts.would_load(&all),
         })?;
-        if let Some((device, bytes)) = model.prompts.device_load(&all) {
-            model.make_room(&device, bytes);
-        }
-        let mut prompts = Vec::with_capacity(texts.len());
-        for text in &texts {
-            let encoded = model.prompts.encode(text, LTX_MAX_SEQUENCE_LENGTH)?;
-            if encoded.truncated {
-                observer.notice(&format!(
-                    "a prompt is longer than {LTX_MAX_SEQUENCE_LENGTH} tokens; the end was cut"
-                ));
-            }
-            prompts.push(encoded);
-        }
-        let negative = if guided {
-            Some(
-                model
-                    .prompts
-                    .encode(&request.negative_prompt, LTX_MAX_SEQUENCE_LENGTH)?,
-            )
-        } else {
-            None
-        };
-        model.prompts.release();
-        let pipeline = model.pipeline()?;
-        observer.progress(Stage::EncodingPrompt, 1, 1);
-        if observer.should_abort() {
-            return Err(EngineError::Aborted);
-        }
+        let negative_text = guided.then_some(request.negative_prompt.as_str());
+        let (prompts, negative, pipeline) =
+            encode_prompts(model, &texts, negative_text, &all, observer)?;
         let conditions = |k: usize| -> Result<Vec<Condition>, EngineError> {
             let win = &plan.windows[k];
             win.real
