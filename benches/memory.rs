@@ -25,6 +25,10 @@
 //! `peak_device_bytes` and whether each budget held. `--only cpu|gpu` runs
 //! one of the two.
 
+/// Measured as shipped: the allocator the plugin and `genfx` use (why: the workspace Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[path = "common/gpu_plan.rs"]
 mod plan;
 #[path = "memory/probe.rs"]

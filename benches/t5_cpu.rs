@@ -30,7 +30,7 @@ const D_FF: usize = 1024;
 const LAYERS: usize = 8;
 const VOCAB: usize = 32128;
 const TOKENS: usize = 128;
-const RUNS: usize = 10;
+const RUNS: usize = 40;
 
 /// SplitMix64: reproducible weights without a dependency.
 struct Rng(u64);

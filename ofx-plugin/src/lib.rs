@@ -29,3 +29,8 @@ pub mod shot;
 
 pub use ofx::exports::{OfxGetNumberOfPlugins, OfxGetPlugin, OfxSetHost};
 pub use shot::shot_key;
+
+/// The allocator of the plugin's own Rust code; the host's malloc is
+/// untouched (why this one: the workspace Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

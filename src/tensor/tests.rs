@@ -214,6 +214,70 @@ fn linear_with_few_rows() {
 }
 
 #[test]
+fn linear_in_column_blocks() {
+    // Many rows against a weight read in place: the CPU shares the output
+    // columns out in blocks, one single-threaded product each (matmul.rs
+    // `column_blocks`), widening a 16-bit weight per block. A pool of three
+    // threads, so the path runs whatever the machine has; 333 columns end in
+    // a partial block. Also a batched product with a transposed rhs view.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let (m, k, n) = (97, 70, 333);
+        let x = rand(&[m, k], 30);
+        let xv = x.to_vec_f32().unwrap();
+        for (name, w, b) in [
+            ("f32", rand(&[n, k], 31), rand(&[n], 32)),
+            (
+                "bf16",
+                as_bf16(&rand(&[n, k], 31)),
+                as_bf16(&rand(&[n], 32)),
+            ),
+        ] {
+            let wt = w
+                .to_dtype(DType::F32)
+                .unwrap()
+                .transpose(0, 1)
+                .unwrap()
+                .to_vec_f32()
+                .unwrap();
+            let mut want = naive_matmul(&xv, &wt, m, k, n);
+            let got = x.linear(&w, None).unwrap().to_vec_f32().unwrap();
+            assert_close(name, &got, &want, 1e-5);
+            let bv = b.to_dtype(DType::F32).unwrap().to_vec_f32().unwrap();
+            want.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v += bv[i % n]);
+            let got = x.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
+            assert_close(name, &got, &want, 1e-5);
+            let strided = x.transpose(0, 1).unwrap().contiguous().unwrap();
+            let strided = strided.transpose(0, 1).unwrap();
+            let got = strided.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
+            assert_close(name, &got, &want, 1e-5);
+        }
+        let (m, k, n) = (100, 80, 150);
+        let a = rand(&[2, m, k], 33);
+        let bt = rand(&[2, n, k], 34);
+        let c = a.matmul(&bt.transpose(1, 2).unwrap()).unwrap();
+        let (av, cv) = (a.to_vec_f32().unwrap(), c.to_vec_f32().unwrap());
+        let bv = bt.transpose(1, 2).unwrap().contiguous().unwrap();
+        let bv = bv.to_vec_f32().unwrap();
+        for i in 0..2 {
+            let r = naive_matmul(
+                &av[i * m * k..][..m * k],
+                &bv[i * k * n..][..k * n],
+                m,
+                k,
+                n,
+            );
+            assert_close("batched", &cv[i * m * n..][..m * n], &r, 1e-5);
+        }
+    });
+}
+
+#[test]
 fn softmax_rows() {
     let x = rand(&[3, 17], 11).scale(20.0).unwrap();
     let y = x.softmax_last_dim().unwrap().to_vec_f32().unwrap();

@@ -12,7 +12,7 @@
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
-use super::{math, simd};
+use super::{buffers, math, simd};
 use crate::backend::AttentionSpec;
 use crate::tensor::{Result, TensorError};
 
@@ -44,7 +44,7 @@ pub fn attention(
         scale,
     } = *spec;
     let row = heads * dh;
-    let mut out = vec![0.0f32; batch * nq * row];
+    let mut out = buffers::zeroed(batch * nq * row);
     if q.len() < out.len()
         || k.len() < batch * nk * row
         || v.len() < batch * nk * row
@@ -92,7 +92,7 @@ pub fn attention(
 /// row-major matrix (one row per feature, keys contiguous).
 fn transpose_keys(k: &[f32], batch: usize, nk: usize, heads: usize, dh: usize) -> Vec<f32> {
     let row = heads * dh;
-    let mut kt = vec![0.0f32; batch * nk * row];
+    let mut kt = buffers::zeroed(batch * nk * row);
     kt.par_chunks_mut(nk * dh)
         .enumerate()
         .for_each(|(bh, dst)| {

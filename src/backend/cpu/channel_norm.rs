@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use super::buffers;
+
 /// Positions handled together: long enough for contiguous vector loads, short
 /// enough that the run of every channel stays in L1/L2.
 const RUN: usize = 256;
@@ -40,7 +42,7 @@ pub fn rms_norm_channels(
         assert_eq!(m.scale.len(), batch * channels, "modulation scale length");
         assert_eq!(m.shift.len(), batch * channels, "modulation shift length");
     }
-    let mut out = vec![0.0f32; x.len()];
+    let mut out = buffers::zeroed(x.len());
     if out.is_empty() {
         return out;
     }

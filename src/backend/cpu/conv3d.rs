@@ -12,6 +12,8 @@
 
 use rayon::prelude::*;
 
+use super::buffers;
+
 pub use crate::backend::TimePadding;
 
 /// Weights of one convolution, repacked at load time for the implicit GEMM.
@@ -144,7 +146,7 @@ pub fn conv3d(
     if let Some(r) = residual {
         assert_eq!(r.len(), batch * co * plane_out, "conv3d residual length");
     }
-    let mut output = vec![0.0f32; batch * co * plane_out];
+    let mut output = buffers::zeroed(batch * co * plane_out);
     if batch * frames * height * width == 0 || co == 0 {
         return output;
     }
@@ -290,7 +292,7 @@ fn pad_frame_major(
     let hp = height + 2 * ph;
     let wp = width + 2 * pw;
     let plane = hp * wp;
-    let mut padded = vec![0.0f32; batch * padded_frames * ci * plane];
+    let mut padded = buffers::zeroed(batch * padded_frames * ci * plane);
     padded
         .par_chunks_mut(ci * plane)
         .enumerate()
@@ -328,7 +330,7 @@ pub(crate) fn conv3d_naive(
         TimePadding::Causal => kt - 1,
         TimePadding::Symmetric => (kt - 1) / 2,
     } as isize;
-    let mut out = vec![0.0; batch * co * frames * height * width];
+    let mut out = buffers::zeroed(batch * co * frames * height * width);
     for b in 0..batch {
         for o in 0..co {
             for t in 0..frames {

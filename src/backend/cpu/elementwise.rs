@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::{contiguous_f32, f32_data, simd, PAR_MIN_ELEMS};
+use super::{buffers, contiguous_f32, f32_data, simd, PAR_MIN_ELEMS};
 use crate::backend::{BinaryOp, Operand, UnaryOp};
 use crate::tensor::{Result, TensorError};
 
@@ -23,7 +23,7 @@ fn for_rows(out: &mut [f32], row: usize, f: impl Fn(usize, &mut [f32]) + Sync + 
 }
 
 fn map(src: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    let mut out = vec![0.0; src.len()];
+    let mut out = buffers::zeroed(src.len());
     for_rows(&mut out, 1, |start, chunk| {
         for (o, &x) in chunk.iter_mut().zip(&src[start..]) {
             *o = f(x);
@@ -34,7 +34,7 @@ fn map(src: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
 
 /// Like `map`, with a function that processes whole slices.
 fn map_slices(src: &[f32], f: fn(&mut [f32], &[f32])) -> Vec<f32> {
-    let mut out = vec![0.0; src.len()];
+    let mut out = buffers::zeroed(src.len());
     for_rows(&mut out, 1, |start, chunk| {
         f(chunk, &src[start..start + chunk.len()])
     });
@@ -120,7 +120,7 @@ pub fn binary(op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Result<Vec<f3
         });
     }
     let inner = dims.last().copied().unwrap_or(1).max(1);
-    let mut out = vec![0.0; lhs.layout.elem_count()];
+    let mut out = buffers::zeroed(lhs.layout.elem_count());
     for_rows(&mut out, inner, |first_row, chunk| {
         for (i, o) in chunk.chunks_mut(inner).enumerate() {
             let row = first_row + i;
@@ -165,7 +165,7 @@ fn fused_rows(
             "operands need a unit last stride",
         ));
     }
-    let mut out = vec![0.0; xs.len()];
+    let mut out = buffers::zeroed(xs.len());
     for_rows(&mut out, inner, |first_row, chunk| {
         for (i, o) in chunk.chunks_mut(inner).enumerate() {
             let row = first_row + i;

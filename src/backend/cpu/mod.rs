@@ -14,6 +14,7 @@ pub mod conv3d;
 pub mod space_depth;
 
 mod attention;
+mod buffers;
 mod copy;
 mod elementwise;
 mod math;

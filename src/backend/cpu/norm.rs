@@ -2,11 +2,11 @@
 
 use rayon::prelude::*;
 
-use super::{simd, PAR_MIN_ELEMS};
+use super::{buffers, simd, PAR_MIN_ELEMS};
 
 fn rows(src: &[f32], dim: usize, f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Vec<f32> {
     let dim = dim.max(1);
-    let mut out = vec![0.0; src.len()];
+    let mut out = buffers::zeroed(src.len());
     if src.len() >= PAR_MIN_ELEMS {
         out.par_chunks_mut(dim)
             .zip(src.par_chunks(dim))

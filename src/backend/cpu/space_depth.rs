@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use super::buffers;
+
 pub use crate::backend::SubOrder;
 
 /// The input channel that holds sub-position `(a, i, j)` of channel `c`.
@@ -42,7 +44,7 @@ pub fn space_to_depth(
     let (to, ho, wo) = (frames / ft, height / fh, width / fw);
     let out_channels = channels * ft * fh * fw;
     let plane_out = to * ho * wo;
-    let mut out = vec![0.0f32; batch * out_channels * plane_out];
+    let mut out = buffers::zeroed(batch * out_channels * plane_out);
     out.par_chunks_mut(plane_out.max(1))
         .take(batch * out_channels)
         .enumerate()
@@ -89,7 +91,7 @@ pub fn depth_to_space(
     let (to, ho, wo) = (frames * ft - drop_front, height * fh, width * fw);
     let plane_out = to * ho * wo;
     let plane_in = frames * height * width;
-    let mut out = vec![0.0f32; batch * channels * plane_out];
+    let mut out = buffers::zeroed(batch * channels * plane_out);
     out.par_chunks_mut(plane_out.max(1))
         .take(batch * channels)
         .enumerate()
@@ -129,7 +131,7 @@ pub fn group_mean_channels(x: &[f32], dims: [usize; 3], group: usize) -> Vec<f32
     );
     assert!(group > 0 && channels % group == 0, "group_mean group size");
     let out_channels = channels / group;
-    let mut out = vec![0.0f32; batch * out_channels * positions];
+    let mut out = buffers::zeroed(batch * out_channels * positions);
     let inv = 1.0 / group as f32;
     out.par_chunks_mut(positions.max(1))
         .take(batch * out_channels)

@@ -6,6 +6,8 @@
 //! ~1e-3 there (and ~0.08 at raw coordinates). We compute the angles in f64
 //! and round the tables once to f32 (design.md §5).
 
+use rayon::prelude::*;
+
 use crate::backend::Device;
 use crate::tensor::{Result, Tensor, TensorError};
 
@@ -76,10 +78,14 @@ impl RotaryPosEmbed {
         let bases = [self.base_num_frames, self.base_height, self.base_width];
         let mut cos = vec![0.0f32; batch * tokens * self.dim];
         let mut sin = vec![0.0f32; batch * tokens * self.dim];
-        for b in 0..batch {
-            for t in 0..tokens {
-                let row = (b * tokens + t) * self.dim;
-                let (c, s) = (&mut cos[row..row + self.dim], &mut sin[row..row + self.dim]);
+        // One row per token, in parallel: ~2·10⁵ f64 sin/cos for a 6 144-token
+        // shot, which on one thread kept the other cores idle.
+        cos.par_chunks_mut(self.dim)
+            .zip(sin.par_chunks_mut(self.dim))
+            .enumerate()
+            .with_min_len(64)
+            .for_each(|(row, (c, s))| {
+                let (b, t) = (row / tokens, row % tokens);
                 c[..pad].fill(1.0);
                 // Channel pairs run frequency-major, axis-minor: (f0,t) (f0,y)
                 // (f0,x) (f1,t) ... each value used for both lanes of a pair.
@@ -93,8 +99,7 @@ impl RotaryPosEmbed {
                         s[at..at + 2].fill(sa as f32);
                     }
                 }
-            }
-        }
+            });
         let shape = [batch, tokens, self.dim];
         Ok((
             Tensor::from_vec(cos, &shape, device)?,
