@@ -208,8 +208,11 @@ fn an_interactive_host_shows_a_placeholder_until_generate_then_the_shot() {
         press_took * 4 < job_took,
         "Generate held the host's thread {press_took:?} of a {job_took:?} job"
     );
+    // The first status polled may already be the job's progress: on a
+    // fast CPU the tiny job reaches 10 % before the first poll.
     assert!(
-        matches!(seen.first().map(String::as_str), Some("idle" | "queued")),
+        matches!(seen.first().map(String::as_str), Some("idle" | "queued"))
+            || seen.first().is_some_and(|s| s.starts_with("generating")),
         "{seen:?}"
     );
     let p = percents(&seen);

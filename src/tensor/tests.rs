@@ -174,42 +174,47 @@ fn linear_with_and_without_bias() {
     assert!(x.linear(&w, Some(&w)).is_err());
 }
 
+/// `x [m, k]` times an `[n, k]` weight, f32 and bf16, with and without a
+/// bias, contiguous and strided input, against the plain loop.
+fn check_linear(m: usize, k: usize, n: usize, seed: u64) {
+    let x = rand(&[m, k], seed);
+    let w = rand(&[n, k], seed + 1);
+    let b = rand(&[n], seed + 2);
+    let xv = x.to_vec_f32().unwrap();
+    for (name, w, b) in [
+        ("f32", w.clone(), b.clone()),
+        ("bf16", as_bf16(&w), as_bf16(&b)),
+    ] {
+        let wt = w
+            .to_dtype(DType::F32)
+            .unwrap()
+            .transpose(0, 1)
+            .unwrap()
+            .to_vec_f32()
+            .unwrap();
+        let mut want = naive_matmul(&xv, &wt, m, k, n);
+        let got = x.linear(&w, None).unwrap().to_vec_f32().unwrap();
+        assert_close(name, &got, &want, 1e-5);
+        let bv = b.to_dtype(DType::F32).unwrap().to_vec_f32().unwrap();
+        want.iter_mut()
+            .enumerate()
+            .for_each(|(i, v)| *v += bv[i % n]);
+        let got = x.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
+        assert_close(name, &got, &want, 1e-5);
+        let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
+        let strided = xt.transpose(0, 1).unwrap();
+        let got = strided.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
+        assert_close(name, &got, &want, 1e-5);
+    }
+}
+
 #[test]
 fn linear_with_few_rows() {
     // Few rows against a wide weight: the CPU computes the transposed
-    // product and transposes it back (matmul.rs `few_rows`), for f32 and
-    // bf16 weights, with and without bias, contiguous and strided input;
-    // the larger shape is big enough to run multi-threaded.
+    // product and transposes it back (matmul.rs `few_rows`); the larger
+    // shape is big enough to run multi-threaded.
     for (m, k, n) in [(3, 40, 70), (40, 300, 400)] {
-        let x = rand(&[m, k], 20);
-        let w = rand(&[n, k], 21);
-        let b = rand(&[n], 22);
-        let xv = x.to_vec_f32().unwrap();
-        for (name, w, b) in [
-            ("f32", w.clone(), b.clone()),
-            ("bf16", as_bf16(&w), as_bf16(&b)),
-        ] {
-            let wt = w
-                .to_dtype(DType::F32)
-                .unwrap()
-                .transpose(0, 1)
-                .unwrap()
-                .to_vec_f32()
-                .unwrap();
-            let mut want = naive_matmul(&xv, &wt, m, k, n);
-            let got = x.linear(&w, None).unwrap().to_vec_f32().unwrap();
-            assert_close(name, &got, &want, 1e-5);
-            let bv = b.to_dtype(DType::F32).unwrap().to_vec_f32().unwrap();
-            want.iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v += bv[i % n]);
-            let got = x.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
-            assert_close(name, &got, &want, 1e-5);
-            let xt = x.transpose(0, 1).unwrap().contiguous().unwrap();
-            let strided = xt.transpose(0, 1).unwrap();
-            let got = strided.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
-            assert_close(name, &got, &want, 1e-5);
-        }
+        check_linear(m, k, n, 20);
     }
 }
 
@@ -225,38 +230,7 @@ fn linear_in_column_blocks() {
         .build()
         .unwrap();
     pool.install(|| {
-        let (m, k, n) = (97, 70, 333);
-        let x = rand(&[m, k], 30);
-        let xv = x.to_vec_f32().unwrap();
-        for (name, w, b) in [
-            ("f32", rand(&[n, k], 31), rand(&[n], 32)),
-            (
-                "bf16",
-                as_bf16(&rand(&[n, k], 31)),
-                as_bf16(&rand(&[n], 32)),
-            ),
-        ] {
-            let wt = w
-                .to_dtype(DType::F32)
-                .unwrap()
-                .transpose(0, 1)
-                .unwrap()
-                .to_vec_f32()
-                .unwrap();
-            let mut want = naive_matmul(&xv, &wt, m, k, n);
-            let got = x.linear(&w, None).unwrap().to_vec_f32().unwrap();
-            assert_close(name, &got, &want, 1e-5);
-            let bv = b.to_dtype(DType::F32).unwrap().to_vec_f32().unwrap();
-            want.iter_mut()
-                .enumerate()
-                .for_each(|(i, v)| *v += bv[i % n]);
-            let got = x.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
-            assert_close(name, &got, &want, 1e-5);
-            let strided = x.transpose(0, 1).unwrap().contiguous().unwrap();
-            let strided = strided.transpose(0, 1).unwrap();
-            let got = strided.linear(&w, Some(&b)).unwrap().to_vec_f32().unwrap();
-            assert_close(name, &got, &want, 1e-5);
-        }
+        check_linear(97, 70, 333, 30);
         let (m, k, n) = (100, 80, 150);
         let a = rand(&[2, m, k], 33);
         let bt = rand(&[2, n, k], 34);
