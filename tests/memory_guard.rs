@@ -18,8 +18,8 @@ use genfx::models::ltx::vae::VaeConfig;
 use genfx::models::t5::T5Config;
 use genfx::pipeline::engine::LtxEngine;
 use genfx::pipeline::memory_guard::{
-    self, estimate, human, sizes, Available, HostAvailable, Placement, Resident, WeightResidence,
-    AVAILABLE_ENV,
+    self, estimate, human, sizes, Available, HostAvailable, JobShape, Placement, Resident,
+    WeightResidence, AVAILABLE_ENV,
 };
 use genfx::tensor::DType;
 use genfx::testing::fixtures_dir;
@@ -140,6 +140,42 @@ fn the_full_size_models_and_shot_are_sized_from_their_configs() {
             }
         }
     }
+}
+
+#[test]
+fn a_small_cpu_job_of_the_full_size_model_fits_16_gb_with_mapped_16_bit_weights() {
+    // `bench memory`'s CPU job: T5-XXL computes in f32 from its mapped bf16
+    // pages, so its weights count 2 bytes a parameter, not the 4 of a
+    // widened copy (which put the estimate at 19.7 GB and refused a job
+    // that peaks at 10.7 GB in a 16 GiB cgroup).
+    let s = full_size();
+    let job = JobShape {
+        width: 256,
+        height: 160,
+        frames: 9,
+        batch: 1,
+        condition_frames: vec![],
+        encodes_prompts: true,
+    };
+    let placement = Placement::Cpu {
+        dtype: DType::F32,
+        weights: WeightResidence::Mapped,
+    };
+    let e = estimate::estimate(&s, &job, placement, false);
+    assert_eq!(e.t5_weights, (s.t5_params * 2) as u64);
+    assert!(
+        e.host.bytes < 16 << 30,
+        "{} ({})",
+        e.host.bytes,
+        e.host.phase
+    );
+    // Owned weights are widened copies: 4 bytes a parameter.
+    let owned = Placement::Cpu {
+        dtype: DType::F32,
+        weights: WeightResidence::Owned,
+    };
+    let e = estimate::estimate(&s, &job, owned, false);
+    assert_eq!(e.t5_weights, (s.t5_params * 4) as u64);
 }
 
 #[test]

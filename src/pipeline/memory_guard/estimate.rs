@@ -247,10 +247,15 @@ pub fn estimate(
                 WeightResidence::Mapped => sizes.stored_bytes_per_param as f64,
             };
             let pipeline = (sizes.transformer_params + sizes.vae_params) as f64 * per_param;
-            // T5 runs in f32 on the CPU (see `t5::placement`), and a CPU
-            // job makes no room for it: a loaded pipeline stays beside it.
+            // T5 computes in f32 on the CPU (see `t5::placement`) but, like
+            // the pipeline, from its weights as they are held: the mapped
+            // 16-bit pages, widened per op. Counting them at 4 bytes refused
+            // the full-size CPU job of `bench memory` in a 16 GiB cgroup
+            // (19.7 GB estimated; it peaks at 10.7 GB). A CPU job makes no
+            // room for T5: a loaded pipeline stays beside it.
+            let t5_weights = sizes.t5_params as f64 * per_param;
             let t5 = if job.encodes_prompts {
-                t5_host + if pipeline_resident { pipeline } else { 0.0 }
+                t5_weights + t5_act32 + if pipeline_resident { pipeline } else { 0.0 }
             } else {
                 0.0
             };
@@ -268,7 +273,7 @@ pub fn estimate(
                 device: None,
                 device_t5: 0,
                 pipeline_weights: pipeline as u64,
-                t5_weights: (sizes.t5_params * 4) as u64,
+                t5_weights: t5_weights as u64,
             }
         }
         Placement::Gpu { dtype, t5_on_host } => {
