@@ -306,7 +306,7 @@ enum Columns<'a> {
 /// parallel part starts, with the other cores idle. Per block, that
 /// packing is the block's own and runs on the block's thread. Measured on
 /// two cores against `Parallelism::Rayon`: 1.3–1.9× faster at 128 rows
-/// (T5's prompt), even at 2 048 rows. A 16-bit rhs is widened per block
+/// (T5's prompt), the same at 2 048 rows. A 16-bit rhs is widened per block
 /// too, so the widened copy never exists whole.
 #[allow(clippy::too_many_arguments)]
 fn column_blocks(
@@ -324,8 +324,11 @@ fn column_blocks(
     // tile gemm's AVX-512 kernel computes (T5's 384 columns in 48-column
     // blocks ran its 48-wide kernel; the time was the same).
     let block = (n / (4 * threads)).next_multiple_of(64).clamp(64, 256);
+    assert!(
+        dst.len() >= m * n,
+        "column_blocks: output shorter than m × n"
+    );
     let out = RowsPtr(dst.as_mut_ptr());
-    debug_assert!(dst.len() >= m * n);
     (0..n.div_ceil(block)).into_par_iter().for_each(|bi| {
         let j0 = bi * block;
         let cols = block.min(n - j0);
