@@ -5,22 +5,15 @@
 mod common;
 
 use common::*;
-use genfx_host::source::{FrameSource, MemorySource};
+use genfx_host::source::FrameSource;
 use genfx_host::{Bundle, Instance, InstanceSpec, Picture, Project};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
 const W: u32 = 64;
 const H: u32 = 32;
-
-fn tiny_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("tests/fixtures/pipeline/model")
-}
 
 /// Settings that keep a shot small: 9 frames, 64 pixels wide, no disk cache
 /// (so every render here really generates); Extend and Fill also take one
@@ -132,14 +125,7 @@ fn generate_extend_and_fill_each_render_a_generated_shot() {
     assert_generated("Extend 10", &new);
     extend.destroy().expect("destroy");
 
-    let before = clip(9, W, H, 6);
-    let after: Arc<MemorySource> = Arc::new(MemorySource::new(
-        0,
-        (0..9).map(|f| picture(W, H, f, 7)).collect(),
-    ));
-    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
-    sources.insert("Before".into(), before);
-    sources.insert("After".into(), after);
+    let (sources, _, _) = fill_sources(W, H, 6);
     let fill = create(&bundle, FILL, GENERAL, sources);
     fill.clip_preferences().expect("clip preferences");
     let (start, end) = fill.time_domain().expect("time domain");

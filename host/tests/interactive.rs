@@ -13,11 +13,10 @@ mod common;
 
 use common::*;
 use genfx_host::objects::ParamValue;
-use genfx_host::source::{FrameSource, MemorySource};
+use genfx_host::source::FrameSource;
 use genfx_host::{Bundle, Instance, InstanceSpec, Picture, Project, RenderKind};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,13 +43,6 @@ fn host(background: bool) -> (MutexGuard<'static, ()>, Arc<Bundle>) {
     let bundle = natron();
     bundle.set_background(background);
     (guard, bundle)
-}
-
-fn tiny_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("tests/fixtures/pipeline/model")
 }
 
 fn create(
@@ -310,14 +302,7 @@ fn thumbnails_and_drafts_of_extend_and_fill_hold_the_real_frames() {
     assert!(extend.messages().is_empty(), "{:?}", extend.messages());
     extend.destroy().expect("destroy");
 
-    let before = clip(9, W, H, 105);
-    let after: Arc<MemorySource> = Arc::new(MemorySource::new(
-        0,
-        (0..9).map(|f| picture(W, H, f, 106)).collect(),
-    ));
-    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
-    sources.insert("Before".into(), before.clone());
-    sources.insert("After".into(), after.clone());
+    let (sources, before, after) = fill_sources(W, H, 105);
     let fill = create(&bundle, FILL, GENERAL, sources, 105);
     let (start, end) = fill.time_domain().expect("time domain");
     let (last_before, first_after) = (

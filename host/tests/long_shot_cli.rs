@@ -20,13 +20,6 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn tiny_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("tests/fixtures/pipeline/model")
-}
-
 fn temp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("genfx-longcli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -38,7 +31,7 @@ fn generate(cache: &Path, out: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_genfx"));
     c.arg("generate")
         .arg("--model")
-        .arg(tiny_model())
+        .arg(common::tiny_model())
         .args([
             "--prompt",
             "0: a lighthouse in fog\n3s: waves break on the rocks",
@@ -209,7 +202,7 @@ fn peak_mib(frames: u32) -> f64 {
     let mut c = Command::new(env!("CARGO_BIN_EXE_genfx"));
     c.arg("generate")
         .arg("--model")
-        .arg(tiny_model())
+        .arg(common::tiny_model())
         .args(["--prompt", "a lighthouse in fog", "--seed", "1"])
         .args(["--width", "64", "--height", "64", "--frames"])
         .arg(frames.to_string())

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use genfx_host::source::{FrameSource, MemorySource};
+use genfx_host::source::FrameSource;
 use genfx_host::{Bundle, Instance, InstanceSpec, Picture, Progress, Project};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,13 +18,6 @@ use std::time::{Duration, Instant};
 const W: u32 = 64;
 const H: u32 = 32;
 const N: u32 = 200;
-
-fn tiny_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .join("tests/fixtures/pipeline/model")
-}
 
 fn create(
     bundle: &Arc<Bundle>,
@@ -191,14 +184,7 @@ fn long_generate_extend_and_fill_give_exactly_their_new_frames() {
     }
     extend.destroy().expect("destroy");
 
-    let before = clip(9, W, H, 22);
-    let after: Arc<MemorySource> = Arc::new(MemorySource::new(
-        0,
-        (0..9).map(|f| picture(W, H, f, 23)).collect(),
-    ));
-    let mut sources: BTreeMap<String, Arc<dyn FrameSource>> = BTreeMap::new();
-    sources.insert("Before".into(), before);
-    sources.insert("After".into(), after);
+    let (sources, _, _) = fill_sources(W, H, 22);
     let fill = create(&bundle, FILL, GENERAL, sources, "off");
     assert_eq!(fill.time_domain().unwrap(), (9.0, 8.0 + N as f64));
     render_new_frames("Fill", &fill, 9);

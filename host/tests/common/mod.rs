@@ -100,6 +100,34 @@ pub fn clip(frames: u32, width: u32, height: u32, salt: u32) -> Arc<MemorySource
     ))
 }
 
+/// An instance's input clips by name.
+pub type Sources = BTreeMap<String, Arc<dyn FrameSource>>;
+
+/// Fill's two inputs, nine frames each: `Before` salted `salt`, `After`
+/// salted `salt + 1`; the map for the instance and the two clips.
+pub fn fill_sources(
+    width: u32,
+    height: u32,
+    salt: u32,
+) -> (Sources, Arc<MemorySource>, Arc<MemorySource>) {
+    let (before, after) = (
+        clip(9, width, height, salt),
+        clip(9, width, height, salt + 1),
+    );
+    let mut sources = Sources::new();
+    sources.insert("Before".into(), before.clone());
+    sources.insert("After".into(), after.clone());
+    (sources, before, after)
+}
+
+/// The tiny random-weight model folder the tests render with.
+pub fn tiny_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .join("tests/fixtures/pipeline/model")
+}
+
 /// An Extend instance on `source`, created (Describe..CreateInstance) only.
 pub fn extend(bundle: &Arc<Bundle>, context: &str, source: Arc<MemorySource>) -> Arc<Instance> {
     let (w, h) = source.size();
