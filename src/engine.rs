@@ -185,6 +185,18 @@ impl CollectFrames {
             frames: self.frames.into_inner().unwrap_or_else(|e| e.into_inner()),
         }
     }
+
+    /// `engine`'s whole shot, from its `generate_into` with no window
+    /// folder: `generate` for an engine that streams.
+    pub fn shot_of<E: ShotEngine + ?Sized>(
+        engine: &E,
+        request: &ShotRequest,
+        observer: &dyn JobObserver,
+    ) -> Result<Shot, EngineError> {
+        let sink = Self::default();
+        engine.generate_into(request, observer, &sink, None)?;
+        Ok(sink.into_shot())
+    }
 }
 
 impl FrameSink for CollectFrames {

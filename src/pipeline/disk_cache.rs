@@ -673,9 +673,7 @@ impl ShotEngine for DiskCachedEngine {
         request: &ShotRequest,
         observer: &dyn JobObserver,
     ) -> Result<Shot, EngineError> {
-        let sink = CollectFrames::default();
-        self.generate_into(request, observer, &sink, None)?;
-        Ok(sink.into_shot())
+        CollectFrames::shot_of(self, request, observer)
     }
 
     /// A shot of one pass is served whole from the folder or stored whole

@@ -583,9 +583,7 @@ impl ShotEngine for LtxEngine {
         request: &ShotRequest,
         observer: &dyn JobObserver,
     ) -> Result<Shot, EngineError> {
-        let sink = CollectFrames::default();
-        self.generate_into(request, observer, &sink, None)?;
-        Ok(sink.into_shot())
+        CollectFrames::shot_of(self, request, observer)
     }
 
     fn generate_into(
