@@ -211,8 +211,8 @@ fn check_linear(m: usize, k: usize, n: usize, seed: u64) {
 #[test]
 fn linear_with_few_rows() {
     // Few rows against a wide weight: the CPU computes the transposed
-    // product and transposes it back (matmul.rs `few_rows`); the larger
-    // shape is big enough to run multi-threaded.
+    // product and transposes it back (matmul.rs `transposed_blocks`); the
+    // larger shape is big enough to run multi-threaded.
     for (m, k, n) in [(3, 40, 70), (40, 300, 400)] {
         check_linear(m, k, n, 20);
     }
@@ -220,17 +220,21 @@ fn linear_with_few_rows() {
 
 #[test]
 fn linear_in_column_blocks() {
-    // Many rows against a weight read in place: the CPU shares the output
-    // columns out in blocks, one single-threaded product each (matmul.rs
-    // `column_blocks`), widening a 16-bit weight per block. A pool of three
-    // threads, so the path runs whatever the machine has; 333 columns end in
-    // a partial block. Also a batched product with a transposed rhs view.
+    // A weight read in place: the CPU shares the output columns out in
+    // blocks, one single-threaded product each (matmul.rs `column_blocks`),
+    // widening a 16-bit weight per block. A pool of three threads, so the
+    // path runs whatever the machine has; 333 columns end in a partial
+    // block. Blocks written straight into the output (97 rows, 70 deep; 300
+    // rows) and computed transposed then transposed back (97 rows, 400
+    // deep). Also a batched product with a transposed rhs view.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(3)
         .build()
         .unwrap();
     pool.install(|| {
         check_linear(97, 70, 333, 30);
+        check_linear(97, 400, 333, 40);
+        check_linear(300, 40, 333, 50);
         let (m, k, n) = (100, 80, 150);
         let a = rand(&[2, m, k], 33);
         let bt = rand(&[2, n, k], 34);
