@@ -21,7 +21,7 @@ const CHUNK: usize = PAR_MIN_ELEMS * 4;
 
 /// `len` zeros.
 pub(crate) fn zeroed(len: usize) -> Vec<f32> {
-    build(len, 1, |_, dst| dst.fill(MaybeUninit::new(0.0)))
+    build(len, 1, CHUNK, |_, dst| dst.fill(MaybeUninit::new(0.0)))
 }
 
 /// `len` elements holding `row` over and over (`len` a multiple of its
@@ -30,7 +30,7 @@ pub(crate) fn repeated_rows(len: usize, row: &[f32]) -> Vec<f32> {
     if row.is_empty() {
         return Vec::new();
     }
-    build(len, row.len(), |_, dst| {
+    build(len, row.len(), CHUNK, |_, dst| {
         for dst_row in dst.chunks_mut(row.len()) {
             for (d, &s) in dst_row.iter_mut().zip(row) {
                 d.write(s);
@@ -39,19 +39,45 @@ pub(crate) fn repeated_rows(len: usize, row: &[f32]) -> Vec<f32> {
     })
 }
 
-/// A vector of `len` elements initialised by `fill(start, chunk)` over
-/// chunks of whole rows of `row` elements, in parallel when it is large.
-/// `fill` must write every element of the chunk it is given.
-fn build(
+/// A vector of `len` elements computed by `fill(first_row, chunk)` over
+/// chunks of whole rows of `row` elements (`len` a multiple of it), in
+/// parallel when it is large; `fill` gets its chunk zeroed. Each task zeroes
+/// its chunk just before filling it, so the zeroing is no separate pass
+/// over the pool and the chunk is still in cache when it is written: for
+/// the elementwise ops, which write every element anyway.
+pub(crate) fn computed<T: Copy + Default + Send + Sync>(
     len: usize,
     row: usize,
-    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
-) -> Vec<f32> {
+    fill: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let row = row.max(1);
+    let rows_per_task = (PAR_MIN_ELEMS / 4 / row).max(1);
+    build(len, row, rows_per_task * row, |start, dst| {
+        for d in dst.iter_mut() {
+            d.write(T::default());
+        }
+        // SAFETY: every element of `dst` was initialised just above, and
+        // `MaybeUninit<T>` has the layout of `T`.
+        let dst = unsafe { &mut *(dst as *mut [MaybeUninit<T>] as *mut [T]) };
+        fill(start / row, dst);
+    })
+}
+
+/// A vector of `len` elements initialised by `fill(start, chunk)` over
+/// chunks of whole rows of `row` elements, about `chunk` elements each, in
+/// parallel when it is large. `fill` must write every element of the chunk
+/// it is given.
+fn build<T: Send + Sync>(
+    len: usize,
+    row: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + Send,
+) -> Vec<T> {
     debug_assert!(row > 0 && len % row == 0);
     let mut out = Vec::with_capacity(len);
     let spare = &mut out.spare_capacity_mut()[..len];
     if len >= PAR_MIN_ELEMS {
-        let chunk = (CHUNK / row).max(1) * row;
+        let chunk = (chunk / row).max(1) * row;
         spare
             .par_chunks_mut(chunk)
             .enumerate()
@@ -59,7 +85,7 @@ fn build(
     } else {
         fill(0, spare);
     }
-    // SAFETY: the capacity is at least `len`, and the two callers' `fill`s
+    // SAFETY: the capacity is at least `len`, and the callers' `fill`s
     // write every element of each chunk, and the chunks cover 0..len.
     unsafe { out.set_len(len) };
     out

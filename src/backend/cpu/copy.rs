@@ -1,8 +1,6 @@
 //! Making strided views contiguous, and concatenation.
 
-use rayon::prelude::*;
-
-use super::{cpu_storage, CpuStorage, HostSlice, PAR_MIN_ELEMS};
+use super::{buffers, cpu_storage, CpuStorage, HostSlice};
 use crate::backend::Operand;
 use crate::tensor::{Layout, Result, TensorError};
 
@@ -17,18 +15,15 @@ fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Result
     }
     let inner = layout.dims().last().copied().unwrap_or(1).max(1);
     let inner_stride = layout.strides().last().copied().unwrap_or(0);
-    let mut out = vec![T::default(); count];
-    let fill = |(row, chunk): (usize, &mut [T])| {
-        let base = layout.row_offset(row);
-        for (j, o) in chunk.iter_mut().enumerate() {
-            *o = src[base + j * inner_stride];
+    // Whole rows per task, each zeroed and gathered by the same thread.
+    let out = buffers::computed(count, inner, |first_row, chunk: &mut [T]| {
+        for (i, row) in chunk.chunks_mut(inner).enumerate() {
+            let base = layout.row_offset(first_row + i);
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = src[base + j * inner_stride];
+            }
         }
-    };
-    if count >= PAR_MIN_ELEMS {
-        out.par_chunks_mut(inner).enumerate().for_each(fill);
-    } else {
-        out.chunks_mut(inner).enumerate().for_each(fill);
-    }
+    });
     Ok(out)
 }
 

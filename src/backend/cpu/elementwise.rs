@@ -2,43 +2,23 @@
 //! rope) matters on the CPU: each separate pass over activations costs a
 //! full trip through memory.
 
-use rayon::prelude::*;
-
-use super::{buffers, contiguous_f32, f32_data, simd, PAR_MIN_ELEMS};
+use super::{buffers, contiguous_f32, f32_data, simd};
 use crate::backend::{BinaryOp, Operand, UnaryOp};
 use crate::tensor::{Result, TensorError};
 
-/// Applies `f` to chunks of `out`, in parallel when the work is large.
-/// `chunk` is rounded so that chunks hold whole rows of `row` elements.
-fn for_rows(out: &mut [f32], row: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
-    let row = row.max(1);
-    if out.len() >= PAR_MIN_ELEMS {
-        let rows_per_task = (PAR_MIN_ELEMS / 4 / row).max(1);
-        out.par_chunks_mut(rows_per_task * row)
-            .enumerate()
-            .for_each(|(i, c)| f(i * rows_per_task, c));
-    } else {
-        f(0, out);
-    }
-}
-
 fn map(src: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    let mut out = buffers::zeroed(src.len());
-    for_rows(&mut out, 1, |start, chunk| {
+    buffers::computed(src.len(), 1, |start, chunk| {
         for (o, &x) in chunk.iter_mut().zip(&src[start..]) {
             *o = f(x);
         }
-    });
-    out
+    })
 }
 
 /// Like `map`, with a function that processes whole slices.
 fn map_slices(src: &[f32], f: fn(&mut [f32], &[f32])) -> Vec<f32> {
-    let mut out = buffers::zeroed(src.len());
-    for_rows(&mut out, 1, |start, chunk| {
+    buffers::computed(src.len(), 1, |start, chunk| {
         f(chunk, &src[start..start + chunk.len()])
-    });
-    out
+    })
 }
 
 pub fn unary(op: UnaryOp, src: &[f32]) -> Vec<f32> {
@@ -120,8 +100,7 @@ pub fn binary(op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Result<Vec<f3
         });
     }
     let inner = dims.last().copied().unwrap_or(1).max(1);
-    let mut out = buffers::zeroed(lhs.layout.elem_count());
-    for_rows(&mut out, inner, |first_row, chunk| {
+    let out = buffers::computed(lhs.layout.elem_count(), inner, |first_row, chunk| {
         for (i, o) in chunk.chunks_mut(inner).enumerate() {
             let row = first_row + i;
             match (l.row(row, inner), r.row(row, inner)) {
@@ -165,8 +144,7 @@ fn fused_rows(
             "operands need a unit last stride",
         ));
     }
-    let mut out = buffers::zeroed(xs.len());
-    for_rows(&mut out, inner, |first_row, chunk| {
+    let out = buffers::computed(xs.len(), inner, |first_row, chunk| {
         for (i, o) in chunk.chunks_mut(inner).enumerate() {
             let row = first_row + i;
             let xr = &xs[row * inner..(row + 1) * inner];

@@ -1,23 +1,15 @@
 //! Row-wise reductions: softmax, RMSNorm, LayerNorm over the last dim.
 
-use rayon::prelude::*;
-
-use super::{buffers, simd, PAR_MIN_ELEMS};
+use super::{buffers, simd};
 
 fn rows(src: &[f32], dim: usize, f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Vec<f32> {
     let dim = dim.max(1);
-    let mut out = buffers::zeroed(src.len());
-    if src.len() >= PAR_MIN_ELEMS {
-        out.par_chunks_mut(dim)
-            .zip(src.par_chunks(dim))
-            .with_min_len((PAR_MIN_ELEMS / 4 / dim).max(1))
-            .for_each(|(o, x)| f(x, o));
-    } else {
-        out.chunks_mut(dim)
-            .zip(src.chunks(dim))
-            .for_each(|(o, x)| f(x, o));
-    }
-    out
+    buffers::computed(src.len(), dim, |first_row, chunk| {
+        let src = &src[first_row * dim..first_row * dim + chunk.len()];
+        for (o, x) in chunk.chunks_mut(dim).zip(src.chunks(dim)) {
+            f(x, o);
+        }
+    })
 }
 
 /// Sum with eight independent accumulators so the loop vectorises.
