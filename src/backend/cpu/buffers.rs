@@ -117,4 +117,23 @@ mod tests {
         }
         assert!(repeated_rows(0, &[]).is_empty());
     }
+
+    #[test]
+    fn computed_hands_each_task_its_rows_zeroed() {
+        // Rows of 7 (not dividing the task size) and of 5000 (one row per
+        // task), below and above the parallel threshold.
+        for (rows, row) in [(3, 7), (PAR_MIN_ELEMS / 7 + 11, 7), (9, 5000)] {
+            let v: Vec<f32> = computed(rows * row, row, |first_row, chunk: &mut [f32]| {
+                assert_eq!(chunk.len() % row, 0);
+                for (i, r) in chunk.chunks_mut(row).enumerate() {
+                    assert!(r.iter().all(|&x| x == 0.0));
+                    r.fill((first_row + i) as f32);
+                }
+            });
+            assert_eq!(v.len(), rows * row);
+            for (i, r) in v.chunks(row).enumerate() {
+                assert!(r.iter().all(|&x| x == i as f32), "row {i} of {rows}x{row}");
+            }
+        }
+    }
 }
