@@ -239,7 +239,6 @@ pub fn estimate(
     pipeline_resident: bool,
 ) -> Estimate {
     let t5_act32 = t5_activations(&sizes.t5, DType::F32);
-    let t5_host = (sizes.t5_params * 4) as f64 + t5_act32;
     match placement {
         Placement::Cpu { dtype, weights } => {
             let per_param = match weights {
@@ -299,8 +298,11 @@ pub fn estimate(
             let floor = *vae::tiling_ladder().last().expect("the ladder has rungs");
             let decode = pipeline + decode_activations(sizes, job, vae_dtype, &floor);
             let buffers = host_buffers(job);
+            // T5 on the host beside a GPU job (f16 cards) computes in f32;
+            // its weights are counted at 4 bytes a parameter, an upper bound
+            // where they are 16-bit pages read from the map.
             let host_t5 = if job.encodes_prompts && t5_on_host {
-                t5_host
+                (sizes.t5_params * 4) as f64 + t5_act32
             } else {
                 0.0
             };
