@@ -58,10 +58,31 @@ pub fn matmul(
     })
 }
 
-/// Every batch's product with a column-major rhs as [`column_blocks`]:
-/// whole products in parallel when they are small, or many enough to keep
+/// How a batch of products shares the pool out.
+enum Sharing {
+    /// Whole products in parallel, each on one thread.
+    WholeProducts,
+    /// One product after another, each on this many threads.
+    EachProduct(usize),
+}
+
+/// Whole products in parallel when they are small, or many enough to keep
 /// every thread busy (attention heads: T5's are 128×128×64 each), rather
 /// than each one shared out with a join per product.
+fn sharing(batch: usize, per_batch_flops: usize) -> Sharing {
+    let threads = rayon::current_num_threads();
+    let many = batch >= 2 * threads && per_batch_flops < PAR_MIN_FLOPS * 64;
+    if batch > 1 && (per_batch_flops < PAR_MIN_FLOPS * 4 || many) {
+        Sharing::WholeProducts
+    } else if per_batch_flops >= PAR_MIN_FLOPS {
+        Sharing::EachProduct(threads)
+    } else {
+        Sharing::EachProduct(1)
+    }
+}
+
+/// Every batch's product with a column-major rhs as [`column_blocks`],
+/// shared out as [`sharing`] says.
 fn blocked_products(
     lhs: &[f32],
     rhs: HostSlice<'_>,
@@ -69,8 +90,6 @@ fn blocked_products(
     spec: &MatmulSpec,
 ) -> Vec<f32> {
     let MatmulSpec { batch, m, n, k, .. } = *spec;
-    let threads = rayon::current_num_threads();
-    let per_batch = m * n * k;
     let product = |b: usize, dst: &mut [MaybeUninit<f32>], threads: usize| {
         let columns = Columns {
             rhs,
@@ -82,19 +101,15 @@ fn blocked_products(
     };
     let mut out = Vec::with_capacity(batch * m * n);
     let dst = &mut out.spare_capacity_mut()[..batch * m * n];
-    let many = batch >= 2 * threads && per_batch < PAR_MIN_FLOPS * 64;
-    if batch > 1 && (per_batch < PAR_MIN_FLOPS * 4 || many) {
-        dst.par_chunks_mut(m * n)
+    match sharing(batch, m * n * k) {
+        Sharing::WholeProducts => dst
+            .par_chunks_mut(m * n)
             .enumerate()
-            .for_each(|(b, dst)| product(b, dst, 1));
-    } else {
-        let threads = if per_batch >= PAR_MIN_FLOPS {
-            threads
-        } else {
-            1
-        };
-        for (b, dst) in dst.chunks_mut(m * n).enumerate() {
-            product(b, dst, threads);
+            .for_each(|(b, dst)| product(b, dst, 1)),
+        Sharing::EachProduct(threads) => {
+            for (b, dst) in dst.chunks_mut(m * n).enumerate() {
+                product(b, dst, threads);
+            }
         }
     }
     // SAFETY: the capacity is batch·m·n, and `column_blocks` initialised
@@ -174,6 +189,7 @@ fn column_blocks(
         "column_blocks: output shorter than m × n"
     );
     let out = RowsPtr(dst.as_mut_ptr().cast::<f32>());
+    let lhs_cr = (lhs_strides.col, lhs_strides.row);
     let one_block = |bi: usize| {
         let j0 = bi * block;
         let cols = block.min(n - j0);
@@ -200,16 +216,15 @@ fn column_blocks(
             // and gemm (not reading the destination) writes all of it.
             unsafe {
                 product_into(
-                    m,
-                    cols,
-                    k,
+                    (m, cols, k),
                     tile.as_mut_ptr(),
                     (m, 1),
                     false,
                     lhs,
-                    lhs_strides,
+                    lhs_cr,
                     rhs,
-                    rhs_cs,
+                    (rhs_cs, 1),
+                    Parallelism::None,
                 );
                 tile.set_len(m * cols);
             }
@@ -231,16 +246,15 @@ fn column_blocks(
             // reads it (bias), otherwise written by gemm without a read.
             unsafe {
                 product_into(
-                    m,
-                    cols,
-                    k,
+                    (m, cols, k),
                     out.at(j0),
                     (1, n),
                     bias.is_some(),
                     lhs,
-                    lhs_strides,
+                    lhs_cr,
                     rhs,
-                    rhs_cs,
+                    (rhs_cs, 1),
+                    Parallelism::None,
                 );
             }
         }
@@ -253,49 +267,48 @@ fn column_blocks(
     }
 }
 
-/// `dst (+)= lhs · rhs`, single-threaded, with `dst_strides` (column, row)
-/// and a column-major rhs (unit row stride).
+/// `dst (+)= lhs · rhs` through gemm, each operand given with its (column,
+/// row) strides.
 ///
 /// # Safety
-/// `lhs` must hold `m × k` elements at its strides, `rhs` `k × cols` at
-/// column stride `rhs_cs`, and `dst` must be valid for writes of `m × cols`
-/// at its strides (and initialised if `accumulate`), written by no one else
-/// during the call.
+/// `lhs` must hold `m × k` elements at its strides, `rhs` `k × n` at its
+/// strides, and `dst` must be valid for writes of `m × n` at its strides
+/// (and initialised if `accumulate`), written by no one else during the
+/// call.
 #[allow(clippy::too_many_arguments)]
 unsafe fn product_into(
-    m: usize,
-    cols: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     dst: *mut f32,
     (dst_cs, dst_rs): (usize, usize),
     accumulate: bool,
     lhs: &[f32],
-    lhs_strides: &MatStrides,
+    (lhs_cs, lhs_rs): (usize, usize),
     rhs: &[f32],
-    rhs_cs: usize,
+    (rhs_cs, rhs_rs): (usize, usize),
+    par: Parallelism,
 ) {
     // SAFETY: the caller's contract, as stated above.
     unsafe {
         gemm(
             m,
-            cols,
+            n,
             k,
             dst,
             dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs.as_ptr(),
-            lhs_strides.col as isize,
-            lhs_strides.row as isize,
+            lhs_cs as isize,
+            lhs_rs as isize,
             rhs.as_ptr(),
             rhs_cs as isize,
-            1,
+            rhs_rs as isize,
             1.0,
             1.0,
             false,
             false,
             false,
-            Parallelism::None,
+            par,
         )
     }
 }
@@ -364,8 +377,6 @@ fn output(len: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
 fn row_major_f32(lhs: &[f32], rhs: &[f32], bias: Option<&[f32]>, spec: &MatmulSpec) -> Vec<f32> {
     let MatmulSpec { batch, m, n, k, .. } = *spec;
     let mut out = output(batch * m * n, n, bias);
-    let per_batch = m * n * k;
-    let threads = rayon::current_num_threads();
     let one = |b: usize, dst: &mut [f32], par: Parallelism| {
         let l = &lhs[spec.lhs.offset + b * spec.lhs.batch..];
         let r = &rhs[spec.rhs.offset + b * spec.rhs.batch..];
@@ -373,43 +384,33 @@ fn row_major_f32(lhs: &[f32], rhs: &[f32], bias: Option<&[f32]>, spec: &MatmulSp
         // reach lies inside `lhs` and `rhs`; `dst` is exactly m×n row-major
         // and exclusively borrowed; gemm only reads lhs/rhs.
         unsafe {
-            gemm(
-                m,
-                n,
-                k,
+            product_into(
+                (m, n, k),
                 dst.as_mut_ptr(),
-                1,
-                n as isize,
+                (1, n),
                 bias.is_some(),
-                l.as_ptr(),
-                spec.lhs.col as isize,
-                spec.lhs.row as isize,
-                r.as_ptr(),
-                spec.rhs.col as isize,
-                spec.rhs.row as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
+                l,
+                (spec.lhs.col, spec.lhs.row),
+                r,
+                (spec.rhs.col, spec.rhs.row),
                 par,
             )
         }
     };
-    // As in `blocked_products`: small or many products whole in parallel.
-    let many = batch >= 2 * threads && per_batch < PAR_MIN_FLOPS * 64;
-    if batch > 1 && (per_batch < PAR_MIN_FLOPS * 4 || many) {
-        out.par_chunks_mut(m * n)
+    match sharing(batch, m * n * k) {
+        Sharing::WholeProducts => out
+            .par_chunks_mut(m * n)
             .enumerate()
-            .for_each(|(b, dst)| one(b, dst, Parallelism::None));
-    } else {
-        let par = if per_batch >= PAR_MIN_FLOPS && threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
-        for (b, dst) in out.chunks_mut(m * n).enumerate() {
-            one(b, dst, par);
+            .for_each(|(b, dst)| one(b, dst, Parallelism::None)),
+        Sharing::EachProduct(threads) => {
+            let par = if threads > 1 {
+                Parallelism::Rayon(threads)
+            } else {
+                Parallelism::None
+            };
+            for (b, dst) in out.chunks_mut(m * n).enumerate() {
+                one(b, dst, par);
+            }
         }
     }
     out
@@ -452,25 +453,15 @@ fn row_major_half(
             // block at column j0 of batch b's m × n output (row stride n),
             // inside `out` and exclusively borrowed.
             unsafe {
-                gemm(
-                    m,
-                    cols,
-                    k,
+                product_into(
+                    (m, cols, k),
                     dst.as_mut_ptr(),
-                    1,
-                    n as isize,
+                    (1, n),
                     bias.is_some(),
-                    l.as_ptr(),
-                    spec.lhs.col as isize,
-                    spec.lhs.row as isize,
-                    buf.as_ptr(),
-                    1,
-                    cols as isize,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
+                    l,
+                    (spec.lhs.col, spec.lhs.row),
+                    buf,
+                    (1, cols),
                     par,
                 )
             }
