@@ -92,25 +92,21 @@ pub fn attention(
 /// row-major matrix (one row per feature, keys contiguous).
 fn transpose_keys(k: &[f32], batch: usize, nk: usize, heads: usize, dh: usize) -> Vec<f32> {
     let row = heads * dh;
-    let mut kt = buffers::zeroed(batch * nk * row);
-    kt.par_chunks_mut(nk * dh)
-        .enumerate()
-        .for_each(|(bh, dst)| {
-            let (bi, h) = (bh / heads, bh % heads);
-            let src = &k[bi * nk * row + h * dh..];
-            // Tiles of 16 keys: each source row segment is read once and
-            // its 16 destination rows stay in L1 while they are written.
-            for j0 in (0..nk).step_by(16) {
-                let jn = 16.min(nk - j0);
-                for j in j0..j0 + jn {
-                    let key = &src[j * row..j * row + dh];
-                    for (d, &x) in key.iter().enumerate() {
-                        dst[d * nk + j] = x;
-                    }
+    buffers::computed_rows(batch * nk * row, nk * dh, |bh, dst| {
+        let (bi, h) = (bh / heads, bh % heads);
+        let src = &k[bi * nk * row + h * dh..];
+        // Tiles of 16 keys: each source row segment is read once and
+        // its 16 destination rows stay in L1 while they are written.
+        for j0 in (0..nk).step_by(16) {
+            let jn = 16.min(nk - j0);
+            for j in j0..j0 + jn {
+                let key = &src[j * row..j * row + dh];
+                for (d, &x) in key.iter().enumerate() {
+                    dst[d * nk + j] = x;
                 }
             }
-        });
-    kt
+        }
+    })
 }
 
 /// One block of `qb` queries against all keys, every head.

@@ -63,6 +63,20 @@ pub(crate) fn computed<T: Copy + Default + Send + Sync>(
     })
 }
 
+/// [`computed`] one row at a time: `fill(i, row)` gets row `i`, zeroed.
+pub(crate) fn computed_rows<T: Copy + Default + Send + Sync>(
+    len: usize,
+    row: usize,
+    fill: impl Fn(usize, &mut [T]) + Sync + Send,
+) -> Vec<T> {
+    let row = row.max(1);
+    computed(len, row, |first_row, chunk| {
+        for (i, dst) in chunk.chunks_mut(row).enumerate() {
+            fill(first_row + i, dst);
+        }
+    })
+}
+
 /// A vector of `len` elements initialised by `fill(start, chunk)` over
 /// chunks of whole rows of `row` elements, about `chunk` elements each, in
 /// parallel when it is large. `fill` must write every element of the chunk
@@ -134,6 +148,12 @@ mod tests {
             for (i, r) in v.chunks(row).enumerate() {
                 assert!(r.iter().all(|&x| x == i as f32), "row {i} of {rows}x{row}");
             }
+            let by_row: Vec<f32> = computed_rows(rows * row, row, |i, r: &mut [f32]| {
+                assert_eq!(r.len(), row);
+                assert!(r.iter().all(|&x| x == 0.0));
+                r.fill(i as f32);
+            });
+            assert_eq!(by_row, v);
         }
     }
 }

@@ -292,11 +292,11 @@ fn pad_frame_major(
     let hp = height + 2 * ph;
     let wp = width + 2 * pw;
     let plane = hp * wp;
-    let mut padded = buffers::zeroed(batch * padded_frames * ci * plane);
-    padded
-        .par_chunks_mut(ci * plane)
-        .enumerate()
-        .for_each(|(bp, frame)| {
+    // The borders stay as handed over: zero.
+    buffers::computed_rows(
+        batch * padded_frames * ci * plane,
+        ci * plane,
+        |bp, frame| {
             let b = bp / padded_frames;
             let p = bp % padded_frames;
             let t = p.saturating_sub(pad_front).min(frames - 1);
@@ -309,8 +309,8 @@ fn pad_frame_major(
                         .copy_from_slice(&src_plane[y * width..(y + 1) * width]);
                 }
             }
-        });
-    padded
+        },
+    )
 }
 
 /// Direct (slow, obviously correct) convolution used to check the fast one.

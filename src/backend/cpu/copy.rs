@@ -15,16 +15,16 @@ fn gather<T: Copy + Send + Sync + Default>(src: &[T], layout: &Layout) -> Result
     }
     let inner = layout.dims().last().copied().unwrap_or(1).max(1);
     let inner_stride = layout.strides().last().copied().unwrap_or(0);
-    // Whole rows per task, each zeroed and gathered by the same thread.
-    let out = buffers::computed(count, inner, |first_row, chunk: &mut [T]| {
-        for (i, row) in chunk.chunks_mut(inner).enumerate() {
-            let base = layout.row_offset(first_row + i);
-            for (j, o) in row.iter_mut().enumerate() {
+    Ok(buffers::computed_rows(
+        count,
+        inner,
+        |row, dst: &mut [T]| {
+            let base = layout.row_offset(row);
+            for (j, o) in dst.iter_mut().enumerate() {
                 *o = src[base + j * inner_stride];
             }
-        }
-    });
-    Ok(out)
+        },
+    ))
 }
 
 /// A contiguous copy of any view, same dtype.

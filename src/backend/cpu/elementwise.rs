@@ -100,20 +100,18 @@ pub fn binary(op: BinaryOp, lhs: Operand<'_>, rhs: Operand<'_>) -> Result<Vec<f3
         });
     }
     let inner = dims.last().copied().unwrap_or(1).max(1);
-    let out = buffers::computed(lhs.layout.elem_count(), inner, |first_row, chunk| {
-        for (i, o) in chunk.chunks_mut(inner).enumerate() {
-            let row = first_row + i;
-            match (l.row(row, inner), r.row(row, inner)) {
-                (Some(a), Some(b)) => simd::binary_row(op, o, a, b),
-                _ => {
-                    for (j, o) in o.iter_mut().enumerate() {
-                        *o = apply_binary(op, l.at(row, j), r.at(row, j));
-                    }
+    Ok(buffers::computed_rows(
+        lhs.layout.elem_count(),
+        inner,
+        |row, o| match (l.row(row, inner), r.row(row, inner)) {
+            (Some(a), Some(b)) => simd::binary_row(op, o, a, b),
+            _ => {
+                for (j, o) in o.iter_mut().enumerate() {
+                    *o = apply_binary(op, l.at(row, j), r.at(row, j));
                 }
             }
-        }
-    });
-    Ok(out)
+        },
+    ))
 }
 
 /// Shared shape of the fused row-wise ops: `x` contiguous, the other
@@ -144,17 +142,13 @@ fn fused_rows(
             "operands need a unit last stride",
         ));
     }
-    let out = buffers::computed(xs.len(), inner, |first_row, chunk| {
-        for (i, o) in chunk.chunks_mut(inner).enumerate() {
-            let row = first_row + i;
-            let xr = &xs[row * inner..(row + 1) * inner];
-            // Checked above: unit last stride, so rows are slices.
-            if let (Some(ar), Some(br)) = (a.row(row, inner), b.row(row, inner)) {
-                f(o, xr, ar, br);
-            }
+    Ok(buffers::computed_rows(xs.len(), inner, |row, o| {
+        let xr = &xs[row * inner..(row + 1) * inner];
+        // Checked above: unit last stride, so rows are slices.
+        if let (Some(ar), Some(br)) = (a.row(row, inner), b.row(row, inner)) {
+            f(o, xr, ar, br);
         }
-    });
-    Ok(out)
+    }))
 }
 
 pub fn modulate(x: Operand<'_>, shift: Operand<'_>, scale: Operand<'_>) -> Result<Vec<f32>> {

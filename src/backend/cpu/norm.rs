@@ -4,12 +4,7 @@ use super::{buffers, simd};
 
 fn rows(src: &[f32], dim: usize, f: impl Fn(&[f32], &mut [f32]) + Sync + Send) -> Vec<f32> {
     let dim = dim.max(1);
-    buffers::computed(src.len(), dim, |first_row, chunk| {
-        let src = &src[first_row * dim..first_row * dim + chunk.len()];
-        for (o, x) in chunk.chunks_mut(dim).zip(src.chunks(dim)) {
-            f(x, o);
-        }
-    })
+    buffers::computed_rows(src.len(), dim, |row, o| f(&src[row * dim..][..dim], o))
 }
 
 /// Sum with eight independent accumulators so the loop vectorises.

@@ -44,27 +44,22 @@ pub fn space_to_depth(
     let (to, ho, wo) = (frames / ft, height / fh, width / fw);
     let out_channels = channels * ft * fh * fw;
     let plane_out = to * ho * wo;
-    let mut out = buffers::zeroed(batch * out_channels * plane_out);
-    out.par_chunks_mut(plane_out.max(1))
-        .take(batch * out_channels)
-        .enumerate()
-        .for_each(|(bo, dst)| {
-            let b = bo / out_channels;
-            let oc = bo % out_channels;
-            let (c, sub) = split_channel(oc, factors, order);
-            let [a, i, j] = sub;
-            let src_base = (b * channels + c) * frames * height * width;
-            for t in 0..to {
-                for y in 0..ho {
-                    let src_row = src_base + ((t * ft + a) * height + y * fh + i) * width + j;
-                    let dst_row = &mut dst[(t * ho + y) * wo..(t * ho + y + 1) * wo];
-                    for (xo, d) in dst_row.iter_mut().enumerate() {
-                        *d = x[src_row + xo * fw];
-                    }
+    buffers::computed_rows(batch * out_channels * plane_out, plane_out, |bo, dst| {
+        let b = bo / out_channels;
+        let oc = bo % out_channels;
+        let (c, sub) = split_channel(oc, factors, order);
+        let [a, i, j] = sub;
+        let src_base = (b * channels + c) * frames * height * width;
+        for t in 0..to {
+            for y in 0..ho {
+                let src_row = src_base + ((t * ft + a) * height + y * fh + i) * width + j;
+                let dst_row = &mut dst[(t * ho + y) * wo..(t * ho + y + 1) * wo];
+                for (xo, d) in dst_row.iter_mut().enumerate() {
+                    *d = x[src_row + xo * fw];
                 }
             }
-        });
-    out
+        }
+    })
 }
 
 /// `[b, c*ft*fh*fw, t, h, w]` -> `[b, c, t*ft - drop_front, h*fh, w*fw]`,
@@ -91,33 +86,26 @@ pub fn depth_to_space(
     let (to, ho, wo) = (frames * ft - drop_front, height * fh, width * fw);
     let plane_out = to * ho * wo;
     let plane_in = frames * height * width;
-    let mut out = buffers::zeroed(batch * channels * plane_out);
-    out.par_chunks_mut(plane_out.max(1))
-        .take(batch * channels)
-        .enumerate()
-        .for_each(|(bc, dst)| {
-            let b = bc / channels;
-            let c = bc % channels;
-            for t_out in 0..to {
-                let tf = t_out + drop_front;
-                let (t, a) = (tf / ft, tf % ft);
-                for y_out in 0..ho {
-                    let (y, i) = (y_out / fh, y_out % fh);
-                    let dst_row =
-                        &mut dst[(t_out * ho + y_out) * wo..(t_out * ho + y_out + 1) * wo];
-                    for j in 0..fw {
-                        let ic = sub_channel(order, c, [a, i, j], factors);
-                        let src_row = &x
-                            [(b * in_channels + ic) * plane_in + (t * height + y) * width..]
-                            [..width];
-                        for (xi, v) in src_row.iter().enumerate() {
-                            dst_row[xi * fw + j] = *v;
-                        }
+    buffers::computed_rows(batch * channels * plane_out, plane_out, |bc, dst| {
+        let b = bc / channels;
+        let c = bc % channels;
+        for t_out in 0..to {
+            let tf = t_out + drop_front;
+            let (t, a) = (tf / ft, tf % ft);
+            for y_out in 0..ho {
+                let (y, i) = (y_out / fh, y_out % fh);
+                let dst_row = &mut dst[(t_out * ho + y_out) * wo..(t_out * ho + y_out + 1) * wo];
+                for j in 0..fw {
+                    let ic = sub_channel(order, c, [a, i, j], factors);
+                    let src_row =
+                        &x[(b * in_channels + ic) * plane_in + (t * height + y) * width..][..width];
+                    for (xi, v) in src_row.iter().enumerate() {
+                        dst_row[xi * fw + j] = *v;
                     }
                 }
             }
-        });
-    out
+        }
+    })
 }
 
 /// Mean of each run of `group` consecutive channels:
@@ -131,23 +119,18 @@ pub fn group_mean_channels(x: &[f32], dims: [usize; 3], group: usize) -> Vec<f32
     );
     assert!(group > 0 && channels % group == 0, "group_mean group size");
     let out_channels = channels / group;
-    let mut out = buffers::zeroed(batch * out_channels * positions);
     let inv = 1.0 / group as f32;
-    out.par_chunks_mut(positions.max(1))
-        .take(batch * out_channels)
-        .enumerate()
-        .for_each(|(bo, dst)| {
-            let src = &x[bo * group * positions..(bo + 1) * group * positions];
-            for g in src.chunks_exact(positions) {
-                for (d, v) in dst.iter_mut().zip(g) {
-                    *d += v;
-                }
+    buffers::computed_rows(batch * out_channels * positions, positions, |bo, dst| {
+        let src = &x[bo * group * positions..(bo + 1) * group * positions];
+        for g in src.chunks_exact(positions) {
+            for (d, v) in dst.iter_mut().zip(g) {
+                *d += v;
             }
-            for d in dst.iter_mut() {
-                *d *= inv;
-            }
-        });
-    out
+        }
+        for d in dst.iter_mut() {
+            *d *= inv;
+        }
+    })
 }
 
 /// `dst[b, k, p] += src[b, k % src_channels, p]`: adds a residual with fewer
