@@ -226,11 +226,23 @@ fn peak_mib(frames: u32) -> f64 {
 
 /// Memory flat in length: 400 frames (17 windows) peak within 10 % of 100
 /// (4 windows). Frames held for the whole shot would add 47 KiB each, about
-/// 14 MiB between the two, over a peak of under 20 MiB.
+/// 14 MiB between the two, over a peak of about 50 MiB.
+///
+/// Each length's peak is the median of three runs: with mimalloc (the
+/// allocator `genfx` ships with) one run's peak moves by up to ±4 MiB with
+/// how the threads' freed blocks happen to be held when the peak comes
+/// (measured: 49.8–51.7 MiB at 100 frames, 49.9–54.0 at 400, 50.3 at
+/// 1 200), which once put a single 400-frame run 11 % over a single
+/// 100-frame one. The median is the same for a shot that holds its frames.
 #[test]
 fn peak_memory_does_not_grow_with_the_shots_length() {
-    let short = peak_mib(100);
-    let long = peak_mib(400);
+    let median_peak = |frames| {
+        let mut peaks = [peak_mib(frames), peak_mib(frames), peak_mib(frames)];
+        peaks.sort_by(f64::total_cmp);
+        peaks[1]
+    };
+    let short = median_peak(100);
+    let long = median_peak(400);
     assert!(
         long <= short * 1.10,
         "peak memory {long} MiB for 400 frames, {short} MiB for 100"
